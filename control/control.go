@@ -1,0 +1,134 @@
+// Package control is Meridian's control plane: the management REST API
+// (workspace, imports, tokens, accounts) on net/http. It reaches the
+// other components only through the metadata database, the broker and
+// HTTP.
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/config"
+	"github.com/meridian-gis/meridian/internal/httpserver"
+	"github.com/meridian-gis/meridian/internal/obs"
+)
+
+// Config configures the control plane.
+type Config struct {
+	// Addr to listen on. Default: 127.0.0.1:8082.
+	Addr string `json:"addr,omitempty" env:"MERIDIAN_CONTROL_ADDR"`
+	// RequestTimeout bounds one API request's database work. Default: 30s.
+	RequestTimeout config.Duration `json:"request_timeout,omitempty" env:"MERIDIAN_CONTROL_REQUEST_TIMEOUT"`
+	// ShutdownTimeout bounds the graceful drain. Default: 20s.
+	ShutdownTimeout config.Duration `json:"shutdown_timeout,omitempty" env:"MERIDIAN_CONTROL_SHUTDOWN_TIMEOUT"`
+}
+
+// SetDefaults fills zero fields.
+func (c *Config) SetDefaults() {
+	if c.Addr == "" {
+		c.Addr = "127.0.0.1:8082"
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = config.Duration(30 * time.Second)
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = config.Duration(20 * time.Second)
+	}
+}
+
+// Validate reports every problem in c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.RequestTimeout < 0 {
+		errs = append(errs, errors.New("control request_timeout: must not be negative (MERIDIAN_CONTROL_REQUEST_TIMEOUT)"))
+	}
+	return errors.Join(errs...)
+}
+
+// Deps are the control plane's collaborators, built by main.
+type Deps struct {
+	// Log receives logs. Required.
+	Log *slog.Logger
+	// Meta is the metadata database. Required.
+	Meta *pgxpool.Pool
+	// Broker publishes jobs and events. Optional until a route needs it.
+	Broker broker.Broker
+	// Metrics registry. Optional.
+	Metrics *prometheus.Registry
+	// Version is reported by /api/version.
+	Version string
+}
+
+// Server is the control plane's HTTP server.
+type Server struct {
+	cfg    Config
+	d      Deps
+	health *obs.Health
+	mux    *http.ServeMux
+}
+
+// New builds the server and its routes.
+func New(cfg Config, d Deps) (*Server, error) {
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if d.Log == nil || d.Meta == nil {
+		return nil, errors.New("control: Log and Meta are required")
+	}
+	s := &Server{cfg: cfg, d: d, health: obs.NewHealth(), mux: http.NewServeMux()}
+	s.health.Add("metadata_db", func(ctx context.Context) error { return d.Meta.Ping(ctx) })
+	s.health.Mount(s.mux, d.Metrics)
+	s.mux.HandleFunc("GET /api/version", s.version)
+	s.mux.HandleFunc("/api/", s.notFound)
+	return s, nil
+}
+
+// Handler returns the server's routes (for tests).
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Run listens on Config.Addr and serves until ctx ends, then drains.
+func (s *Server) Run(ctx context.Context) error {
+	srv, err := httpserver.Listen(httpserver.Config{Addr: s.cfg.Addr, ShutdownTimeout: s.cfg.ShutdownTimeout.D()}, s.mux, s.d.Log)
+	if err != nil {
+		return err
+	}
+	return srv.Run(ctx, s.health.SetDraining)
+}
+
+func (s *Server) version(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"version": s.d.Version})
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	writeError(w, apiError{Status: http.StatusNotFound, Code: "NOT_FOUND", Msg: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
+}
+
+// apiError is an error answer: Msg goes to the client, Err only to logs.
+type apiError struct {
+	Status int
+	Code   string
+	Msg    string
+	Err    error
+}
+
+func (e apiError) Error() string { return e.Msg }
+
+func writeError(w http.ResponseWriter, e apiError) {
+	writeJSON(w, e.Status, map[string]any{"error": e.Msg, "status": e.Status, "code": e.Code})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}

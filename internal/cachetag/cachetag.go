@@ -1,0 +1,106 @@
+// Package cachetag defines the cache-tag contract between origins (the
+// tiles engine, the control plane) and the edge cache: which tags exist,
+// how they are spelled, and how they travel in the Surrogate-Key response
+// header (space-separated, as Fastly does). Purges and invalidation
+// messages name the same tags.
+//
+// Tags:
+//
+//	src:<conn>/<schema.table>   one source (table) of a connection
+//	conn:<conn>                 everything served from a connection
+//	map:<id>                    one saved map
+//	org:<id>                    everything of an organization
+package cachetag
+
+import (
+	"errors"
+	"strings"
+)
+
+// Header is the response header that carries tags from origin to edge. The
+// edge strips it before answering the client.
+const Header = "Surrogate-Key"
+
+// MaxTagLen bounds one tag; longer ones are refused by Valid.
+const MaxTagLen = 512
+
+// ErrInvalid is returned for a malformed tag.
+var ErrInvalid = errors.New("cachetag: invalid tag")
+
+// Source returns the tag of table (schema.table) on connection conn.
+// Names are lower-cased as PostgreSQL folds unquoted identifiers, so that
+// "Public.Countries" and "public.countries" purge the same entries.
+func Source(conn, table string) string {
+	return "src:" + strings.ToLower(conn) + "/" + strings.ToLower(table)
+}
+
+// Conn returns the tag of every source of connection conn.
+func Conn(conn string) string { return "conn:" + strings.ToLower(conn) }
+
+// Map returns the tag of a saved map.
+func Map(id string) string { return "map:" + id }
+
+// Org returns the tag of an organization.
+func Org(id string) string { return "org:" + id }
+
+// Valid reports whether tag can travel in a Surrogate-Key header: not
+// empty, not longer than MaxTagLen, no spaces or control characters.
+func Valid(tag string) bool {
+	if tag == "" || len(tag) > MaxTagLen {
+		return false
+	}
+	for i := 0; i < len(tag); i++ {
+		if c := tag[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// Join renders tags as a Surrogate-Key header value.
+func Join(tags ...string) string { return strings.Join(tags, " ") }
+
+// Split parses a Surrogate-Key header value, dropping invalid and duplicate
+// tags and keeping at most max tags (max <= 0: no limit). It tolerates
+// commas as separators too, since some origins send them.
+func Split(v string, max int) []string {
+	var out []string
+	for len(v) > 0 {
+		i := strings.IndexAny(v, " ,\t")
+		var t string
+		if i < 0 {
+			t, v = v, ""
+		} else {
+			t, v = v[:i], v[i+1:]
+		}
+		if !Valid(t) || contains(out, t) {
+			continue
+		}
+		if max > 0 && len(out) == max {
+			break
+		}
+		out = append(out, t)
+	}
+	return out
+}
+
+func contains(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// Invalidation is the message published on the broker's invalidations
+// topic: purge every entry carrying any of Tags on every node.
+type Invalidation struct {
+	// Tags to purge.
+	Tags []string `json:"tags"`
+	// Soft marks entries stale (served while one request refetches)
+	// instead of removing them.
+	Soft bool `json:"soft,omitempty"`
+	// Reason is free text for logs ("import imp_123 finished").
+	Reason string `json:"reason,omitempty"`
+}
