@@ -1,0 +1,60 @@
+# Meridian. The two commands:
+#
+#   make run    build bin/meridian and run it with a private PostgreSQL and
+#               demo data (internal/devrun); prints the URL and a demo token
+#   make test   go vet, then every test with the race detector against a
+#               throwaway PostgreSQL cluster (internal/pgcluster/withpg)
+#
+# Both first install missing Debian packages when run as root
+# (scripts/ensure-deps.sh; a no-op on a prepared machine).
+
+GO       ?= go
+VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -X main.version=$(VERSION)
+# Narrowing: `make test PKGS=./tiles/... TESTFLAGS='-run TestX -v'`;
+# `make run RUNFLAGS=-prepare-only` (database and demo data only).
+PKGS      ?= ./...
+TESTFLAGS ?=
+RUNFLAGS  ?=
+
+# The shared geodata, for the demo data and for tests that load real files.
+export MERIDIAN_TESTDATA ?= $(abspath ../shared/data)
+
+.PHONY: all build run test bench deps fmt lint clean
+
+all: build
+
+deps:
+	@scripts/ensure-deps.sh core build
+
+build:
+	$(GO) build -ldflags "$(LDFLAGS)" -o bin/meridian ./edge
+
+run: deps build
+	$(GO) build -o bin/devrun ./internal/devrun
+	./bin/devrun $(RUNFLAGS)
+
+# MERIDIAN_REQUIRE_DB turns "skipped: no database" into a failure, so a
+# broken harness cannot pass as all-skipped. go test's own output is
+# printed as is (CI reads its closing lines).
+test: deps
+	$(GO) vet $(PKGS)
+	MERIDIAN_REQUIRE_DB=1 $(GO) run ./internal/pgcluster/withpg -- $(GO) test -race $(TESTFLAGS) $(PKGS)
+
+bench: build
+	@scripts/ensure-deps.sh core build bench
+	$(GO) run ./bench/cmd/bench -scenarios all -rounds 5
+
+fmt:
+	$(GO) fmt ./...
+
+# gofmt must have nothing to say, and go vet must pass.
+lint:
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './.git/*' -not -path '*/testdata/*' -not -path '*/node_modules/*')); \
+	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt (make fmt):"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Keeps .meridian/: it holds the local database and the secret key that
+# seals stored connection credentials. Remove it by hand to start over.
+clean:
+	rm -rf bin/ coverage.out

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# ensure-deps.sh — install the Debian packages Meridian's make targets need,
+# and only those that are missing. On a prepared machine it runs one
+# dpkg-query and exits, so `make run` and `make test` can call it every time.
+#
+# usage: scripts/ensure-deps.sh [group...]      (default: core build)
+#
+#   core   PostgreSQL 15 + PostGIS 3 (private clusters), GDAL (ogr2ogr)
+#   build  C toolchain for `go test -race` (cgo), make, git
+#   bench  load generator for `make bench`
+#
+# As root it runs `apt-get update` (once, and only when something is
+# missing) and `apt-get install`; otherwise it uses `sudo -n` when that
+# works without a password, else it prints the command to run and fails.
+# MERIDIAN_SKIP_DEPS=1 skips every check (for non-Debian machines that
+# provide the tools themselves).
+set -euo pipefail
+
+if [[ "${MERIDIAN_SKIP_DEPS:-}" == 1 ]]; then
+	exit 0
+fi
+
+groups=("$@")
+if [[ ${#groups[@]} -eq 0 ]]; then
+	groups=(core build)
+fi
+
+pkgs=()
+for g in "${groups[@]}"; do
+	case "$g" in
+	core) pkgs+=(postgresql-15 postgresql-15-postgis-3 gdal-bin) ;;
+	build) pkgs+=(gcc libc6-dev make git ca-certificates) ;;
+	bench) pkgs+=(wrk) ;;
+	*)
+		echo "ensure-deps: unknown group '$g' (want core, build or bench)" >&2
+		exit 2
+		;;
+	esac
+done
+
+if ! command -v dpkg-query >/dev/null 2>&1; then
+	echo "ensure-deps: not a Debian system; install by hand: ${pkgs[*]} (or set MERIDIAN_SKIP_DEPS=1)" >&2
+	exit 1
+fi
+
+# One query for all: "name status" per known package. A package removed
+# but not purged is known with status "deinstall ok config-files", which
+# `dpkg -s` alone would count as present.
+installed=$(dpkg-query -W -f='${Package} ${Status}\n' "${pkgs[@]}" 2>/dev/null | awk '$NF == "installed" { print $1 }' || true)
+missing=()
+for p in "${pkgs[@]}"; do
+	if ! grep -qx -- "$p" <<<"$installed"; then
+		missing+=("$p")
+	fi
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+	exit 0
+fi
+
+sudo=()
+if [[ $(id -u) -ne 0 ]]; then
+	if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+		sudo=(sudo -n)
+	else
+		echo "ensure-deps: missing Debian packages: ${missing[*]}" >&2
+		echo "ensure-deps: run as root: apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+		exit 1
+	fi
+fi
+
+echo "ensure-deps: installing ${missing[*]}" >&2
+
+# Meridian runs its own private clusters (internal/pgcluster): keep the
+# postgresql package from creating and starting a system cluster on :5432.
+# createcluster.conf reads createcluster.d/, so no packaged file is edited.
+if [[ " ${missing[*]} " == *" postgresql-"* ]] && [[ ! -d /etc/postgresql ]]; then
+	"${sudo[@]}" mkdir -p /etc/postgresql-common/createcluster.d
+	echo "create_main_cluster = false" | "${sudo[@]}" tee /etc/postgresql-common/createcluster.d/meridian.conf >/dev/null
+fi
+
+export DEBIAN_FRONTEND=noninteractive
+"${sudo[@]}" apt-get update -q
+"${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
