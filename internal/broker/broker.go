@@ -16,15 +16,22 @@
 //     subscriber was running.
 //   - Handler returning nil acks; returning an error nacks: the message is
 //     redelivered after a backoff. After MaxAttempts failed deliveries it
-//     goes to the dead-letter store instead.
+//     goes to the dead-letter store instead. A handler that panics nacks
+//     (the driver recovers and logs the panic).
 //   - A subscriber that dies mid-message (crash, lost lease) causes a
 //     redelivery, and the redelivered Message has Attempt > 1, so handlers
-//     can tell and stay idempotent.
+//     can tell and stay idempotent. A first delivery (Attempt == 1) happens
+//     at most once per message and subscription.
+//   - Order is not guaranteed.
+//
+// Topic and subscription names are 1 to 64 characters from [A-Za-z0-9._-],
+// starting with a letter or digit (ValidName).
 package broker
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 )
 
@@ -48,10 +55,45 @@ var Topics = []string{TopicInvalidations, TopicTokenRevocations, TopicImports, T
 
 // Errors shared by drivers.
 var (
-	ErrClosed         = errors.New("broker: closed")
-	ErrUnknownTopic   = errors.New("broker: unknown topic")
+	// ErrClosed is returned by every call on a closed Broker.
+	ErrClosed = errors.New("broker: closed")
+	// ErrUnknownTopic is returned for an empty or malformed topic name.
+	ErrUnknownTopic = errors.New("broker: unknown topic")
+	// ErrBadSubscription is returned for a Subscription with a missing or
+	// malformed name or topic, a nil handler, or a name that already
+	// exists on another topic.
 	ErrBadSubscription = errors.New("broker: bad subscription")
 )
+
+// MaxNameLen is the longest topic or subscription name.
+const MaxNameLen = 64
+
+// ValidName reports whether s is a valid topic or subscription name: 1 to
+// MaxNameLen characters from [A-Za-z0-9._-], the first a letter or digit.
+func ValidName(s string) bool {
+	if s == "" || len(s) > MaxNameLen {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		case (c == '.' || c == '_' || c == '-') && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// CheckTopic returns an error wrapping ErrUnknownTopic unless topic is a
+// valid name.
+func CheckTopic(topic string) error {
+	if !ValidName(topic) {
+		return fmt.Errorf("%w: %q", ErrUnknownTopic, topic)
+	}
+	return nil
+}
 
 // Message is one delivery of a published message.
 type Message struct {
@@ -67,8 +109,12 @@ type Message struct {
 	PublishedAt time.Time
 	// Attempt counts deliveries of this message to this subscription,
 	// starting at 1. Attempt > 1 means a redelivery: an earlier delivery
-	// was nacked, timed out, or its subscriber died.
+	// was nacked, timed out, or its subscriber died. On a message returned
+	// by DeadLetters it is the number of deliveries made.
 	Attempt int
+	// LastError is the error of the last failed delivery. It is set only
+	// on messages returned by DeadLetters.
+	LastError string
 }
 
 // Redelivered reports whether an earlier delivery of m to the same
@@ -92,7 +138,9 @@ type Subscription struct {
 	// redelivered elsewhere. Drivers extend it while the handler runs.
 	// Default: 30s.
 	AckDeadline time.Duration
-	// MaxAttempts before a message is dead-lettered. Default: 5.
+	// MaxAttempts is how many deliveries a message gets: when the handler
+	// fails on attempt MaxAttempts (or a delivery would exceed it, after
+	// lost leases), the message goes to the dead letters. Default: 5.
 	MaxAttempts int
 	// MinBackoff and MaxBackoff bound the exponential retry delay after a
 	// nack. Defaults: 1s and 1m.
@@ -104,6 +152,18 @@ type Subscription struct {
 	// seen for this long (for per-node fan-out subscriptions of nodes that
 	// are gone). Zero: never.
 	ExpireAfter time.Duration
+}
+
+// Validate checks the names; it returns an error wrapping
+// ErrBadSubscription.
+func (s Subscription) Validate() error {
+	if !ValidName(s.Name) {
+		return fmt.Errorf("%w: bad name %q", ErrBadSubscription, s.Name)
+	}
+	if !ValidName(s.Topic) {
+		return fmt.Errorf("%w %s: bad topic %q", ErrBadSubscription, s.Name, s.Topic)
+	}
+	return nil
 }
 
 // WithDefaults returns s with zero fields set to their defaults.
