@@ -92,5 +92,3 @@ func runMigrate(ctx context.Context, cfg *Config, _ []string) error {
 	fmt.Printf("applied migrations %v\n", applied)
 	return nil
 }
-
-

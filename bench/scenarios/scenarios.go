@@ -16,6 +16,7 @@ func Register(r *bench.Registry) error {
 	return errors.Join(
 		r.Register(newHTTPFloor),
 		r.Register(newWrkVsLoadgen),
+		r.Register(newBrokerLatency),
 	)
 }
 

@@ -114,6 +114,9 @@ func Open(ctx context.Context, dir string, o Options) (*Cluster, error) {
 		args = append(args, "--no-sync")
 	}
 	if out, err := c.run(ctx, "initdb", args...); err != nil {
+		if errors.Is(err, os.ErrPermission) && c.cred != nil {
+			return nil, fmt.Errorf("initdb in %s: %w (the postgres user must be able to enter every parent folder)", dir, err)
+		}
 		return nil, fmt.Errorf("initdb in %s: %w\n%s", dir, err, out)
 	}
 	conf := "listen_addresses = '127.0.0.1'\nunix_socket_directories = ''\nmax_connections = 200\nshared_buffers = 256MB\n"
