@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meridian-gis/meridian/control"
+	"github.com/meridian-gis/meridian/internal/broker/brokerconfig"
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/obs"
 	"github.com/meridian-gis/meridian/internal/secret"
@@ -39,31 +40,12 @@ type Config struct {
 	// MetaMaxConns caps connections to the metadata database. Default: 10.
 	MetaMaxConns int32 `json:"meta_max_conns,omitempty" env:"MERIDIAN_META_MAX_CONNS"`
 
-	Log     obs.LogConfig  `json:"log"`
-	Broker  BrokerConfig   `json:"broker"`
-	Edge    EdgeConfig     `json:"edge"`
-	Control control.Config `json:"control"`
-	Worker  workers.Config `json:"worker"`
-	Tiles   tilesConfig    `json:"tiles"`
-}
-
-// BrokerConfig chooses and configures the message broker.
-type BrokerConfig struct {
-	// Driver is "postgres" (messages in the metadata database; no extra
-	// server) or "pubsub" (Google Cloud Pub/Sub). Default: postgres.
-	Driver string `json:"driver,omitempty" env:"MERIDIAN_BROKER"`
-	// PubSubProject is the Google Cloud project (pubsub driver). Required
-	// with that driver.
-	PubSubProject string `json:"pubsub_project,omitempty" env:"MERIDIAN_PUBSUB_PROJECT"`
-	// PubSubEndpoint overrides the Pub/Sub endpoint, e.g. an emulator's
-	// host:port (PUBSUB_EMULATOR_HOST is honoured too). Optional.
-	PubSubEndpoint string `json:"pubsub_endpoint,omitempty" env:"MERIDIAN_PUBSUB_ENDPOINT"`
-	// PubSubPrefix is prepended to topic and subscription names so that
-	// several deployments can share a project. Default: "meridian-".
-	PubSubPrefix string `json:"pubsub_prefix,omitempty" env:"MERIDIAN_PUBSUB_PREFIX"`
-	// PubSubInsecure talks plain text without credentials to
-	// PubSubEndpoint (emulators). Default: false.
-	PubSubInsecure bool `json:"pubsub_insecure,omitempty" env:"MERIDIAN_PUBSUB_INSECURE"`
+	Log     obs.LogConfig       `json:"log"`
+	Broker  brokerconfig.Config `json:"broker"`
+	Edge    EdgeConfig          `json:"edge"`
+	Control control.Config      `json:"control"`
+	Worker  workers.Config      `json:"worker"`
+	Tiles   tilesConfig         `json:"tiles"`
 }
 
 // EdgeConfig configures the edge (the Caddy server) under `meridian up`.
@@ -94,12 +76,7 @@ func (c *Config) setDefaults() {
 	if c.MetaMaxConns == 0 {
 		c.MetaMaxConns = 10
 	}
-	if c.Broker.Driver == "" {
-		c.Broker.Driver = "postgres"
-	}
-	if c.Broker.PubSubPrefix == "" {
-		c.Broker.PubSubPrefix = "meridian-"
-	}
+	c.Broker.SetDefaults()
 	if c.Edge.Addr == "" {
 		c.Edge.Addr = "127.0.0.1:8080"
 	}
@@ -139,14 +116,8 @@ func (c *Config) validate(n needs) error {
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		errs = append(errs, fmt.Errorf("MERIDIAN_PUBLIC_URL %q: want an absolute http(s) URL", c.PublicURL))
 	}
-	switch c.Broker.Driver {
-	case "postgres":
-	case "pubsub":
-		if c.Broker.PubSubProject == "" {
-			errs = append(errs, errors.New("MERIDIAN_PUBSUB_PROJECT is not set (required with MERIDIAN_BROKER=pubsub)"))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("MERIDIAN_BROKER %q: want postgres or pubsub", c.Broker.Driver))
+	if err := c.Broker.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	for name, addr := range map[string]string{
 		"MERIDIAN_EDGE_ADDR": c.Edge.Addr, "MERIDIAN_ADMIN_ADDR": c.Edge.AdminAddr,

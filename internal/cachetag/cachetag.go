@@ -104,3 +104,24 @@ type Invalidation struct {
 	// Reason is free text for logs ("import imp_123 finished").
 	Reason string `json:"reason,omitempty"`
 }
+
+// Authorizer decides whether the caller of the current request may receive
+// a stored response that carries tags. The edge's auth module puts one in
+// the request (under AuthorizerVar) after verifying the caller's token;
+// the cache asks it before serving a hit and goes to the origin — which
+// checks the grant itself — when it says no. It must not allocate.
+type Authorizer interface {
+	AllowTags(tags []string) bool
+}
+
+// AuthorizerVar is the Caddy request variable holding the Authorizer.
+const AuthorizerVar = "meridian.authorizer"
+
+// SourceOf splits a "src:<conn>/<table>" tag; ok is false for other tags.
+func SourceOf(tag string) (conn, table string, ok bool) {
+	rest, ok := strings.CutPrefix(tag, "src:")
+	if !ok {
+		return "", "", false
+	}
+	return strings.Cut(rest, "/")
+}

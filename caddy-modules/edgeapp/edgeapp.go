@@ -1,0 +1,182 @@
+// Package edgeapp is the Caddy app "meridian": what Meridian's edge
+// modules share in one Caddy process — the metadata database pool, the
+// broker, and a token verifier kept current (signing keys reloaded,
+// revocations applied as they arrive on the broker). Handlers reach it
+// through ctx.App("meridian"), never through a package variable.
+package edgeapp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/broker/brokerconfig"
+	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/pgdb"
+	"github.com/meridian-gis/meridian/internal/tokenstore"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// App holds the edge's connections to the rest of Meridian.
+type App struct {
+	// DatabaseURL is the metadata database: signing keys, revoked tokens,
+	// and the postgres broker's messages. Placeholders such as
+	// {env.MERIDIAN_DATABASE_URL} are expanded. Required.
+	DatabaseURL string `json:"database_url,omitempty"`
+	// Broker chooses the broker driver. Default: postgres on DatabaseURL.
+	Broker brokerconfig.Config `json:"broker,omitempty"`
+	// Node names this edge in its own fan-out subscriptions
+	// ("edge-<node>-…"). Default: the host name.
+	Node string `json:"node,omitempty"`
+	// MaxConns caps connections to the metadata database. Default: 4.
+	MaxConns int32 `json:"max_conns,omitempty"`
+	// ReloadInterval is how often signing keys and revocations are
+	// reloaded as a backstop to broker messages. Default: 30s.
+	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
+
+	log    *slog.Logger
+	pool   *pgxpool.Pool
+	broker broker.Broker
+	tokens *tokenstore.Watcher
+
+	// ctx lives from Provision to Stop; background work runs under it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     *sync.WaitGroup
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{ID: "meridian", New: func() caddy.Module { return new(App) }}
+}
+
+// Provision opens the pool and the broker and loads keys and revocations.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.log = ctx.Slogger()
+	repl := caddy.NewReplacer()
+	a.DatabaseURL = repl.ReplaceAll(a.DatabaseURL, "")
+	if a.Node == "" {
+		a.Node, _ = os.Hostname()
+	}
+	if a.MaxConns == 0 {
+		a.MaxConns = 4
+	}
+	if a.ReloadInterval == 0 {
+		a.ReloadInterval = caddy.Duration(30 * time.Second)
+	}
+	a.Broker.SetDefaults()
+	if err := a.Validate(); err != nil {
+		return err
+	}
+	pool, err := pgdb.NewPool(ctx, a.DatabaseURL, pgdb.PoolConfig{MaxConns: a.MaxConns, ApplicationName: "meridian-edge"}, a.log)
+	if err != nil {
+		return fmt.Errorf("meridian app: metadata database: %w", err)
+	}
+	a.pool = pool
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	a.wg = new(sync.WaitGroup)
+	b, err := brokerconfig.Open(ctx, a.Broker, pool, a.log)
+	if err != nil {
+		return fmt.Errorf("meridian app: %w", err)
+	}
+	a.broker = b
+	a.tokens = tokenstore.NewWatcher(tokenstore.New(pool, nil, nil), grant.NewVerifier(nil, nil, grant.VerifierConfig{}),
+		tokenstore.WatcherConfig{Interval: time.Duration(a.ReloadInterval)}, a.log)
+	if err := a.tokens.Reload(ctx); err != nil {
+		return fmt.Errorf("meridian app: loading signing keys and revocations: %w", err)
+	}
+	return nil
+}
+
+// Validate checks the configuration.
+func (a *App) Validate() error {
+	var errs []error
+	if a.DatabaseURL == "" {
+		errs = append(errs, errors.New("meridian app: database_url is required (MERIDIAN_DATABASE_URL)"))
+	}
+	if err := a.Broker.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("meridian app: %w", err))
+	}
+	if !broker.ValidName("edge-" + a.Node) {
+		errs = append(errs, fmt.Errorf("meridian app: node %q: letters, digits, '.', '_' and '-' only", a.Node))
+	}
+	return errors.Join(errs...)
+}
+
+// Start runs the periodic reload and this node's revocation subscription.
+func (a *App) Start() error {
+	a.Go("token reload", a.tokens.Run)
+	sub := broker.Subscription{
+		Topic:       broker.TopicTokenRevocations,
+		Name:        a.SubscriptionName("revocations"),
+		ExpireAfter: 7 * 24 * time.Hour,
+	}
+	a.Go("revocations", func(ctx context.Context) error {
+		return a.broker.Receive(ctx, sub, a.tokens.HandleRevocation)
+	})
+	return nil
+}
+
+// Go runs fn until the app stops; other modules use it for their own
+// background work (the cache's invalidation subscription). Call it after
+// Provision.
+func (a *App) Go(what string, fn func(context.Context) error) {
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if err := fn(a.ctx); err != nil && a.ctx.Err() == nil {
+			a.log.Error("background task stopped", "task", what, "err", err)
+		}
+	}()
+}
+
+// Stop ends the background work and waits for it.
+func (a *App) Stop() error {
+	if a.cancel != nil {
+		a.cancel()
+	}
+	if a.wg != nil {
+		a.wg.Wait()
+	}
+	return nil
+}
+
+// Cleanup closes the broker and the pool.
+func (a *App) Cleanup() error {
+	a.Stop()
+	if a.broker != nil {
+		a.broker.Close()
+	}
+	if a.pool != nil {
+		a.pool.Close()
+	}
+	return nil
+}
+
+// Tokens verifies access tokens (cached, zero-allocation on repeats).
+func (a *App) Tokens() *tokenstore.Watcher { return a.tokens }
+
+// Messages is the edge's broker connection.
+func (a *App) Messages() broker.Broker { return a.broker }
+
+// SubscriptionName names this node's own subscription for purpose.
+func (a *App) SubscriptionName(purpose string) string { return "edge-" + a.Node + "-" + purpose }
+
+// Interface guards
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,653 @@
+package httpcache
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/meridian-gis/meridian/caddy-modules/tagcache/internal/cachecontrol"
+	"github.com/meridian-gis/meridian/internal/cachetag"
+)
+
+// Handler is the next handler in the chain (caddyhttp.Handler has this
+// shape): in the edge, the reverse proxy to the origin.
+type Handler interface {
+	ServeHTTP(http.ResponseWriter, *http.Request) error
+}
+
+// HandlerFunc adapts a function to Handler.
+type HandlerFunc func(http.ResponseWriter, *http.Request) error
+
+// ServeHTTP calls f(w, r).
+func (f HandlerFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// Cache defaults.
+const (
+	DefaultHeuristicMax = 24 * time.Hour
+	DefaultFillTimeout  = time.Minute
+	DefaultMaxTags      = 256
+)
+
+// Config configures a Cache. Zero values get the documented defaults.
+type Config struct {
+	// DefaultTTL is the freshness lifetime of a heuristically cacheable
+	// response (RFC 9111 §4.2.2) that has neither explicit expiration nor
+	// Last-Modified. Default: 0 (stored only if it has a validator, and
+	// then revalidated on every use).
+	DefaultTTL time.Duration
+	// HeuristicMax caps heuristic freshness (10% of the time since
+	// Last-Modified). Default: 24h.
+	HeuristicMax time.Duration
+	// MaxEntrySize is the largest body stored; larger responses are
+	// served in full but not kept. Default and upper bound: the store's.
+	MaxEntrySize int64
+	// AuthorizationChecked declares that every request reaching the cache
+	// had its Authorization verified for this very resource by an earlier
+	// handler, so responses to such requests may be stored and served to
+	// other authorized requests without public/s-maxage/must-revalidate
+	// (RFC 9111 §3.5 otherwise). The token is never part of the key.
+	AuthorizationChecked bool
+	// StaleWhileRevalidate and StaleIfError are the windows applied when a
+	// response has no stale-while-revalidate / stale-if-error directive
+	// of its own (and no must-revalidate, proxy-revalidate, no-cache or
+	// s-maxage). Default: 0.
+	StaleWhileRevalidate time.Duration
+	StaleIfError         time.Duration
+	// DropQuery lists query parameters left out of the key. Default:
+	// DefaultDropQuery().
+	DropQuery []string
+	// FillTimeout bounds one upstream fill, which is detached from the
+	// client that triggered it so that waiters are not cancelled with it.
+	// Default: 1m.
+	FillTimeout time.Duration
+	// MaxTags caps the tags kept per entry. Default: 256.
+	MaxTags int
+
+	// Now returns the current time. Default: time.Now.
+	Now func() time.Time
+	// Prepare adapts a clone of a client request for a background
+	// refresh that outlives the client's request (in Caddy: a fresh
+	// replacer and vars). Default: none.
+	Prepare func(*http.Request) *http.Request
+	// BaseContext is cancelled when the cache is unloaded; fills in
+	// flight are cancelled with it. Default: context.Background().
+	BaseContext context.Context
+	// Logger receives debug and error logs. Default: discard.
+	Logger *slog.Logger
+}
+
+// Cache is a shared HTTP cache over a Store. See the package doc.
+type Cache struct {
+	store   *Store
+	cfg     Config
+	maxBody int64
+	keys    keyer
+	flights *flightGroup
+	log     *slog.Logger
+
+	keyBufs  sync.Pool // *[]byte
+	bodyBufs sync.Pool // *bytes.Buffer
+}
+
+// New returns a Cache using store, which may be shared by several caches.
+func New(store *Store, cfg Config) *Cache {
+	if cfg.HeuristicMax == 0 {
+		cfg.HeuristicMax = DefaultHeuristicMax
+	}
+	if cfg.FillTimeout == 0 {
+		cfg.FillTimeout = DefaultFillTimeout
+	}
+	if cfg.MaxTags == 0 {
+		cfg.MaxTags = DefaultMaxTags
+	}
+	if cfg.DropQuery == nil {
+		cfg.DropQuery = DefaultDropQuery()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.BaseContext == nil {
+		cfg.BaseContext = context.Background()
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Cache{
+		store:   store,
+		cfg:     cfg,
+		maxBody: store.maxBody(),
+		keys:    keyer{drop: cfg.DropQuery},
+		flights: newFlightGroup(),
+		log:     cfg.Logger,
+	}
+	if cfg.MaxEntrySize > 0 && cfg.MaxEntrySize < c.maxBody {
+		c.maxBody = cfg.MaxEntrySize
+	}
+	c.keyBufs.New = func() any { b := make([]byte, 0, 512); return &b }
+	c.bodyBufs.New = func() any { return new(bytes.Buffer) }
+	return c
+}
+
+// MaxBody returns the largest body this cache stores.
+func (c *Cache) MaxBody() int64 { return c.maxBody }
+
+// request holds what the cache needs from a client request.
+type request struct {
+	cc         cachecontrol.Directives
+	authorized bool // carries Authorization the cache may not ignore
+}
+
+func (c *Cache) parseRequest(r *http.Request) request {
+	rq := request{cc: cachecontrol.Parse(r.Header["Cache-Control"])}
+	if len(r.Header["Cache-Control"]) == 0 && cachecontrol.HasToken(r.Header["Pragma"], "no-cache") {
+		rq.cc.NoCache = true // RFC 9111 §5.4
+	}
+	rq.authorized = !c.cfg.AuthorizationChecked && len(r.Header["Authorization"]) > 0
+	return rq
+}
+
+// fwd is the reason a request went upstream (RFC 9211 fwd parameter).
+type fwd string
+
+const (
+	fwdURIMiss  fwd = "uri-miss"
+	fwdVaryMiss fwd = "vary-miss"
+	fwdMiss     fwd = "miss"
+	fwdStale    fwd = "stale"
+	fwdRequest  fwd = "request"
+)
+
+// ServeHTTP answers r from the cache or through next, storing what it may.
+func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next Handler) error {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodOptions, http.MethodTrace, http.MethodConnect:
+		return c.pass(w, r, next, "meridian; fwd=method")
+	default:
+		return c.serveUnsafe(w, r, next)
+	}
+	if len(r.Header["Range"]) > 0 || len(r.Header["Upgrade"]) > 0 {
+		return c.pass(w, r, next, "meridian; fwd=bypass")
+	}
+	rq := c.parseRequest(r)
+	if rq.cc.Invalid {
+		return c.pass(w, r, next, "meridian; fwd=request; detail=bad-cache-control")
+	}
+	if rq.cc.NoStore {
+		return c.pass(w, r, next, "meridian; fwd=request; detail=no-store")
+	}
+
+	kp := c.keyBufs.Get().(*[]byte)
+	defer c.keyBufs.Put(kp)
+	key := c.keys.appendPrimary((*kp)[:0], r)
+	if len(key) > maxKeyLen {
+		return c.pass(w, r, next, "meridian; fwd=bypass; detail=key-too-long")
+	}
+	primaryLen := len(key)
+	reason := fwdURIMiss
+	e := c.store.get(key)
+	if e != nil && e.kind == kindVary {
+		key = appendVary(key, e.vary, r.Header)
+		if e = c.store.get(key); e == nil {
+			reason = fwdVaryMiss
+		}
+	}
+	if cap(key) <= 2*maxKeyLen {
+		*kp = key[:0] // keep the grown buffer, not a huge one
+	}
+
+	now := c.cfg.Now().UnixNano()
+	soft := false
+	if e != nil {
+		var valid bool
+		if valid, soft = c.store.state(e); !valid {
+			e, reason = nil, fwdMiss
+		}
+	}
+	if e != nil && rq.authorized && !e.has(flagAuthOK) {
+		e, reason = nil, fwdRequest
+	}
+	if e != nil {
+		age := e.currentAge(now)
+		staleness := age - e.lifetime // >= 0: stale
+		fresh := staleness < 0 && !e.has(flagNoCache)
+		reqOK := !rq.cc.NoCache &&
+			(rq.cc.MaxAge == cachecontrol.Absent || age <= rq.cc.MaxAge*int64(time.Second)) &&
+			(rq.cc.MinFresh == cachecontrol.Absent || -staleness >= rq.cc.MinFresh*int64(time.Second))
+		switch {
+		case fresh && reqOK && !soft:
+			c.store.stats.hits.Add(1)
+			return c.serveEntry(w, r, e, now, hitFresh)
+		case fresh && reqOK && soft:
+			// Soft-purged but still fresh by HTTP: serve it while one
+			// background request refetches.
+			c.refresh(r, next, e, rq)
+			c.store.stats.stale.Add(1)
+			return c.serveEntry(w, r, e, now, hitStale)
+		case !fresh && !e.has(flagNoStale) && staleness >= 0 && !rq.cc.NoCache:
+			if rq.cc.MaxStaleAny || (rq.cc.MaxStale != cachecontrol.Absent && staleness <= rq.cc.MaxStale*int64(time.Second)) {
+				c.store.stats.stale.Add(1)
+				return c.serveEntry(w, r, e, now, hitStale)
+			}
+			if staleness < e.swr && rq.cc.MaxAge == cachecontrol.Absent && rq.cc.MinFresh == cachecontrol.Absent {
+				c.refresh(r, next, e, rq)
+				c.store.stats.stale.Add(1)
+				return c.serveEntry(w, r, e, now, hitStale)
+			}
+		}
+		if fresh {
+			reason = fwdRequest
+		} else {
+			reason = fwdStale
+		}
+	}
+	if rq.cc.OnlyIfCached {
+		w.Header()["Cache-Status"] = []string{"meridian; detail=only-if-cached"}
+		w.WriteHeader(http.StatusGatewayTimeout)
+		return nil
+	}
+	return c.fill(w, r, next, rq, string(key), string(key[:primaryLen]), e, reason)
+}
+
+type hitKind uint8
+
+const (
+	hitFresh hitKind = iota
+	hitStale
+	hitOther // status given explicitly
+)
+
+// serveEntry writes e as the response to r. On the hot path (hitFresh and
+// hitStale) it makes one allocation: the header values are copied into
+// one new slice so that later handlers may modify them in place.
+func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now int64, kind hitKind, status ...string) error {
+	h := w.Header()
+	vals := make([]string, e.nvalues+2)
+	n := 0
+	for i := range e.fields {
+		f := &e.fields[i]
+		k := copy(vals[n:], f.values)
+		h[f.name] = vals[n : n+k : n+k]
+		n += k
+	}
+	m := e.memoFor(now)
+	vals[n] = m.age
+	h["Age"] = vals[n : n+1 : n+1]
+	switch kind {
+	case hitFresh:
+		vals[n+1] = m.hit
+	case hitStale:
+		vals[n+1] = m.stale
+	default:
+		vals[n+1] = status[0]
+	}
+	h["Cache-Status"] = vals[n+1 : n+2 : n+2]
+	if e.status == http.StatusOK && (len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0) &&
+		notModified(r.Header, e.etag, e.lastModified, e.date) {
+		writeNotModified(w)
+		return nil
+	}
+	w.WriteHeader(e.status)
+	if r.Method != http.MethodHead && len(e.body) > 0 {
+		_, _ = w.Write(e.body) // a client gone away is not our error
+	}
+	return nil
+}
+
+// writeNotModified answers 304 with the header already in w, minus the
+// representation fields a 304 should not carry (RFC 9110 §15.4.5).
+func writeNotModified(w http.ResponseWriter) {
+	h := w.Header()
+	for _, k := range [...]string{"Content-Length", "Content-Type", "Content-Encoding", "Content-Language", "Content-Range", "Transfer-Encoding"} {
+		delete(h, k)
+	}
+	w.WriteHeader(http.StatusNotModified)
+}
+
+// notModified evaluates the client's If-None-Match, or else its
+// If-Modified-Since, against a response's validators (RFC 9111 §4.3.2).
+func notModified(req http.Header, etag, lastModified, date string) bool {
+	if inm := req["If-None-Match"]; len(inm) > 0 {
+		return etag != "" && etagMatchWeak(inm, etag)
+	}
+	ims, ok := singleDate(req["If-Modified-Since"])
+	if !ok {
+		return false
+	}
+	lm := lastModified
+	if lm == "" {
+		lm = date
+	}
+	t, ok := singleDate([]string{lm})
+	return ok && t <= ims
+}
+
+// etagMatchWeak reports whether any entity-tag of an If-None-Match list
+// matches etag by weak comparison, or the list is "*".
+func etagMatchWeak(lines []string, etag string) bool {
+	etag = strings.TrimPrefix(etag, "W/")
+	for _, line := range lines {
+		for line != "" {
+			var t string
+			if i := strings.IndexByte(line, ','); i >= 0 {
+				t, line = line[:i], line[i+1:]
+			} else {
+				t, line = line, ""
+			}
+			t = strings.TrimSpace(t)
+			if t == "*" || strings.TrimPrefix(t, "W/") == etag {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// usableFor reports whether a fill's result may answer a waiting request.
+func (c *Cache) usableFor(e *entry, r *http.Request, rq request) bool {
+	if e.kind != kindResponse || (rq.authorized && !e.has(flagAuthOK)) {
+		return false
+	}
+	if len(e.vary) == 0 {
+		return true
+	}
+	kp := c.keyBufs.Get().(*[]byte)
+	defer c.keyBufs.Put(kp)
+	return varyMatches(e.vary, r.Header, *kp)
+}
+
+// valid reports whether e survived every hard purge since its fill began.
+func (c *Cache) valid(e *entry) bool {
+	v, _ := c.store.state(e)
+	return v
+}
+
+// staleIfErrorOK reports whether e may be served because the origin
+// failed (RFC 5861 §4: the response's window, or the request's).
+func (c *Cache) staleIfErrorOK(e *entry, rq request) bool {
+	if e == nil || e.has(flagNoStale) {
+		return false
+	}
+	staleness := e.currentAge(c.cfg.Now().UnixNano()) - e.lifetime
+	win := e.sie
+	if rq.cc.StaleIfError != cachecontrol.Absent {
+		win = max(win, rq.cc.StaleIfError*int64(time.Second))
+	}
+	return staleness < win
+}
+
+func isServerError(code int) bool {
+	switch code {
+	case http.StatusInternalServerError, http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return true
+	}
+	return false
+}
+
+// fill forwards r upstream, coalescing with other requests for key, and
+// stores the response when it may. stale is the stored entry being
+// replaced or revalidated, if any.
+func (c *Cache) fill(w http.ResponseWriter, r *http.Request, next Handler, rq request, key, primary string, stale *entry, reason fwd) error {
+	f, leader := c.flights.join(key)
+	if !leader {
+		c.store.stats.coalesced.Add(1)
+		select {
+		case <-f.done:
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+		// A result fetched before a purge that arrived meanwhile must not
+		// answer a request that may have come after it.
+		if res := f.res; res != nil && c.usableFor(res, r, rq) && c.valid(res) {
+			st := "meridian; fwd=" + string(reason) + "; collapsed"
+			if f.staleErr {
+				st = "meridian; fwd=" + string(reason) + "; collapsed; detail=stale-if-error"
+			}
+			return c.serveEntry(w, r, res, c.cfg.Now().UnixNano(), hitOther, st)
+		}
+		return c.pass(w, r, next, "meridian; fwd="+string(reason)+"; detail=not-collapsed")
+	}
+	defer f.release(nil, false)
+	c.store.stats.misses.Add(1)
+
+	ctx, cancel := c.fillContext(r)
+	defer cancel()
+	up := c.upstreamRequest(r.Clone(ctx), stale)
+	fw := c.newFillWriter(w, r, rq, f, stale, reason, primary)
+	defer fw.close()
+	err := next.ServeHTTP(fw, up)
+	if err != nil {
+		c.store.stats.upstreamErrors.Add(1)
+		// Nothing reached the client yet in these cases.
+		switch {
+		case (!fw.wroteHeader || fw.mode == modeErrorStale) && c.staleIfErrorOK(stale, rq):
+			f.release(stale, true)
+			c.store.stats.stale.Add(1)
+			return c.serveEntry(w, r, stale, c.cfg.Now().UnixNano(), hitOther, "meridian; fwd="+string(reason)+"; detail=stale-if-error")
+		case fw.mode == modeRevalidated:
+			return c.serveEntry(w, r, stale, c.cfg.Now().UnixNano(), hitOther, "meridian; fwd="+string(reason)+"; fwd-status=304")
+		}
+		return err
+	}
+	res := fw.finish()
+	switch fw.mode {
+	case modeRevalidated:
+		st := "meridian; fwd=" + string(reason) + "; fwd-status=304"
+		if res == nil {
+			res = stale
+		}
+		return c.serveEntry(w, r, res, c.cfg.Now().UnixNano(), hitOther, st)
+	case modeErrorStale:
+		c.store.stats.stale.Add(1)
+		st := fmt.Sprintf("meridian; fwd=%s; fwd-status=%d; detail=stale-if-error", reason, fw.status)
+		return c.serveEntry(w, r, stale, c.cfg.Now().UnixNano(), hitOther, st)
+	}
+	return nil
+}
+
+// refresh starts one background fill for e's key unless one is running.
+func (c *Cache) refresh(r *http.Request, next Handler, e *entry, rq request) {
+	f, leader := c.flights.join(e.key)
+	if !leader {
+		return
+	}
+	c.store.stats.misses.Add(1)
+	ctx, cancel := c.fillContext(r)
+	up := r.Clone(ctx)
+	if c.cfg.Prepare != nil {
+		up = c.cfg.Prepare(up)
+	}
+	up = c.upstreamRequest(up, e)
+	primary := e.key
+	if i := strings.Index(primary, "\x00v"); i >= 0 {
+		primary = primary[:i]
+	}
+	fw := c.newFillWriter(nil, r.Clone(ctx), rq, f, e, fwdStale, primary)
+	go c.runBackground(fw, next, up, cancel)
+}
+
+// runBackground runs a background fill to completion.
+func (c *Cache) runBackground(fw *fillWriter, next Handler, up *http.Request, cancel context.CancelFunc) {
+	defer cancel()
+	defer fw.f.release(nil, false)
+	defer fw.close()
+	defer func() {
+		if v := recover(); v != nil && v != http.ErrAbortHandler {
+			c.log.Error("background refresh panicked", "panic", fmt.Sprint(v), "url", up.URL.String())
+		}
+	}()
+	if err := next.ServeHTTP(fw, up); err != nil {
+		c.store.stats.upstreamErrors.Add(1)
+		if c.log.Enabled(context.Background(), slog.LevelDebug) {
+			c.log.Debug("background refresh failed", "url", up.URL.String(), "error", err)
+		}
+		return
+	}
+	fw.finish()
+}
+
+// fillContext detaches a fill from its client (waiters must not fail
+// because the first client left) but bounds it by FillTimeout and the
+// cache's lifetime.
+func (c *Cache) fillContext(r *http.Request) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.FillTimeout)
+	stop := context.AfterFunc(c.cfg.BaseContext, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// conditionalFields are the client's preconditions, never forwarded on a
+// fill: the cache needs a full response to store, and evaluates them
+// itself.
+var conditionalFields = [...]string{"If-None-Match", "If-Modified-Since", "If-Match", "If-Unmodified-Since", "If-Range"}
+
+// upstreamRequest turns a clone of the client request into the fill
+// request: GET (HEAD is answered from a stored GET), no body, the cache's
+// own validators instead of the client's.
+func (c *Cache) upstreamRequest(up *http.Request, stale *entry) *http.Request {
+	up.Method = http.MethodGet
+	up.Body = http.NoBody
+	up.ContentLength = 0
+	up.GetBody = nil
+	for _, k := range conditionalFields {
+		delete(up.Header, k)
+	}
+	if stale != nil {
+		if stale.etag != "" {
+			up.Header["If-None-Match"] = []string{stale.etag}
+		}
+		if stale.lastModified != "" {
+			up.Header["If-Modified-Since"] = []string{stale.lastModified}
+		}
+	}
+	return up
+}
+
+// storeResponse builds and stores the entry for a response; it returns
+// nil when the response cannot be stored after all.
+//
+// Responses without Vary are stored under primary (replacing a Vary
+// index); responses with Vary under primary plus the request's values of
+// the Vary fields, with a Vary index under primary.
+func (c *Cache) storeResponse(p *plan, status int, h http.Header, body []byte, clientReq *http.Request, primary string, seq uint64, reqTime, respTime int64, tagSlots []uint32) *entry {
+	d := draft{
+		kind:       kindResponse,
+		flags:      p.flags,
+		status:     status,
+		reqTime:    reqTime,
+		respTime:   respTime,
+		initialAge: p.initialAge,
+		lifetime:   p.lifetime,
+		swr:        p.swr,
+		sie:        p.sie,
+		seq:        seq,
+		header:     storedHeader(h, len(body), status),
+		body:       body,
+	}
+	d.slots = c.store.pathSlots(clientReq.URL.EscapedPath(), make([]uint32, 0, MaxPrefixDepth+2+len(p.tags)))
+	d.npseudo = len(d.slots)
+	if tagSlots != nil {
+		d.slots = append(d.slots, tagSlots...)
+	} else {
+		for _, t := range p.tags {
+			d.slots = append(d.slots, c.store.slot(t))
+		}
+	}
+	d.key = primary
+	if p.hasVary {
+		vk := appendVary([]byte(primary), p.vary, clientReq.Header)
+		d.key = string(vk)
+		d.vary = p.vary
+	}
+	e, err := d.encode()
+	if err == nil {
+		err = c.store.put(e)
+	}
+	if err != nil {
+		c.store.stats.uncacheable.Add(1)
+		c.log.Debug("not storing response", "key", d.key, "error", err)
+		return nil
+	}
+	if p.hasVary {
+		names := make([]varyField, len(p.vary))
+		for i, v := range p.vary {
+			names[i].name = v.name
+		}
+		idx := draft{kind: kindVary, key: primary, vary: names, seq: seq, reqTime: reqTime, respTime: respTime}
+		if ie, err := idx.encode(); err == nil {
+			_ = c.store.put(ie)
+		}
+	}
+	return e
+}
+
+// serveUnsafe forwards a request with an unsafe (or unknown) method and,
+// on a non-error response, invalidates its URL and the same-host URLs in
+// Location and Content-Location (RFC 9111 §4.4).
+func (c *Cache) serveUnsafe(w http.ResponseWriter, r *http.Request, next Handler) error {
+	sw := &passWriter{ResponseWriter: w, status: "meridian; fwd=method"}
+	err := next.ServeHTTP(sw, r)
+	if err != nil || sw.code < 200 || sw.code >= 400 {
+		return err
+	}
+	c.invalidate(r, r.URL.String())
+	for _, k := range [...]string{"Location", "Content-Location"} {
+		if v := w.Header().Get(k); v != "" {
+			c.invalidate(r, v)
+		}
+	}
+	return nil
+}
+
+// invalidate purges the path of target if it is on r's host.
+func (c *Cache) invalidate(r *http.Request, target string) {
+	host, path, err := urlPath(target)
+	if err != nil || (host != "" && !strings.EqualFold(host, r.Host)) {
+		return
+	}
+	if !strings.HasPrefix(path, "/") { // relative reference
+		base := r.URL.EscapedPath()
+		path = base[:strings.LastIndexByte(base, '/')+1] + path
+	}
+	c.store.PurgePath(path, false)
+	c.store.stats.invalid.Add(1)
+}
+
+// pass forwards r without storing, stripping Surrogate-Key from the
+// response and adding status to Cache-Status.
+func (c *Cache) pass(w http.ResponseWriter, r *http.Request, next Handler, status string) error {
+	c.store.stats.bypass.Add(1)
+	return next.ServeHTTP(&passWriter{ResponseWriter: w, status: status}, r)
+}
+
+// passWriter strips Surrogate-Key and adds Cache-Status when the header is
+// written, and records the status code.
+type passWriter struct {
+	http.ResponseWriter
+	status string
+	code   int
+}
+
+func (pw *passWriter) WriteHeader(code int) {
+	if pw.code == 0 && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		pw.code = code
+		h := pw.Header()
+		delete(h, cachetag.Header)
+		h["Cache-Status"] = append(h["Cache-Status"], pw.status)
+	}
+	pw.ResponseWriter.WriteHeader(code)
+}
+
+func (pw *passWriter) Write(p []byte) (int, error) {
+	if pw.code == 0 {
+		pw.WriteHeader(http.StatusOK)
+	}
+	return pw.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (pw *passWriter) Unwrap() http.ResponseWriter { return pw.ResponseWriter }

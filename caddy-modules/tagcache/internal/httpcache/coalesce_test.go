@@ -1,0 +1,302 @@
+package httpcache
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// concurrentGets sends n GETs for path at once and returns their results.
+func concurrentGets(t *testing.T, e *env, n int, path string) ([]result, func()) {
+	t.Helper()
+	results := make([]result, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], errs[i] = e.fetch(context.Background(), http.MethodGet, path)
+		}()
+	}
+	return results, func() {
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("request %d: %v", i, err)
+			}
+		}
+	}
+}
+
+func TestCoalescing(t *testing.T) {
+	e := newEnv(t, Config{})
+	release := make(chan struct{})
+	e.handle(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "shared")
+	})
+	const n = 20
+	results, wait := concurrentGets(t, e, n, "/co")
+	waitFor(t, "waiters to join", func() bool { return e.store.Stats().Coalesced == n-1 })
+	close(release)
+	wait()
+	if got := e.hits.Load(); got != 1 {
+		t.Errorf("origin hits = %d, want 1", got)
+	}
+	collapsed := 0
+	for i, r := range results {
+		if r.body != "shared" || r.status != 200 {
+			t.Errorf("request %d: got %d %q, want 200 shared", i, r.status, r.body)
+		}
+		if strings.Contains(r.cacheStatus(), "collapsed") {
+			collapsed++
+		}
+	}
+	if collapsed != n-1 {
+		t.Errorf("collapsed responses = %d, want %d", collapsed, n-1)
+	}
+}
+
+func TestCoalescingUncacheableReleasesWaiters(t *testing.T) {
+	e := newEnv(t, Config{})
+	release := make(chan struct{})
+	var first atomic.Bool
+	e.handle(func(w http.ResponseWriter, r *http.Request) {
+		if first.CompareAndSwap(false, true) {
+			<-release
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		fmt.Fprint(w, "private")
+	})
+	const n = 10
+	results, wait := concurrentGets(t, e, n, "/un")
+	waitFor(t, "waiters to join", func() bool { return e.store.Stats().Coalesced == n-1 })
+	close(release)
+	wait()
+	if got := e.hits.Load(); got != n {
+		t.Errorf("origin hits = %d, want %d (every waiter goes upstream itself)", got, n)
+	}
+	for i, r := range results {
+		if r.body != "private" {
+			t.Errorf("request %d: body %q, want private", i, r.body)
+		}
+	}
+}
+
+func TestSlowFillDoesNotBlockOtherKeys(t *testing.T) {
+	e := newEnv(t, Config{})
+	release := make(chan struct{})
+	e.handle(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			<-release
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, r.URL.Path)
+	})
+	results, wait := concurrentGets(t, e, 3, "/slow")
+	waitFor(t, "slow fill to start", func() bool { return e.store.Stats().Coalesced == 2 })
+	if r := e.get("/fast"); r.body != "/fast" {
+		t.Errorf("fast while slow in flight: %q, want /fast", r.body)
+	}
+	close(release)
+	wait()
+	for i, r := range results {
+		if r.body != "/slow" {
+			t.Errorf("slow request %d: %q", i, r.body)
+		}
+	}
+}
+
+func TestLeaderLeavingDoesNotFailWaiters(t *testing.T) {
+	e := newEnv(t, Config{})
+	release := make(chan struct{})
+	started := make(chan struct{})
+	e.handle(func(w http.ResponseWriter, r *http.Request) {
+		close(started)
+		<-release
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, "done")
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	leaderDone := make(chan error, 1)
+	go func() {
+		_, err := e.fetch(ctx, http.MethodGet, "/lead")
+		leaderDone <- err
+	}()
+	<-started
+	results, wait := concurrentGets(t, e, 3, "/lead")
+	waitFor(t, "waiters to join", func() bool { return e.store.Stats().Coalesced == 3 })
+	cancel()
+	if err := <-leaderDone; err == nil {
+		t.Errorf("leader request: want a cancellation error")
+	}
+	close(release)
+	wait()
+	for i, r := range results {
+		if r.body != "done" {
+			t.Errorf("waiter %d: %q, want done", i, r.body)
+		}
+	}
+	if r := e.get("/lead"); !r.isHit() {
+		t.Errorf("after fill: %q, want the leader's fill stored", r.cacheStatus())
+	}
+	if got := e.hits.Load(); got != 1 {
+		t.Errorf("origin hits = %d, want 1", got)
+	}
+}
+
+func TestStaleWhileRevalidate(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		cc     string
+		config time.Duration
+	}{
+		{"directive", "max-age=1, stale-while-revalidate=60", 0},
+		{"config default", "max-age=1", time.Minute},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{StaleWhileRevalidate: tt.config})
+			var version atomic.Int64
+			release := make(chan struct{})
+			e.handle(func(w http.ResponseWriter, r *http.Request) {
+				v := version.Add(1)
+				if v == 2 {
+					<-release // hold the background refresh
+				}
+				w.Header().Set("Cache-Control", tt.cc)
+				w.Header().Set("Date", e.clock.Now().UTC().Format(http.TimeFormat))
+				fmt.Fprintf(w, "v%d", v)
+			})
+			e.get("/swr")
+			e.clock.Advance(5 * time.Second)
+			for i := 0; i < 5; i++ {
+				r := e.get("/swr")
+				if r.body != "v1" || !strings.HasSuffix(r.cacheStatus(), "detail=stale") {
+					t.Errorf("stale request %d: %q %q, want stale v1", i, r.body, r.cacheStatus())
+				}
+			}
+			if got := e.store.Stats().Misses; got != 2 {
+				t.Errorf("fills = %d, want 2 (the first and one background refresh)", got)
+			}
+			waitFor(t, "the refresh to reach the origin", func() bool { return e.hits.Load() == 2 })
+			close(release)
+			waitFor(t, "refresh stored", func() bool { return e.store.Stats().Stores == 2 })
+			if r := e.get("/swr"); r.body != "v2" || !r.isHit() || strings.Contains(r.cacheStatus(), "stale") {
+				t.Errorf("after refresh: %q %q, want fresh v2", r.body, r.cacheStatus())
+			}
+			e.clock.Advance(120 * time.Second) // beyond the window: synchronous
+			if r := e.get("/swr"); r.body != "v3" {
+				t.Errorf("beyond window: %q %q, want v3", r.body, r.cacheStatus())
+			}
+		})
+	}
+}
+
+func TestStaleIfError(t *testing.T) {
+	tests := []struct {
+		name      string
+		cc        string
+		config    time.Duration
+		reqHeader []string
+		advance   time.Duration
+		failure   string // "503" or "unreachable"
+		wantStale bool
+	}{
+		{"directive, 503", "max-age=1, stale-if-error=60", 0, nil, 5 * time.Second, "503", true},
+		{"directive, unreachable", "max-age=1, stale-if-error=60", 0, nil, 5 * time.Second, "unreachable", true},
+		{"directive, beyond window", "max-age=1, stale-if-error=60", 0, nil, 100 * time.Second, "503", false},
+		{"config default", "max-age=1", time.Minute, nil, 5 * time.Second, "503", true},
+		{"request directive", "max-age=1", 0, []string{"Cache-Control: stale-if-error=60"}, 5 * time.Second, "503", true},
+		{"none", "max-age=1", 0, nil, 5 * time.Second, "503", false},
+		{"must-revalidate wins", "max-age=1, must-revalidate, stale-if-error=60", 0, nil, 5 * time.Second, "503", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			e := newEnv(t, Config{StaleIfError: tt.config})
+			e.respond(200, "good", "Cache-Control: "+tt.cc)
+			e.get("/sie")
+			e.clock.Advance(tt.advance)
+			if tt.failure == "503" {
+				e.respond(503, "down")
+			} else {
+				e.upstreamErr.Store(true)
+			}
+			r := e.get("/sie", tt.reqHeader...)
+			gotStale := r.status == 200 && r.body == "good"
+			if gotStale != tt.wantStale {
+				t.Errorf("got %d %q %q, want stale=%v", r.status, r.body, r.cacheStatus(), tt.wantStale)
+			}
+			if gotStale && !strings.Contains(r.cacheStatus(), "detail=stale-if-error") {
+				t.Errorf("Cache-Status %q, want detail=stale-if-error", r.cacheStatus())
+			}
+		})
+	}
+}
+
+func TestRefreshToUncacheableDropsStale(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.respond(200, "old", "Cache-Control: max-age=1, stale-while-revalidate=600")
+	e.get("/d")
+	e.clock.Advance(5 * time.Second)
+	e.respond(200, "new", "Cache-Control: no-store")
+	if r := e.get("/d"); r.body != "old" {
+		t.Fatalf("stale: %q, want old", r.body)
+	}
+	waitFor(t, "refresh", func() bool { return e.hits.Load() == 2 })
+	waitFor(t, "stale entry dropped", func() bool { return e.store.get([]byte("http://"+e.front.Listener.Addr().String()+"/d")) == nil })
+	if r := e.get("/d"); r.body != "new" {
+		t.Errorf("after an uncacheable refresh: %q %q, want new from the origin", r.body, r.cacheStatus())
+	}
+}
+
+// TestConcurrentMix runs lookups, fills, revalidations, soft and hard
+// purges and evictions at once (bounded), for the race detector and to
+// check that every response is whole.
+func TestConcurrentMix(t *testing.T) {
+	e := newEnvStore(t, Config{StaleWhileRevalidate: time.Minute}, StoreConfig{MaxSize: 2 << 20, HotSize: 256 << 10, MaxEntrySize: 64 << 10, Shards: 4})
+	e.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=1")
+		w.Header().Set("ETag", `"`+r.URL.Path+`"`)
+		w.Header().Set("Surrogate-Key", "all k"+r.URL.Path[1:])
+		if r.Header.Get("If-None-Match") == `"`+r.URL.Path+`"` && r.URL.Path[1] == '1' {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		fmt.Fprintf(w, "%s:%s", r.URL.Path, strings.Repeat("z", 10<<10))
+	})
+	var wg sync.WaitGroup
+	for g := 0; g < 6; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 150; i++ {
+				p := fmt.Sprintf("/%d", (i*7+g)%40)
+				r, err := e.fetch(context.Background(), http.MethodGet, p)
+				if err != nil {
+					t.Errorf("GET %s: %v", p, err)
+					return
+				}
+				if want := p + ":" + strings.Repeat("z", 10<<10); r.body != want {
+					t.Errorf("GET %s: %d bytes %q…, want whole body", p, len(r.body), r.body[:min(20, len(r.body))])
+					return
+				}
+				switch i % 50 {
+				case 10:
+					e.store.PurgeTags([]string{"k" + p[1:]}, i%2 == 0)
+				case 20:
+					e.clock.Advance(time.Second)
+				case 30:
+					e.store.PurgePrefix("/", true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -1,0 +1,38 @@
+// Package httpcache is the Caddy-free core of Meridian's edge cache: a
+// shared HTTP cache (RFC 9111) whose entries are indexed by cache tags and
+// can be purged by tag, URL path or path prefix in O(1).
+//
+// # Store
+//
+// A Store keeps serialized entries in bigcache (a GC-free, sharded byte
+// store with a hard memory bound). Every bigcache read copies the entry
+// (bigcache v3's Get and GetWithInfo both copy the value and allocate a
+// copy of the key to compare it), so a Store also keeps a small hot tier:
+// a direct-mapped, lock-free array of decoded, immutable entries that share
+// memory with their blob. A hit in the hot tier takes no lock and copies
+// nothing; a hit that has to go to bigcache promotes the copy bigcache just
+// made into the hot tier, so the copy is made once, not per request. The
+// hot tier has its own byte budget (HotSize) on top of MaxSize.
+//
+// # Purges
+//
+// Purges never scan entries. The store keeps one global purge sequence and
+// a fixed-size table of tag slots, each holding the sequence number of the
+// last hard and the last soft purge of the tags hashed to it. An entry
+// records the sequence number read just before its upstream request was
+// sent and the slots of its tags; a lookup whose entry has a slot purged
+// after that point treats it as a miss (hard) or as stale (soft). A purge
+// racing with a fill therefore never lets the pre-purge response survive.
+// Two tags sharing a slot only cause extra misses. Besides the origin's
+// tags (Surrogate-Key), every entry carries pseudo-tags for its path and
+// for each directory prefix of it (up to MaxPrefixDepth levels), which is
+// how purge by URL path and purge by prefix stay O(1).
+//
+// # Cache
+//
+// A Cache is the HTTP side: key building, freshness and age (RFC 9111 §4),
+// Vary, revalidation, request coalescing, stale-while-revalidate and
+// stale-if-error (RFC 5861), unsafe-method invalidation (§4.4) and
+// Cache-Status (RFC 9211). It calls the next handler, in Caddy the
+// reverse proxy, to reach the origin.
+package httpcache
