@@ -15,6 +15,10 @@ import (
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	_ "github.com/meridian-gis/meridian/caddy-modules/edgeapp"
+	_ "github.com/meridian-gis/meridian/caddy-modules/tagcache"
+	_ "github.com/meridian-gis/meridian/caddy-modules/tokenauth"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".

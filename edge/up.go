@@ -200,6 +200,11 @@ func startEdge(cfg *Config) error {
 		"MERIDIAN_ADMIN_ADDR":        cfg.Edge.AdminAddr,
 		"MERIDIAN_TILES_UPSTREAMS":   cfg.Tiles.Addr,
 		"MERIDIAN_CONTROL_UPSTREAMS": cfg.Control.Addr,
+		// read at load time by the meridian app ({env.…} placeholders)
+		"MERIDIAN_DATABASE_URL":   cfg.DatabaseURL,
+		"MERIDIAN_BROKER":         cfg.Broker.Driver,
+		"MERIDIAN_PUBSUB_PROJECT": cfg.Broker.PubSubProject,
+		"MERIDIAN_NODE":           cfg.Node,
 	}
 	for k, v := range defaults {
 		if _, ok := os.LookupEnv(k); !ok {

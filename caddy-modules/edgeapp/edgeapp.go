@@ -64,8 +64,13 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision opens the pool and the broker and loads keys and revocations.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Slogger()
+	// Runtime placeholders ({env.X}) keep secrets out of the adapted JSON.
 	repl := caddy.NewReplacer()
 	a.DatabaseURL = repl.ReplaceAll(a.DatabaseURL, "")
+	a.Node = repl.ReplaceAll(a.Node, "")
+	a.Broker.Driver = repl.ReplaceAll(a.Broker.Driver, "")
+	a.Broker.PubSubProject = repl.ReplaceAll(a.Broker.PubSubProject, "")
+	a.Broker.PubSubEndpoint = repl.ReplaceAll(a.Broker.PubSubEndpoint, "")
 	if a.Node == "" {
 		a.Node, _ = os.Hostname()
 	}

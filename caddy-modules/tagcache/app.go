@@ -1,11 +1,14 @@
 package tagcache
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
+
+	"github.com/meridian-gis/meridian/caddy-modules/edgeapp"
 
 	"github.com/meridian-gis/meridian/caddy-modules/tagcache/internal/httpcache"
 	"github.com/meridian-gis/meridian/internal/cachetag"
@@ -51,6 +54,9 @@ type App struct {
 	resolve httpcache.StoreConfig
 	poolKey string
 	logger  *zap.Logger
+	// edge is the meridian app when configured: it carries the broker
+	// this node receives invalidations from.
+	edge *edgeapp.App
 }
 
 // CaddyModule returns the Caddy module information.
@@ -97,6 +103,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err := registerMetrics(ctx.GetMetricsRegistry(), a.store); err != nil {
 		return fmt.Errorf("registering meridian_cache metrics: %w", err)
 	}
+	switch m, err := ctx.AppIfConfigured("meridian"); {
+	case err == nil:
+		a.edge = m.(*edgeapp.App)
+	case !errors.Is(err, caddy.ErrNotConfigured):
+		return fmt.Errorf("loading meridian app for invalidations: %w", err)
+	}
 	a.logger.Info("cache store ready",
 		zap.Bool("reused", loaded),
 		zap.Int64("max_size", cfg.MaxSize),
@@ -116,7 +128,12 @@ func (a *App) Validate() error {
 }
 
 // Start starts the app. The store needs no goroutine of its own.
-func (a *App) Start() error { return nil }
+func (a *App) Start() error {
+	if a.edge != nil {
+		a.subscribe(a.edge)
+	}
+	return nil
+}
 
 // Stop stops the app; the store stays in the pool until Cleanup.
 func (a *App) Stop() error { return nil }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/meridian-gis/meridian/internal/cachetag"
 	"go.uber.org/zap"
 
 	"github.com/meridian-gis/meridian/caddy-modules/tagcache/internal/httpcache"
@@ -103,6 +105,7 @@ func (h *Handler) cacheConfig(ctx caddy.Context) httpcache.Config {
 		FillTimeout:          time.Duration(h.FillTimeout),
 		MaxTags:              h.MaxTags,
 		Prepare:              prepareBackground,
+		Authorizer:           requestAuthorizer,
 		BaseContext:          ctx,
 		Logger:               ctx.Slogger(),
 	}
@@ -125,6 +128,13 @@ func (h *Handler) Validate() error {
 // ServeHTTP answers from the cache or through next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	return h.cache.ServeHTTP(w, r, next)
+}
+
+// requestAuthorizer returns the authorizer the meridian_auth handler left
+// in the request's variables, if any.
+func requestAuthorizer(r *http.Request) cachetag.Authorizer {
+	a, _ := caddyhttp.GetVar(r.Context(), cachetag.AuthorizerVar).(cachetag.Authorizer)
+	return a
 }
 
 // prepareBackground gives a background refresh, which outlives the client

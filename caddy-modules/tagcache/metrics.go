@@ -14,10 +14,10 @@ import (
 type collector struct {
 	store *httpcache.Store
 
-	hits, stale, misses, coalesced, bypass, revalidated *prometheus.Desc
-	stores, uncacheable, upstreamErrors, invalidations  *prometheus.Desc
-	purges, evictions, expired                          *prometheus.Desc
-	entries, bytes                                      *prometheus.Desc
+	hits, stale, misses, coalesced, bypass, revalidated        *prometheus.Desc
+	stores, uncacheable, upstreamErrors, invalidations, denied *prometheus.Desc
+	purges, evictions, expired                                 *prometheus.Desc
+	entries, bytes                                             *prometheus.Desc
 }
 
 func newCollector(s *httpcache.Store) *collector {
@@ -34,6 +34,7 @@ func newCollector(s *httpcache.Store) *collector {
 		revalidated:    d("revalidated_total", "Stored responses freshened by a 304."),
 		stores:         d("stores_total", "Responses stored."),
 		uncacheable:    d("uncacheable_total", "Upstream responses not stored (directives, size, truncation)."),
+		denied:         d("denied_total", "Stored responses not served because the caller's token lacks a grant for their sources."),
 		upstreamErrors: d("upstream_errors_total", "Fills that failed or got a server error."),
 		invalidations:  d("invalidations_total", "URLs invalidated by unsafe requests."),
 		purges:         d("purges_total", "Purges applied, by kind.", "kind"),
@@ -46,7 +47,7 @@ func newCollector(s *httpcache.Store) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.stale, c.misses, c.coalesced, c.bypass, c.revalidated,
-		c.stores, c.uncacheable, c.upstreamErrors, c.invalidations, c.purges, c.evictions, c.expired, c.entries, c.bytes} {
+		c.stores, c.uncacheable, c.upstreamErrors, c.invalidations, c.denied, c.purges, c.evictions, c.expired, c.entries, c.bytes} {
 		ch <- d
 	}
 }
@@ -67,6 +68,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.revalidated, s.Revalidated)
 	counter(c.stores, s.Stores)
 	counter(c.uncacheable, s.Uncacheable)
+	counter(c.denied, s.Denied)
 	counter(c.upstreamErrors, s.UpstreamErrors)
 	counter(c.invalidations, s.Invalidations)
 	counter(c.purges, s.PurgeHard, "tag_hard")

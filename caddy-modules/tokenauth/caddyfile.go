@@ -3,12 +3,13 @@ package tokenauth
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
-)
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp")
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("meridian_auth", parseCaddyfile)
-	httpcaddyfile.RegisterDirectiveOrder("meridian_auth", httpcaddyfile.Before, "meridian_cache")
+	// With the other auth directives: well before meridian_cache (ordered
+	// just before reverse_proxy), so a token is checked before any lookup.
+	httpcaddyfile.RegisterDirectiveOrder("meridian_auth", httpcaddyfile.After, "forward_auth")
 }
 
 func parseCaddyfile(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {

@@ -79,6 +79,13 @@ type Config struct {
 	BaseContext context.Context
 	// Logger receives debug and error logs. Default: discard.
 	Logger *slog.Logger
+	// Authorizer returns who is asking, when an auth module verified the
+	// caller's token (see cachetag.Authorizer): a stored response, or a
+	// coalesced one fetched for someone else, is served only when it
+	// allows the response's source tags; otherwise the request goes to
+	// the origin, which checks the grant itself. nil, or a nil result:
+	// no per-caller check (a cache without auth).
+	Authorizer func(*http.Request) cachetag.Authorizer
 }
 
 // Cache is a shared HTTP cache over a Store. See the package doc.
@@ -210,6 +217,10 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next Handler) 
 		}
 	}
 	if e != nil && rq.authorized && !e.has(flagAuthOK) {
+		e, reason = nil, fwdRequest
+	}
+	if e != nil && !c.allowed(r, e) {
+		c.store.stats.denied.Add(1)
 		e, reason = nil, fwdRequest
 	}
 	if e != nil {
@@ -348,9 +359,23 @@ func etagMatchWeak(lines []string, etag string) bool {
 	return false
 }
 
+// allowed reports whether the caller of r may receive e: always without an
+// Authorizer, else when it allows e's source tags (an entry without any is
+// refused, since nothing proves what it shows).
+func (c *Cache) allowed(r *http.Request, e *entry) bool {
+	if c.cfg.Authorizer == nil {
+		return true
+	}
+	a := c.cfg.Authorizer(r)
+	if a == nil {
+		return true
+	}
+	return a.AllowTags(e.srcTags)
+}
+
 // usableFor reports whether a fill's result may answer a waiting request.
 func (c *Cache) usableFor(e *entry, r *http.Request, rq request) bool {
-	if e.kind != kindResponse || (rq.authorized && !e.has(flagAuthOK)) {
+	if e.kind != kindResponse || (rq.authorized && !e.has(flagAuthOK)) || !c.allowed(r, e) {
 		return false
 	}
 	if len(e.vary) == 0 {
@@ -533,7 +558,7 @@ func (c *Cache) upstreamRequest(up *http.Request, stale *entry) *http.Request {
 // Responses without Vary are stored under primary (replacing a Vary
 // index); responses with Vary under primary plus the request's values of
 // the Vary fields, with a Vary index under primary.
-func (c *Cache) storeResponse(p *plan, status int, h http.Header, body []byte, clientReq *http.Request, primary string, seq uint64, reqTime, respTime int64, tagSlots []uint32) *entry {
+func (c *Cache) storeResponse(p *plan, status int, h http.Header, body []byte, clientReq *http.Request, primary string, seq uint64, reqTime, respTime int64, tagSlots []uint32, srcTags []string) *entry {
 	d := draft{
 		kind:       kindResponse,
 		flags:      p.flags,
@@ -552,9 +577,13 @@ func (c *Cache) storeResponse(p *plan, status int, h http.Header, body []byte, c
 	d.npseudo = len(d.slots)
 	if tagSlots != nil {
 		d.slots = append(d.slots, tagSlots...)
+		d.srcTags = srcTags
 	} else {
 		for _, t := range p.tags {
 			d.slots = append(d.slots, c.store.slot(t))
+			if _, _, ok := cachetag.SourceOf(t); ok {
+				d.srcTags = append(d.srcTags, t)
+			}
 		}
 	}
 	d.key = primary

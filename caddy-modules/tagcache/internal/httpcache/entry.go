@@ -54,6 +54,9 @@ type entry struct {
 
 	slots   []byte // little-endian uint32 tag slots
 	npseudo int    // the first npseudo slots are path/prefix pseudo-tags
+	// srcTags are the entry's source tags (src:<conn>/<table>), kept as
+	// text so that a hit can be authorized against the caller's grants.
+	srcTags []string
 	vary    []varyField
 	fields  []field
 	nvalues int
@@ -151,6 +154,7 @@ type draft struct {
 	key        string
 	slots      []uint32
 	npseudo    int
+	srcTags    []string
 	vary       []varyField
 	header     http.Header
 	body       []byte
@@ -160,7 +164,10 @@ type draft struct {
 // returned entry shares memory with the blob as a stored one would.
 func (d *draft) encode() (*entry, error) {
 	names := make([]string, 0, len(d.header))
-	n := fixedHeader + len(d.key) + 4*len(d.slots) + 4 + len(d.body)
+	n := fixedHeader + len(d.key) + 4*len(d.slots) + 2 + 4 + len(d.body)
+	for _, t := range d.srcTags {
+		n += 2 + len(t)
+	}
 	for k, vs := range d.header {
 		if len(vs) == 0 {
 			continue
@@ -175,7 +182,7 @@ func (d *draft) encode() (*entry, error) {
 		n += 7 + len(v.name) + len(v.value)
 	}
 	slices.Sort(names)
-	if len(d.key) > 0xffff || len(d.slots) > 0xffff || len(names) > 0xffff || len(d.vary) > 0xffff {
+	if len(d.key) > 0xffff || len(d.slots) > 0xffff || len(names) > 0xffff || len(d.vary) > 0xffff || len(d.srcTags) > 0xffff {
 		return nil, errTooMany
 	}
 	b := make([]byte, 0, n)
@@ -197,6 +204,11 @@ func (d *draft) encode() (*entry, error) {
 	b = append(b, d.key...)
 	for _, s := range d.slots {
 		b = binary.LittleEndian.AppendUint32(b, s)
+	}
+	b = binary.LittleEndian.AppendUint16(b, uint16(len(d.srcTags)))
+	for _, t := range d.srcTags {
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(t)))
+		b = append(b, t...)
 	}
 	for _, v := range d.vary {
 		b = binary.LittleEndian.AppendUint16(b, uint16(len(v.name)))
@@ -259,6 +271,12 @@ func decodeEntry(b []byte) (*entry, error) {
 	r := reader{b: b, off: fixedHeader}
 	e.key = r.str(keyLen)
 	e.slots = r.bytes(4 * nslots)
+	if nsrc := int(r.u16()); nsrc > 0 && !r.err {
+		e.srcTags = make([]string, nsrc)
+		for i := range e.srcTags {
+			e.srcTags[i] = r.str(int(r.u16()))
+		}
+	}
 	if nvary > 0 {
 		e.vary = make([]varyField, nvary)
 		for i := range e.vary {

@@ -225,7 +225,7 @@ func (fw *fillWriter) finish() *entry {
 			fw.c.store.stats.uncacheable.Add(1)
 			return nil // truncated: never store part of a body
 		}
-		e := fw.c.storeResponse(&fw.plan, fw.status, fw.header, body, fw.req, fw.primary, fw.seq, fw.reqTime, fw.respTime, nil)
+		e := fw.c.storeResponse(&fw.plan, fw.status, fw.header, body, fw.req, fw.primary, fw.seq, fw.reqTime, fw.respTime, nil, nil)
 		fw.f.release(e, false)
 		return nil
 	case modeRevalidated:
@@ -251,7 +251,7 @@ func (fw *fillWriter) freshen() *entry {
 	}
 	if p.store {
 		p.hasVary, p.vary = len(s.vary) > 0, s.vary
-		if e := c.storeResponse(&p, s.status, merged, s.body, fw.req, fw.primary, fw.seq, fw.reqTime, fw.respTime, tags); e != nil {
+		if e := c.storeResponse(&p, s.status, merged, s.body, fw.req, fw.primary, fw.seq, fw.reqTime, fw.respTime, tags, s.srcTags); e != nil {
 			return e
 		}
 	} else {

@@ -356,6 +356,7 @@ type Stats struct {
 	Revalidated    uint64 `json:"revalidated"`     // 304s that freshened a stored response
 	Stores         uint64 `json:"stores"`          // entries written
 	Uncacheable    uint64 `json:"uncacheable"`     // upstream responses not stored
+	Denied         uint64 `json:"denied"`          // stored responses not served: the caller's token lacks a grant
 	UpstreamErrors uint64 `json:"upstream_errors"` // fills that failed or got 500/502/503/504
 	PurgeHard      uint64 `json:"purge_tags_hard"` // tags hard-purged
 	PurgeSoft      uint64 `json:"purge_tags_soft"` // tags soft-purged
@@ -373,7 +374,7 @@ type Stats struct {
 
 type counters struct {
 	hits, stale, misses, coalesced, bypass, revalidated  atomic.Uint64
-	stores, uncacheable, upstreamErrors                  atomic.Uint64
+	stores, uncacheable, upstreamErrors, denied          atomic.Uint64
 	purgeHard, purgeSoft, purgeURL, purgePrefix, invalid atomic.Uint64
 	evictions, expired                                   atomic.Uint64
 }
@@ -390,6 +391,7 @@ func (s *Store) Stats() Stats {
 		Revalidated:    c.revalidated.Load(),
 		Stores:         c.stores.Load(),
 		Uncacheable:    c.uncacheable.Load(),
+		Denied:         c.denied.Load(),
 		UpstreamErrors: c.upstreamErrors.Load(),
 		PurgeHard:      c.purgeHard.Load(),
 		PurgeSoft:      c.purgeSoft.Load(),
