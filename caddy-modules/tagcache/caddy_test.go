@@ -3,6 +3,7 @@ package tagcache
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -128,6 +129,12 @@ func send(t *testing.T, method, url string, body io.Reader, header ...string) re
 	client := &http.Client{Transport: &http.Transport{DisableCompression: true}}
 	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
+	// A connection accepted by the outgoing server while a config reload
+	// shuts it down ends with EOF; a bodiless GET is safe to send again.
+	for i := 0; i < 3 && err != nil && errors.Is(err, io.EOF) && body == nil && method == "GET"; i++ {
+		time.Sleep(20 * time.Millisecond)
+		resp, err = client.Do(req)
+	}
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, url, err)
 	}
