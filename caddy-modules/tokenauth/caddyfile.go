@@ -3,7 +3,8 @@ package tokenauth
 import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp")
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
 
 func init() {
 	httpcaddyfile.RegisterHandlerDirective("meridian_auth", parseCaddyfile)

@@ -1,0 +1,5 @@
+//go:build race
+
+package tokenauth
+
+const raceEnabled = true

@@ -1,0 +1,92 @@
+package main
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+
+	"github.com/meridian-gis/meridian"
+)
+
+// The shipped Caddyfile adapts without warnings, configures both Meridian
+// apps, and puts the token check before the cache before the tiles engine
+// on the API routes.
+func TestRootCaddyfileAdapts(t *testing.T) {
+	js, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(meridian.Caddyfile, map[string]any{"filename": "Caddyfile"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range warnings {
+		t.Errorf("warning: line %d: %s", w.Line, w.Message)
+	}
+	var cfg struct {
+		Apps struct {
+			Meridian *struct {
+				DatabaseURL string `json:"database_url"`
+			} `json:"meridian"`
+			Cache *json.RawMessage `json:"meridian_cache"`
+			HTTP  struct {
+				Servers map[string]struct {
+					Routes []route `json:"routes"`
+				} `json:"servers"`
+			} `json:"http"`
+		} `json:"apps"`
+	}
+	if err := json.Unmarshal(js, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Apps.Meridian == nil || cfg.Apps.Cache == nil {
+		t.Fatalf("apps meridian and meridian_cache must be configured: %s", js)
+	}
+	if got := cfg.Apps.Meridian.DatabaseURL; got != "{env.MERIDIAN_DATABASE_URL}" {
+		t.Errorf("database_url = %q, want the runtime placeholder (no secret in the adapted config)", got)
+	}
+	chains := map[string][]string{}
+	for _, srv := range cfg.Apps.HTTP.Servers {
+		for _, r := range srv.Routes {
+			r.chains("", chains)
+		}
+	}
+	want := []string{"meridian_auth", "meridian_cache", "reverse_proxy"}
+	got := chains["/api/v3/maps/*"]
+	if len(got) != len(want) {
+		t.Fatalf("handlers for /api/v3/maps/* = %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("handlers for /api/v3/maps/* = %v, want %v", got, want)
+		}
+	}
+	if _, ok := chains["/healthz"]; !ok {
+		t.Errorf("no /healthz route")
+	}
+}
+
+type route struct {
+	Match  []map[string]json.RawMessage `json:"match"`
+	Handle []struct {
+		Handler string  `json:"handler"`
+		Routes  []route `json:"routes"`
+	} `json:"handle"`
+}
+
+// chains records, per first path of a matcher, the handler names in order,
+// descending into subroutes.
+func (r route) chains(path string, out map[string][]string) {
+	for _, m := range r.Match {
+		var paths []string
+		if json.Unmarshal(m["path"], &paths) == nil && len(paths) > 0 {
+			path = paths[0]
+		}
+	}
+	for _, h := range r.Handle {
+		if h.Handler == "subroute" {
+			for _, sr := range h.Routes {
+				sr.chains(path, out)
+			}
+			continue
+		}
+		out[path] = append(out[path], h.Handler)
+	}
+}
