@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/broker/internal/retry"
 )
 
 // Receive creates the subscription if needed and calls h for its messages,
@@ -102,15 +103,15 @@ func (r *receiver) run(ctx context.Context) error {
 
 // ensure creates the subscription, retrying while the database is down.
 func (r *receiver) ensure(ctx context.Context) error {
-	var bo backoff
+	var bo retry.Backoff
 	for {
 		err := r.b.createSubscription(ctx, r.sub)
 		if err == nil || errors.Is(err, broker.ErrBadSubscription) || ctx.Err() != nil {
 			return err
 		}
-		d := bo.next()
+		d := bo.Next()
 		r.log.Warn("creating subscription failed; retrying", "err", err, "retry_in", d)
-		if !sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return ctx.Err()
 		}
 	}
@@ -119,7 +120,7 @@ func (r *receiver) ensure(ctx context.Context) error {
 // loop claims messages while handler slots are free and starts their
 // handlers, until ctx is cancelled.
 func (r *receiver) loop(ctx context.Context) {
-	var bo backoff
+	var bo retry.Backoff
 	for ctx.Err() == nil {
 		free := r.free()
 		if free == 0 {
@@ -134,12 +135,12 @@ func (r *receiver) loop(ctx context.Context) {
 			if ctx.Err() != nil {
 				return
 			}
-			d := bo.next()
+			d := bo.Next()
 			r.log.Warn("claiming messages failed; retrying", "err", err, "retry_in", d)
-			sleep(ctx, d)
+			retry.Sleep(ctx, d)
 			continue
 		}
-		bo.reset()
+		bo.Reset()
 		if ctx.Err() != nil {
 			r.release(ds)
 			return
@@ -336,7 +337,7 @@ func (r *receiver) call(ctx context.Context, d *delivery) (err error) {
 // the lease has run out, when retrying is pointless: the message will be
 // redelivered.
 func (r *receiver) settle(ctx context.Context, what string, d *delivery, f func(context.Context) error) {
-	var bo backoff
+	var bo retry.Backoff
 	for {
 		err := f(ctx)
 		if err == nil {
@@ -349,7 +350,7 @@ func (r *receiver) settle(ctx context.Context, what string, d *delivery, f func(
 			r.log.Warn(what+" failed; the message will be redelivered", "message_id", d.msg.ID, "attempt", d.attempt, "err", err)
 			return
 		}
-		sleep(ctx, bo.next())
+		retry.Sleep(ctx, bo.Next())
 	}
 }
 
@@ -443,19 +444,19 @@ func (r *receiver) renew(ctx context.Context) {
 // listen keeps a LISTEN connection on the topic's channel, reconnecting
 // with backoff, and wakes the claim loop on each notification.
 func (r *receiver) listen(ctx context.Context) {
-	var bo backoff
+	var bo retry.Backoff
 	for ctx.Err() == nil {
 		err := r.listenOnce(ctx, &bo)
 		if ctx.Err() != nil {
 			return
 		}
-		d := bo.next()
+		d := bo.Next()
 		r.log.Warn("listener connection lost; reconnecting", "err", err, "retry_in", d)
-		sleep(ctx, d)
+		retry.Sleep(ctx, d)
 	}
 }
 
-func (r *receiver) listenOnce(ctx context.Context, bo *backoff) error {
+func (r *receiver) listenOnce(ctx context.Context, bo *retry.Backoff) error {
 	cfg := r.b.pool.Config().ConnConfig
 	name := cfg.RuntimeParams["application_name"]
 	if name == "" {
@@ -477,7 +478,7 @@ func (r *receiver) listenOnce(ctx context.Context, bo *backoff) error {
 	if _, err := conn.Exec(ctx, "LISTEN "+pgx.Identifier{channel(r.sub.Topic)}.Sanitize()); err != nil {
 		return fmt.Errorf("listening: %w", err)
 	}
-	bo.reset()
+	bo.Reset()
 	signal(r.wake) // messages may have come while not listening
 	for {
 		// Wake up now and then to check the connection: a peer that
@@ -545,32 +546,6 @@ func (r *receiver) touch(ctx context.Context) {
 		if err := r.b.createSubscription(ctx, r.sub); err != nil && ctx.Err() == nil {
 			r.log.Warn("recreating subscription failed", "err", err)
 		}
-	}
-}
-
-// backoff yields retry delays from 100ms doubling up to 5s.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 100 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, 5*time.Second)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-// sleep waits d or until ctx is done, reporting whether it slept fully.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

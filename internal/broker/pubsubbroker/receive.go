@@ -13,6 +13,7 @@ import (
 	"cloud.google.com/go/pubsub/v2"
 
 	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/broker/internal/retry"
 )
 
 // Receive creates the subscription if needed and calls h for its
@@ -41,7 +42,7 @@ func (b *Broker) Receive(ctx context.Context, sub broker.Subscription, h broker.
 
 	sub = sub.WithDefaults()
 	log := b.log.With("subscription", sub.Name, "topic", sub.Topic)
-	var bo backoff
+	bo := retry.Backoff{Max: 10 * time.Second}
 	for {
 		err := b.createSubscription(ctx, sub)
 		if err == nil {
@@ -53,13 +54,13 @@ func (b *Broker) Receive(ctx context.Context, sub broker.Subscription, h broker.
 		if ctx.Err() != nil {
 			return nil
 		}
-		d := bo.next()
+		d := bo.Next()
 		log.Warn("creating subscription failed; retrying", "err", err, "retry_in", d)
-		if !sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return nil
 		}
 	}
-	bo.reset()
+	bo.Reset()
 	for {
 		s := b.client.Subscriber(b.cfg.Prefix + sub.Name)
 		s.ReceiveSettings.MaxOutstandingMessages = sub.Concurrency
@@ -75,11 +76,11 @@ func (b *Broker) Receive(ctx context.Context, sub broker.Subscription, h broker.
 			return nil
 		}
 		if time.Since(started) > time.Minute {
-			bo.reset()
+			bo.Reset()
 		}
-		d := bo.next()
+		d := bo.Next()
 		log.Warn("receiving stopped; retrying", "err", err, "retry_in", d)
-		if !sleep(ctx, d) {
+		if !retry.Sleep(ctx, d) {
 			return nil
 		}
 		// The subscription may have been deleted (expired): recreate it.
@@ -121,7 +122,7 @@ func (b *Broker) handle(rctx, mctx context.Context, sub broker.Subscription, h b
 		return
 	}
 	if b.cfg.ClientBackoff && !stopping {
-		sleep(mctx, sub.Backoff(attempt))
+		retry.Sleep(mctx, sub.Backoff(attempt))
 	}
 	m.Nack()
 }
@@ -187,32 +188,6 @@ func (c *attemptCounter) del(key string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.m, key)
-}
-
-// backoff yields retry delays from 100ms doubling up to 10s.
-type backoff struct{ d time.Duration }
-
-func (b *backoff) next() time.Duration {
-	if b.d == 0 {
-		b.d = 100 * time.Millisecond
-	} else {
-		b.d = min(2*b.d, 10*time.Second)
-	}
-	return b.d
-}
-
-func (b *backoff) reset() { b.d = 0 }
-
-// sleep waits d or until ctx is done, reporting whether it slept fully.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // truncate shortens s to at most n bytes, on a rune boundary.
