@@ -7,7 +7,7 @@
 #
 #   core   PostgreSQL 15 + PostGIS 3 (private clusters), GDAL (ogr2ogr)
 #   build  C toolchain for `go test -race` (cgo), make, git
-#   bench  load generator for `make bench`
+#   bench  load generators (wrk, h2load) and peer caches (Varnish, nginx) for `make bench`
 #
 # As root it runs `apt-get update` (once, and only when something is
 # missing) and `apt-get install`; otherwise it uses `sudo -n` when that
@@ -30,7 +30,7 @@ for g in "${groups[@]}"; do
 	case "$g" in
 	core) pkgs+=(postgresql-15 postgresql-15-postgis-3 gdal-bin) ;;
 	build) pkgs+=(gcc libc6-dev make git ca-certificates) ;;
-	bench) pkgs+=(wrk) ;;
+	bench) pkgs+=(wrk varnish nginx nghttp2-client) ;;
 	*)
 		echo "ensure-deps: unknown group '$g' (want core, build or bench)" >&2
 		exit 2

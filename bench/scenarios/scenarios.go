@@ -17,6 +17,8 @@ func Register(r *bench.Registry) error {
 		r.Register(newHTTPFloor),
 		r.Register(newWrkVsLoadgen),
 		r.Register(newBrokerLatency),
+		r.Register(newCacheHit),
+		r.Register(newCacheHitH2),
 	)
 }
 
