@@ -15,6 +15,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/obs"
 	"github.com/meridian-gis/meridian/internal/secret"
+	"github.com/meridian-gis/meridian/tiles"
 	"github.com/meridian-gis/meridian/workers"
 )
 
@@ -45,7 +46,7 @@ type Config struct {
 	Edge    EdgeConfig          `json:"edge"`
 	Control control.Config      `json:"control"`
 	Worker  workers.Config      `json:"worker"`
-	Tiles   tilesConfig         `json:"tiles"`
+	Tiles   tiles.Config        `json:"tiles"`
 }
 
 // EdgeConfig configures the edge (the Caddy server) under `meridian up`.

@@ -20,6 +20,8 @@ import (
 // the metadata pool, the keyring and the broker. main owns the wiring;
 // packages receive the pieces they need.
 type node struct {
+	// ctx lives as long as the command: shared background work uses it.
+	ctx     context.Context
 	cfg     *Config
 	log     *slog.Logger
 	metrics *prometheus.Registry
@@ -39,6 +41,7 @@ type node struct {
 // Errors name the setting at fault.
 func openNode(ctx context.Context, cfg *Config, svc string, n needs, withBroker bool) (*node, error) {
 	nd := &node{
+		ctx:     ctx,
 		cfg:     cfg,
 		log:     obs.NewLogger(os.Stderr, cfg.Log).With("svc", svc, "node", cfg.Node),
 		metrics: obs.NewRegistry(),

@@ -260,10 +260,20 @@ func authorizer(c *grant.Claims, api grant.API) cachetag.Authorizer {
 }
 
 // allowTags allows a stored response when it names at least one source
-// and the claims grant every source it names.
+// and the claims grant every source it names. A response computed from a
+// client's query (a query:<conn> tag) may have read any table of the
+// connection, so it needs a whole-connection grant; narrower query grants
+// are checked by the origin on every request.
 func allowTags(c *grant.Claims, api grant.API, tags []string) bool {
 	n := 0
 	for _, t := range tags {
+		if conn, ok := cachetag.QueryOf(t); ok {
+			if c.AllowConnection(api, conn) != nil {
+				return false
+			}
+			n++
+			continue
+		}
 		conn, table, ok := cachetag.SourceOf(t)
 		if !ok {
 			continue

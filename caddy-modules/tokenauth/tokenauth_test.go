@@ -95,3 +95,32 @@ func TestAllowTagsDoesNotAllocate(t *testing.T) {
 		t.Errorf("AllowTags allocates %v times per run, want 0", n)
 	}
 }
+
+// A cached response computed from a client's query is served only to a
+// whole-connection grant, even when the token grants every table it shows.
+func TestQueryResponsesNeedWholeConnection(t *testing.T) {
+	key, _ := grant.NewSigningKey()
+	v := grant.NewVerifier(grant.NewKeySet(map[string]ed25519.PublicKey{key.ID: key.Public()}), nil, grant.VerifierConfig{})
+	claims := func(src string) *grant.Claims {
+		tok, err := grant.Sign(&grant.Claims{ID: "t-" + src, Subject: "test", IssuedAt: time.Now().Unix(),
+			Grants: []grant.Grant{{Connection: "local", Source: src}}, APIs: []grant.API{grant.APIMaps}}, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := v.Verify(tok, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	tags := []string{"src:local/public.countries", "conn:local", "query:local"}
+	if authorizer(claims("public.countries"), grant.APIMaps).AllowTags(tags) {
+		t.Error("table grant served a query response from cache")
+	}
+	if authorizer(claims("SELECT * FROM public.countries"), grant.APIMaps).AllowTags(tags) {
+		t.Error("query grant served a cached query response (the origin must check the exact text)")
+	}
+	if !authorizer(claims("*"), grant.APIMaps).AllowTags(tags) {
+		t.Error("whole-connection grant refused")
+	}
+}

@@ -8,6 +8,9 @@
 //
 //	src:<conn>/<schema.table>   one source (table) of a connection
 //	conn:<conn>                 everything served from a connection
+//	query:<conn>                marks a response computed from a client's SQL
+//	                            query: it may have read any table, so it is
+//	                            served from cache only to whole-connection grants
 //	map:<id>                    one saved map
 //	org:<id>                    everything of an organization
 package cachetag
@@ -36,6 +39,13 @@ func Source(conn, table string) string {
 
 // Conn returns the tag of every source of connection conn.
 func Conn(conn string) string { return "conn:" + strings.ToLower(conn) }
+
+// Query returns the marker tag of responses computed from a client's SQL
+// query on connection conn.
+func Query(conn string) string { return "query:" + strings.ToLower(conn) }
+
+// QueryOf returns the connection of a "query:<conn>" tag.
+func QueryOf(tag string) (conn string, ok bool) { return strings.CutPrefix(tag, "query:") }
 
 // Map returns the tag of a saved map.
 func Map(id string) string { return "map:" + id }

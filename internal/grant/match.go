@@ -182,6 +182,22 @@ func (c *Claims) AllowQuery(api API, connection, sql string) error {
 	return ErrNoGrant
 }
 
+// AllowConnection reports whether the claims cover everything on
+// connection for api: a "*" grant, which also covers any query. Responses
+// computed from a client's query are served from a cache only on this.
+func (c *Claims) AllowConnection(api API, connection string) error {
+	p := c.prepared()
+	if b := apiBit(api); b == 0 || p.apis&b == 0 {
+		return ErrAPINotAllowed
+	}
+	for i := range p.grants {
+		if g := &p.grants[i]; g.conn == connection && g.kind == kindAll {
+			return nil
+		}
+	}
+	return ErrNoGrant
+}
+
 // canonical gives a one-part name its implicit schema, public.
 func (q qualName) canonical() qualName {
 	if q.n == 1 {

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"time"
+
+	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/dataconn"
+	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/tokenstore"
+	"github.com/meridian-gis/meridian/tiles"
+)
+
+// tilesComponent builds a tiles node: data connection pools (credentials
+// opened with the keyring), the node's token verifier, and its own
+// invalidation subscription ("tiles-<node>-invalidations"), so that every
+// tiles node bumps the generations of what changed.
+func (nd *node) tilesComponent() (component, error) {
+	pools := dataconn.NewPools(dataconn.New(nd.meta, nd.keyring), dataconn.PoolsConfig{ApplicationName: "meridian-tiles"}, nd.log.With("component", "dataconn"))
+	srv, err := tiles.New(nd.cfg.Tiles, tiles.Deps{
+		Log:       nd.log.With("component", "tiles"),
+		Conns:     pools,
+		Auth:      watcherAuth{ctx: nd.ctx, w: nd.tokens},
+		Metrics:   nd.metrics,
+		PublicURL: nd.cfg.PublicURL,
+	})
+	if err != nil {
+		pools.Close()
+		return component{}, err
+	}
+	if nd.broker != nil {
+		sub := broker.Subscription{
+			Topic:       broker.TopicInvalidations,
+			Name:        "tiles-" + nd.cfg.Node + "-invalidations",
+			Concurrency: 4,
+			ExpireAfter: 7 * 24 * time.Hour,
+		}
+		nd.background = append(nd.background, component{"tiles invalidations", func(ctx context.Context) error {
+			return nd.broker.Receive(ctx, sub, srv.HandleInvalidation)
+		}})
+	}
+	nd.background = append(nd.background, component{"data connection pools", func(ctx context.Context) error {
+		defer pools.Close()
+		return pools.Run(ctx)
+	}})
+	return component{"tiles", srv.Run}, nil
+}
+
+// watcherAuth lets the tiles engine verify tokens through the node's
+// watcher, which reloads signing keys when a token names an unknown one;
+// that reload runs under the process's context (it is shared and
+// rate-limited, not tied to the request that noticed the new key).
+type watcherAuth struct {
+	ctx context.Context
+	w   *tokenstore.Watcher
+}
+
+func (a watcherAuth) VerifyBytes(tok []byte, now time.Time) (*grant.Claims, error) {
+	return a.w.VerifyBytes(a.ctx, tok, now)
+}

@@ -1,0 +1,139 @@
+package mvt
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden SQL files")
+
+// goldenLayers are the statement shapes checked against testdata/*.sql.
+var goldenLayers = map[string]Layer{
+	"polygons_4326": {
+		Schema: "public", Table: "admin1", Geom: "geom", SRID: 4326, Shape: catalog.ShapePolygon,
+		Props:  []Prop{{"name", PropText}, {"pop_est", PropFloat}},
+		Extent: 512, Buffer: 16, MaxFeatures: 5000,
+	},
+	"lines_3857_nocap": {
+		Schema: "osm", Table: "Roads", Geom: "way", SRID: 3857, Shape: catalog.ShapeLine,
+		Props:  []Prop{{"highway", PropText}},
+		Extent: 4096, Buffer: 64,
+	},
+	"points_4326": {
+		Schema: "public", Table: "postal", Geom: "geom", SRID: 4326, Shape: catalog.ShapePoint,
+		Props:  []Prop{{"zipcode", PropText}, {"id", PropBigint}, {"updated", PropTimestamp}},
+		Extent: 512, Buffer: 16, AggLevel: 8,
+	},
+	"points_2154_aggs": {
+		Schema: "public", Table: "stores", Geom: "geom", SRID: 2154, Shape: catalog.ShapePoint,
+		Aggs:   []AggExpr{{`sum(g."revenue")::float8`, "total"}},
+		Extent: 1024, Buffer: 32, AggLevel: 9,
+	},
+	"query_filter_params": {
+		Query: "SELECT * FROM stores WHERE kind = $1 -- trailing comment", Geom: "geom", SRID: 4326,
+		Shape: catalog.ShapeUnknown, Props: []Prop{{"kind", PropText}, {"attrs", PropJSON}},
+		Filter: `g."revenue" BETWEEN $2 AND $3`, ArgsBefore: 3,
+		Extent: 512, Buffer: 16, MaxFeatures: 10000,
+	},
+	"unknown_srid_points_plain": {
+		Schema: "public", Table: "odd", Geom: "geom", Shape: catalog.ShapePoint, NoPointAggregation: true,
+		Props:  []Prop{{"ok", PropBool}},
+		Extent: 256, Buffer: 8, MaxFeatures: 100,
+	},
+}
+
+func TestBuildGolden(t *testing.T) {
+	for name, l := range goldenLayers {
+		t.Run(name, func(t *testing.T) {
+			got, err := Build(l)
+			if err != nil {
+				t.Fatalf("Build: %v", err)
+			}
+			path := filepath.Join("testdata", name+".sql")
+			if *update {
+				if err := os.WriteFile(path, []byte(got+"\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("reading golden file (run with -update): %v", err)
+			}
+			if got+"\n" != string(want) {
+				t.Errorf("Build(%s) =\n%s\nwant\n%s", name, got, want)
+			}
+		})
+	}
+}
+
+func TestBuildInvalid(t *testing.T) {
+	base := goldenLayers["polygons_4326"]
+	tests := []struct {
+		name string
+		mod  func(l *Layer)
+	}{
+		{"no relation", func(l *Layer) { l.Table = "" }},
+		{"table and query", func(l *Layer) { l.Query = "SELECT 1" }},
+		{"no geometry", func(l *Layer) { l.Geom = "" }},
+		{"extent too small", func(l *Layer) { l.Extent = 16 }},
+		{"buffer too big", func(l *Layer) { l.Buffer = 1000 }},
+		{"aggs on polygons", func(l *Layer) { l.Aggs = []AggExpr{{"count(*)", "n"}} }},
+		{"reserved property name", func(l *Layer) { l.Props = []Prop{{"__mvt_geom", PropText}} }},
+		{"empty property name", func(l *Layer) { l.Props = []Prop{{"", PropText}} }},
+	}
+	for _, tt := range tests {
+		l := base
+		tt.mod(&l)
+		if _, err := Build(l); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: Build error = %v, want ErrInvalid", tt.name, err)
+		}
+	}
+}
+
+func TestPropOf(t *testing.T) {
+	tests := []struct {
+		col  catalog.Column
+		want PropKind
+		ok   bool
+	}{
+		{catalog.Column{Name: "a", Type: catalog.TypeNumber, PGType: "integer"}, PropInt, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeNumber, PGType: "smallint"}, PropInt, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeNumber, PGType: "numeric(12,2)"}, PropFloat, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeNumber, PGType: "double precision"}, PropFloat, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeBigint, PGType: "bigint"}, PropBigint, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeString, PGType: "text"}, PropText, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeBoolean, PGType: "boolean"}, PropBool, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeTimestamp, PGType: "date"}, PropTimestamp, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeObject, PGType: "jsonb"}, PropJSON, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeUnknown, PGType: "inet"}, PropText, true},
+		{catalog.Column{Name: "a", Type: catalog.TypeGeometry, PGType: "geometry"}, 0, false},
+	}
+	for _, tt := range tests {
+		got, ok := PropOf(tt.col)
+		if ok != tt.ok || (ok && got.Kind != tt.want) {
+			t.Errorf("PropOf(%+v) = %+v, %v; want kind %v, %v", tt.col, got, ok, tt.want, tt.ok)
+		}
+	}
+}
+
+func TestArgs(t *testing.T) {
+	z, x, y, lod := Layer{ArgsBefore: 2}.Args()
+	if z != "$3::int" || x != "$4::int" || y != "$5::int" || lod != "$6::int" {
+		t.Errorf("Args() = %s %s %s %s", z, x, y, lod)
+	}
+}
+
+func BenchmarkBuild(b *testing.B) {
+	l := goldenLayers["polygons_4326"]
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := Build(l); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,383 @@
+package tiles
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"strconv"
+	"unsafe"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/tile"
+	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/mvt"
+	"github.com/meridian-gis/meridian/tiles/internal/render"
+	"github.com/meridian-gis/meridian/tiles/internal/source"
+)
+
+const mvtContentType = "application/vnd.mapbox-vector-tile"
+
+// b2s views b as a string without copying; the result must not be kept.
+func b2s(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// specFromRequest builds the Spec of a request that names its source
+// with parameters (instantiation, or the stateless TileJSON/tile URLs).
+func specFromRequest(rc *fasthttp.RequestCtx, conn, typ []byte) (source.Spec, error) {
+	if !grant.ValidConnectionName(b2s(conn)) {
+		return source.Spec{}, &apiError{status: http.StatusNotFound, code: "CONNECTION_NOT_FOUND", msg: "connection not found"}
+	}
+	switch string(typ) {
+	case string(source.TypeTable), string(source.TypeQuery):
+	default:
+		return source.Spec{}, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST",
+			msg: "source type " + strconv.Quote(string(typ)) + " is not supported (table or query)"}
+	}
+	p, err := params(rc)
+	if err != nil {
+		return source.Spec{}, err
+	}
+	return source.ParseSpec(string(conn), source.Type(typ), p)
+}
+
+// preauthorize checks the grant on what the client asked for before the
+// catalog is consulted, so a token cannot probe for tables it may not see.
+func preauthorize(claims *grant.Claims, spec source.Spec) error {
+	if spec.Type == source.TypeTable {
+		return claims.Allow(grant.APIMaps, spec.Conn, spec.Name)
+	}
+	return claims.AllowQuery(grant.APIMaps, spec.Conn, spec.Query)
+}
+
+// resolve finds the source of a TileJSON or tile request: k=… (the key
+// handed out at instantiation), or inline parameters.
+func (s *Server) resolve(ctx context.Context, rc *fasthttp.RequestCtx, claims *grant.Claims, conn, typ []byte) (*compiled, error) {
+	var c *compiled
+	if k := rc.QueryArgs().Peek("k"); len(k) > 0 {
+		if c = s.sources.get(k); c == nil {
+			// Not compiled here yet: check the grant on the decoded source
+			// first, so a key cannot make this node run ungranted SQL.
+			spec, err := source.DecodeKey(string(k))
+			if err != nil {
+				return nil, err
+			}
+			if err := preauthorize(claims, spec); err != nil {
+				return nil, err
+			}
+			if c, err = s.compile(ctx, spec); err != nil {
+				return nil, err
+			}
+		}
+	} else {
+		spec, err := specFromRequest(rc, conn, typ)
+		if err != nil {
+			return nil, err
+		}
+		if err := preauthorize(claims, spec); err != nil {
+			return nil, err
+		}
+		if c, err = s.compile(ctx, spec); err != nil {
+			return nil, err
+		}
+	}
+	if c.src.Spec.Conn != b2s(conn) || string(c.src.Spec.Type) != b2s(typ) {
+		return nil, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: "the source key does not belong to this connection and type"}
+	}
+	return c, authorize(claims, grant.APIMaps, c)
+}
+
+// instantiate answers GET|POST /v3/maps/{conn}/{type} (CARTO_API.md §2.1).
+func (s *Server) instantiate(rc *fasthttp.RequestCtx, conn, typ []byte) {
+	claims, err := s.verify(rc)
+	if err != nil {
+		s.fail(rc, err)
+		return
+	}
+	spec, err := specFromRequest(rc, conn, typ)
+	if err != nil {
+		s.fail(rc, err)
+		return
+	}
+	if err := preauthorize(claims, spec); err != nil {
+		s.fail(rc, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout.D())
+	defer cancel()
+	c, err := s.compile(ctx, spec)
+	if err == nil {
+		err = authorize(claims, grant.APIMaps, c)
+	}
+	if err != nil {
+		s.fail(rc, err)
+		return
+	}
+	type field struct {
+		Name string       `json:"name"`
+		Type catalog.Type `json:"type"`
+	}
+	resp := struct {
+		NRows    int64   `json:"nrows"`
+		Schema   []field `json:"schema"`
+		TileJSON struct {
+			URL []string `json:"url"`
+		} `json:"tilejson"`
+	}{NRows: max(c.src.EstRows, 0)}
+	for _, col := range c.src.Schema {
+		resp.Schema = append(resp.Schema, field{col.Name, col.Type})
+	}
+	resp.TileJSON.URL = []string{s.sourceURL(c, "/tilejson") + "?k=" + c.src.Key + "&cache=" + c.genStr}
+	s.cacheHeaders(rc, c, false)
+	writeJSON(rc, resp)
+}
+
+// sourceURL is the absolute URL of c's endpoint suffix.
+func (s *Server) sourceURL(c *compiled, suffix string) string {
+	return s.publicURL + "/v3/maps/" + c.src.Spec.Conn + "/" + string(c.src.Spec.Type) + suffix
+}
+
+// cacheHeaders sets Cache-Control and Surrogate-Key for a response about
+// c: long-lived when the URL names the current generation.
+func (s *Server) cacheHeaders(rc *fasthttp.RequestCtx, c *compiled, versioned bool) {
+	h := &rc.Response.Header
+	if versioned {
+		h.Set("Cache-Control", s.metrics.ccLong)
+	} else {
+		h.Set("Cache-Control", s.metrics.ccShort)
+	}
+	h.Set("Surrogate-Key", c.surrogateKey)
+}
+
+// versioned reports whether the request's cache=… names c's generation.
+func versioned(rc *fasthttp.RequestCtx, c *compiled) bool {
+	v := rc.QueryArgs().Peek("cache")
+	return len(v) > 0 && b2s(v) == c.genStr
+}
+
+// tileJSON answers the TileJSON of a source (CARTO_API.md §2.2).
+func (s *Server) tileJSON(rc *fasthttp.RequestCtx, conn, typ []byte) {
+	claims, err := s.verify(rc)
+	if err != nil {
+		s.fail(rc, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout.D())
+	defer cancel()
+	c, err := s.resolve(ctx, rc, claims, conn, typ)
+	if err != nil {
+		s.fail(rc, err)
+		return
+	}
+	b := s.boundsOf(ctx, c)
+	src := c.src
+	tiles := s.sourceURL(c, "/{z}/{x}/{y}") + "?k=" + src.Key + "&cache=" + c.genStr + "&formatTiles=mvt"
+	if c.geomKind != "" {
+		tiles += "&geomType=" + c.geomKind
+	}
+	type attr struct {
+		Attribute string `json:"attribute"`
+		Type      string `json:"type"`
+	}
+	type layerStats struct {
+		Layer          string `json:"layer"`
+		Count          int64  `json:"count"`
+		Geometry       string `json:"geometry"`
+		AttributeCount int    `json:"attributeCount"`
+		Attributes     []attr `json:"attributes"`
+	}
+	type vectorLayer struct {
+		ID           string            `json:"id"`
+		MinZoom      int               `json:"minzoom"`
+		MaxZoom      int               `json:"maxzoom"`
+		Fields       map[string]string `json:"fields"`
+		GeometryType string            `json:"geometry_type"`
+	}
+	geom := src.Geom.Shape().String()
+	vl := vectorLayer{ID: mvt.LayerName, MaxZoom: s.cfg.MaxZoom, Fields: map[string]string{}, GeometryType: geom}
+	ls := layerStats{Layer: mvt.LayerName, Count: max(src.EstRows, 0), Geometry: geom, Attributes: []attr{}}
+	for _, col := range src.Schema[1:] {
+		t := tileStatsType(col.Type)
+		vl.Fields[col.Name] = t
+		ls.Attributes = append(ls.Attributes, attr{col.Name, t})
+	}
+	ls.AttributeCount = len(ls.Attributes)
+	cz := 0
+	for cz < s.cfg.MaxZoom && tile.Size(uint32(cz+1)) > 0 && spanAt(b, cz+1) {
+		cz++
+	}
+	name := src.FQN
+	if name == "" {
+		name = "query"
+	}
+	resp := map[string]any{
+		"tilejson":                  "3.0.0",
+		"name":                      name,
+		"description":               "",
+		"version":                   "1.0.0",
+		"attribution":               "",
+		"scheme":                    "xyz",
+		"tiles":                     []string{tiles},
+		"minzoom":                   0,
+		"maxzoom":                   s.cfg.MaxZoom,
+		"bounds":                    []float64{b.MinX, b.MinY, b.MaxX, b.MaxY},
+		"center":                    []float64{(b.MinX + b.MaxX) / 2, (b.MinY + b.MaxY) / 2, float64(cz)},
+		"tileResolution":            src.Spec.Resolution,
+		"vector_layers":             []vectorLayer{vl},
+		"tilestats":                 map[string]any{"layerCount": 1, "layers": []layerStats{ls}},
+		"fraction_dropped_per_zoom": s.stats.fractions(src.ID, s.cfg.MaxZoom),
+	}
+	s.cacheHeaders(rc, c, versioned(rc, c))
+	writeJSON(rc, resp)
+}
+
+// spanAt reports whether bounds b still fit in about one tile at zoom z
+// (for a sensible center zoom).
+func spanAt(b tile.Bounds, z int) bool {
+	return (b.MaxX-b.MinX)/360*float64(uint64(1)<<z) <= 1.5
+}
+
+func tileStatsType(t catalog.Type) string {
+	switch t {
+	case catalog.TypeNumber, catalog.TypeBigint:
+		return "Number"
+	case catalog.TypeBoolean:
+		return "Boolean"
+	case catalog.TypeTimestamp:
+		return "Timestamp"
+	}
+	return "String"
+}
+
+// tile answers GET /v3/maps/{conn}/{type}/{z}/{x}/{y} (CARTO_API.md §2.3).
+// A cached tile is served without allocating.
+func (s *Server) tile(rc *fasthttp.RequestCtx, conn, typ, zxy []byte) {
+	// MapLibre users sometimes add an extension; the API hands out none.
+	zxy = bytes.TrimSuffix(bytes.TrimSuffix(zxy, []byte(".mvt")), []byte(".pbf"))
+	co, err := tile.ParseBytes(zxy)
+	if err != nil {
+		s.fail(rc, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: "bad tile address: want {z}/{x}/{y} with z <= 24", err: err})
+		return
+	}
+	if f := rc.QueryArgs().Peek("formatTiles"); len(f) > 0 && !bytes.Equal(f, []byte("mvt")) {
+		s.fail(rc, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: "formatTiles must be mvt"})
+		return
+	}
+	claims, err := s.verify(rc)
+	if err != nil {
+		s.fail(rc, err)
+		return
+	}
+	c := s.sources.get(rc.QueryArgs().Peek("k"))
+	if c != nil && c.src.Spec.Conn == b2s(conn) && string(c.src.Spec.Type) == b2s(typ) {
+		err = authorize(claims, grant.APIMaps, c)
+	} else {
+		ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout.D())
+		c, err = s.resolve(ctx, rc, claims, conn, typ)
+		cancel()
+	}
+	if err != nil {
+		s.fail(rc, err)
+		return
+	}
+	tk := tileKey{id: c.src.ID, gen: c.gen, c: co}
+	e, ok := s.cache.Get(tk)
+	if ok {
+		s.metrics.cacheHit.Inc()
+	} else {
+		ctx, cancel := context.WithTimeout(s.base, s.cfg.TileTimeout.D())
+		e, err = s.fetch(withCompiled(ctx, c), tk, "")
+		cancel()
+		if err != nil {
+			s.fail(rc, err)
+			return
+		}
+	}
+	s.writeTile(rc, c, e, versioned(rc, c))
+}
+
+// writeTile answers a finished tile: 204 when empty, 304 when the client
+// has it, else the bytes in the best encoding the client accepts.
+func (s *Server) writeTile(rc *fasthttp.RequestCtx, c *compiled, e *entry, versioned bool) {
+	s.cacheHeaders(rc, c, versioned)
+	h := &rc.Response.Header
+	h.Set("Vary", "Accept-Encoding")
+	if len(e.gz) == 0 {
+		rc.SetStatusCode(fasthttp.StatusNoContent)
+		s.metrics.tiles204.Inc()
+		return
+	}
+	if inm := rc.Request.Header.Peek("If-None-Match"); len(inm) > 0 && etagMatch(inm, e) {
+		h.Set("ETag", e.etagGz)
+		rc.SetStatusCode(fasthttp.StatusNotModified)
+		s.metrics.tiles304.Inc()
+		return
+	}
+	h.SetContentType(mvtContentType)
+	ae := rc.Request.Header.Peek("Accept-Encoding")
+	switch {
+	case accepts(ae, "br"):
+		br, err := e.brotli()
+		if err != nil {
+			s.fail(rc, err)
+			return
+		}
+		h.Set("Content-Encoding", "br")
+		h.Set("ETag", e.etagBr)
+		rc.Response.SetBodyRaw(br)
+	case accepts(ae, "gzip"):
+		h.Set("Content-Encoding", "gzip")
+		h.Set("ETag", e.etagGz)
+		rc.Response.SetBodyRaw(e.gz)
+	default:
+		raw, err := render.Gunzip(e.gz)
+		if err != nil {
+			s.fail(rc, err)
+			return
+		}
+		h.Set("ETag", e.etag)
+		rc.Response.SetBodyRaw(raw)
+	}
+	s.metrics.tiles200.Inc()
+}
+
+// etagMatch reports whether an If-None-Match list names e (any of its
+// encodings: the content is the same) or is "*".
+func etagMatch(inm []byte, e *entry) bool {
+	for len(inm) > 0 {
+		var tag []byte
+		tag, inm, _ = bytes.Cut(inm, []byte(","))
+		tag = bytes.TrimSpace(tag)
+		tag = bytes.TrimPrefix(tag, []byte("W/"))
+		if b2s(tag) == "*" || b2s(tag) == e.etag || b2s(tag) == e.etagGz || b2s(tag) == e.etagBr {
+			return true
+		}
+	}
+	return false
+}
+
+// accepts reports whether an Accept-Encoding value allows coding (present
+// and not with q=0). It does not allocate.
+func accepts(ae []byte, coding string) bool {
+	for len(ae) > 0 {
+		var part []byte
+		part, ae, _ = bytes.Cut(ae, []byte(","))
+		name, params, _ := bytes.Cut(part, []byte(";"))
+		if !bytes.EqualFold(bytes.TrimSpace(name), []byte(coding)) {
+			continue
+		}
+		q := bytes.TrimSpace(params)
+		if v, ok := bytes.CutPrefix(q, []byte("q=")); ok {
+			if f, err := strconv.ParseFloat(b2s(bytes.TrimSpace(v)), 64); err == nil && f == 0 {
+				return false
+			}
+		}
+		return true
+	}
+	return false
+}
