@@ -232,8 +232,10 @@ func TestMapsQuerySourcePOST(t *testing.T) {
 	if !hasFeature(l, "name", "Paris") || hasFeature(l, "name", "Rome") {
 		t.Errorf("query tile has the wrong cities")
 	}
-	if sk := r.header.Get(cachetag.Header); sk != "src:pg/public.places conn:pg" {
-		t.Errorf("query Surrogate-Key = %q", sk)
+	// The tables it read, the connection, and the marker that makes the
+	// edge serve it from cache only to whole-connection grants.
+	if sk, want := r.header.Get(cachetag.Header), "src:pg/public.places conn:pg query:pg"; sk != want {
+		t.Errorf("query Surrogate-Key = %q, want %q", sk, want)
 	}
 	// A key carrying SQL the token does not cover is refused before the
 	// SQL runs anywhere.
