@@ -7,6 +7,10 @@
 #
 # Both first install missing Debian packages when run as root
 # (scripts/ensure-deps.sh; a no-op on a prepared machine).
+#
+#   make static MapLibre GL JS for the preview page: `npm ci` in compat/, then
+#               copies its build into static/preview/vendor/ (embedded by the
+#               next Go build; run and test do it first)
 
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -20,24 +24,46 @@ RUNFLAGS  ?=
 # The shared geodata, for the demo data and for tests that load real files.
 export MERIDIAN_TESTDATA ?= $(abspath ../shared/data)
 
-.PHONY: all build run test bench deps fmt lint clean
+# The npm project of the real-client tests (compat/), also the source of
+# the preview page's MapLibre GL JS.
+NPM      ?= npm
+COMPAT   := compat
+MAPLIBRE := $(COMPAT)/node_modules/maplibre-gl
+VENDOR   := static/preview/vendor
+
+.PHONY: all build run test bench deps static fmt lint clean
 
 all: build
 
 deps:
-	@scripts/ensure-deps.sh core build
+	@scripts/ensure-deps.sh core build node
+
+# npm ci writes node_modules/.package-lock.json: reinstall when the lock
+# file is newer.
+$(COMPAT)/node_modules/.package-lock.json: $(COMPAT)/package.json $(COMPAT)/package-lock.json
+	$(NPM) ci --prefix $(COMPAT) --no-audit --no-fund
+
+# MapLibre 6 is an ES module with a module worker; the page inlines both
+# (static/static.go). LICENSE.txt goes along: the build is redistributed
+# inside the binary.
+static: $(COMPAT)/node_modules/.package-lock.json
+	@mkdir -p $(VENDOR)
+	cp $(MAPLIBRE)/dist/maplibre-gl.mjs $(MAPLIBRE)/dist/maplibre-gl-worker.mjs \
+		$(MAPLIBRE)/dist/maplibre-gl.css $(MAPLIBRE)/LICENSE.txt $(VENDOR)/
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/meridian ./edge
 
-run: deps build
+run: deps static build
 	$(GO) build -o bin/devrun ./internal/devrun
 	./bin/devrun $(RUNFLAGS)
 
 # MERIDIAN_REQUIRE_DB turns "skipped: no database" into a failure, so a
-# broken harness cannot pass as all-skipped. go test's own output is
-# printed as is (CI reads its closing lines).
-test: deps
+# broken harness cannot pass as all-skipped (likewise a missing node,
+# Chromium or MapLibre build for the compatibility tests in edge/). go
+# test's own output is printed as is (CI reads its closing lines).
+test: deps static
+	@scripts/ensure-deps.sh browser
 	$(GO) vet $(PKGS)
 	MERIDIAN_REQUIRE_DB=1 $(GO) run ./internal/pgcluster/withpg -- $(GO) test -race $(TESTFLAGS) $(PKGS)
 
@@ -57,4 +83,4 @@ lint:
 # Keeps .meridian/: it holds the local database and the secret key that
 # seals stored connection credentials. Remove it by hand to start over.
 clean:
-	rm -rf bin/ coverage.out
+	rm -rf bin/ coverage.out $(VENDOR)

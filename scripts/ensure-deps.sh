@@ -8,6 +8,12 @@
 #   core   PostgreSQL 15 + PostGIS 3 (private clusters), GDAL (ogr2ogr)
 #   build  C toolchain for `go test -race` (cgo), make, git
 #   bench  load generators (wrk, h2load) and peer caches (Varnish, nginx) for `make bench`
+#   node   Node.js and npm (`make static`: MapLibre GL JS for the preview page), only
+#          when the node / npm commands are missing, so a Node.js from elsewhere
+#          (NodeSource, nvm) is kept
+#   browser  headless Chromium for the browser test (edge/compat_test.go); also checks
+#          that node is at least version 20, which playwright-core needs (Debian 12's
+#          own nodejs is 18: install Node.js 20 from NodeSource then)
 #
 # As root it runs `apt-get update` (once, and only when something is
 # missing) and `apt-get install`; otherwise it uses `sudo -n` when that
@@ -26,17 +32,39 @@ if [[ ${#groups[@]} -eq 0 ]]; then
 fi
 
 pkgs=()
+commands=() # "command package" pairs: install package when command is missing
+check_node_version=
 for g in "${groups[@]}"; do
 	case "$g" in
 	core) pkgs+=(postgresql-15 postgresql-15-postgis-3 gdal-bin) ;;
 	build) pkgs+=(gcc libc6-dev make git ca-certificates) ;;
 	bench) pkgs+=(wrk varnish nginx nghttp2-client) ;;
+	node) commands+=("node nodejs" "npm npm") ;;
+	browser)
+		pkgs+=(chromium)
+		commands+=("node nodejs" "npm npm")
+		check_node_version=1
+		;;
 	*)
-		echo "ensure-deps: unknown group '$g' (want core, build or bench)" >&2
+		echo "ensure-deps: unknown group '$g' (want core, build, bench, node or browser)" >&2
 		exit 2
 		;;
 	esac
 done
+
+# node_major prints the major version of node, or 0.
+node_major() {
+	local v
+	v=$(node --version 2>/dev/null || true)
+	v=${v#v}
+	echo "${v%%.*}" | grep -E '^[0-9]+$' || echo 0
+}
+check_node() {
+	if [[ -n "${check_node_version}" ]] && [[ $(node_major) -lt 20 ]]; then
+		echo "ensure-deps: node $(node --version 2>/dev/null || echo missing) is too old: the browser test (playwright-core) needs Node.js 20 or later; install it from NodeSource (https://deb.nodesource.com)" >&2
+		exit 1
+	fi
+}
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
 	echo "ensure-deps: not a Debian system; install by hand: ${pkgs[*]} (or set MERIDIAN_SKIP_DEPS=1)" >&2
@@ -53,7 +81,14 @@ for p in "${pkgs[@]}"; do
 		missing+=("$p")
 	fi
 done
+for cp in "${commands[@]}"; do
+	read -r c p <<<"$cp"
+	if ! command -v "$c" >/dev/null 2>&1 && [[ " ${missing[*]} " != *" $p "* ]]; then
+		missing+=("$p")
+	fi
+done
 if [[ ${#missing[@]} -eq 0 ]]; then
+	check_node
 	exit 0
 fi
 
@@ -81,3 +116,4 @@ fi
 export DEBIAN_FRONTEND=noninteractive
 "${sudo[@]}" apt-get update -q
 "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+check_node

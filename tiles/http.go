@@ -73,6 +73,8 @@ func (s *Server) maps(rc *fasthttp.RequestCtx, rest []byte) {
 		return
 	}
 	switch {
+	case !more && bytes.Equal(typ, []byte("preview")):
+		s.preview(rc, conn)
 	case !more:
 		s.instantiate(rc, conn, typ)
 	case bytes.Equal(rest, []byte("tilejson")):

@@ -8,6 +8,7 @@
 //	GET|POST /v3/maps/{conn}/{table|query}/tilejson   TileJSON (k=… or inline params)
 //	GET      /v3/maps/{conn}/{table|query}/{z}/{x}/{y} tile (k=… or inline params)
 //	GET|POST /v3/sql/{conn}/query                     run read-only SQL
+//	GET      /v3/maps/{conn}/preview                  a MapLibre map of a source (preview.go)
 //
 // and /healthz, /readyz, /metrics at the root. Every maps and SQL request
 // needs a token (Authorization: Bearer, or access_token=) whose grants

@@ -1,0 +1,259 @@
+// carto.mjs runs the real @carto/api-client against a Meridian server and
+// prints a JSON report on stdout; it exits 1 when a check fails (2 on bad
+// usage). edge/compat_test.go runs it against `meridian up`.
+//
+//   API_BASE_URL   the client's apiBaseUrl, e.g. http://127.0.0.1:8080/api (required)
+//   ACCESS_TOKEN   a token granting TABLE, QUERY and SQL (required)
+//   CONNECTION     the data connection (default: local)
+//   TABLE          a table with a geom column, e.g. public.countries (required)
+//   TABLE_COLUMNS  comma-separated columns for the table source (optional)
+//   QUERY          SQL of the query source, with $1… placeholders (required)
+//   QUERY_PARAMS   its queryParameters, a JSON array (default: [])
+//   SQL            SQL for query(), the SQL API (required)
+//   SQL_PARAMS     its queryParameters, a JSON array (default: [])
+//   MISSING_TABLE  a table that does not exist, for the error path
+//                  (default: public.meridian_compat_missing; the token must
+//                  grant it, e.g. with *, or the answer is 403, not 404)
+//   DENIED_TOKEN   optional: a token without grants for QUERY and SQL; the
+//                  query source and query() must then fail with CartoAPIError
+//
+// Checks (each in report.checks, with ok and the details asserted on):
+//   tableSource      vectorTableSource(TABLE) → TileJSON; one tile fetched and decoded
+//   querySource      vectorQuerySource(QUERY, QUERY_PARAMS) by GET; one tile decoded
+//   querySourcePost  the same SQL padded past the 7000-char URL limit: the client POSTs
+//   sql              query(SQL, SQL_PARAMS) by GET
+//   sqlPost          the same, padded: POST
+//   missingTable     vectorTableSource(MISSING_TABLE) throws CartoAPIError for a 404
+//   deniedQuery, deniedQueryPost, deniedSql   with DENIED_TOKEN: CartoAPIError for a 403
+// report.requests is the wire log: every fetch the client and the script made.
+
+import {readFileSync} from 'node:fs';
+import {vectorTableSource, vectorQuerySource, query, CartoAPIError} from '@carto/api-client';
+import {VectorTile} from '@mapbox/vector-tile';
+import {PbfReader} from 'pbf';
+
+// The client switches from GET to POST above this URL length (CARTO_API.md §1.3).
+const MAX_URL_LENGTH = 7000;
+
+function env(name, fallback) {
+  const v = process.env[name];
+  if (v === undefined || v === '') {
+    if (fallback === undefined) {
+      process.stderr.write(`carto.mjs: ${name} is required\n`);
+      process.exit(2);
+    }
+    return fallback;
+  }
+  return v;
+}
+
+function jsonArray(name) {
+  const v = JSON.parse(env(name, '[]'));
+  if (!Array.isArray(v)) {
+    process.stderr.write(`carto.mjs: ${name} must be a JSON array\n`);
+    process.exit(2);
+  }
+  return v;
+}
+
+const cfg = {
+  apiBaseUrl: env('API_BASE_URL'),
+  accessToken: env('ACCESS_TOKEN'),
+  connectionName: env('CONNECTION', 'local'),
+};
+const table = env('TABLE');
+const tableColumns = env('TABLE_COLUMNS', '').split(',').filter(Boolean);
+const querySQL = env('QUERY');
+const queryParams = jsonArray('QUERY_PARAMS');
+const sqlSQL = env('SQL');
+const sqlParams = jsonArray('SQL_PARAMS');
+const missingTable = env('MISSING_TABLE', 'public.meridian_compat_missing');
+const deniedToken = process.env.DENIED_TOKEN || '';
+
+// pad makes sql long enough that the client must POST it: a trailing
+// block comment, which the server's grant matching ignores (grants hold
+// the normalized text, without comments).
+function pad(sql) {
+  return `${sql}\n/* ${'padding '.repeat(Math.ceil(MAX_URL_LENGTH / 8) + 10)}*/`;
+}
+
+// The wire log: every request, with the token it carried (by role).
+const requests = [];
+const realFetch = globalThis.fetch;
+globalThis.fetch = async (input, init = {}) => {
+  const url = new URL(typeof input === 'string' || input instanceof URL ? input : input.url);
+  const auth = new Headers(init.headers || {}).get('authorization') || '';
+  const tok = auth.replace(/^Bearer /i, '');
+  const entry = {
+    method: (init.method || 'GET').toUpperCase(),
+    path: url.pathname,
+    urlLength: url.href.length,
+    bodyLength: typeof init.body === 'string' ? init.body.length : 0,
+    token: tok === cfg.accessToken ? 'access' : tok === deniedToken && tok ? 'denied' : tok ? 'other' : 'none',
+    status: 0,
+  };
+  requests.push(entry);
+  const res = await realFetch(input, init);
+  entry.status = res.status;
+  return res;
+};
+
+// describeError keeps what the test asserts on from a thrown error.
+function describeError(err) {
+  const out = {name: err?.name ?? typeof err, message: String(err?.message ?? err)};
+  if (err instanceof CartoAPIError) {
+    out.cartoAPIError = true;
+    out.status = err.response?.status ?? 0;
+    out.serverError = err.error?.message ?? '';
+    out.responseJson = err.responseJson ?? null;
+    out.requestType = err.errorContext?.requestType ?? '';
+  }
+  return out;
+}
+
+// fields lists a schema as name:type.
+function fields(schema) {
+  return (schema ?? []).map((f) => `${f.name}:${f.type}`);
+}
+
+// summarize keeps the parts of a source's TileJSON the test checks.
+function summarize(tj) {
+  const tiles0 = new URL(tj.tiles[0]);
+  const layer = tj.tilestats?.layers?.[0] ?? {};
+  return {
+    tilejson: tj.tilejson,
+    tiles: tj.tiles,
+    formatTiles: tiles0.searchParams.get('formatTiles'),
+    minzoom: tj.minzoom,
+    maxzoom: tj.maxzoom,
+    bounds: tj.bounds,
+    geometry: layer.geometry ?? null,
+    count: layer.count ?? null,
+    attributes: (layer.attributes ?? []).map((a) => a.attribute),
+    vectorLayers: (tj.vector_layers ?? []).map((l) => l.id),
+    schema: fields(tj.schema),
+    accessTokenSet: tj.accessToken === cfg.accessToken,
+  };
+}
+
+// fetchTile gets z/x/y of a TileJSON's first template as a deck.gl layer
+// would (Authorization: Bearer) and decodes it as MVT.
+async function fetchTile(tj, z, x, y) {
+  const url = tj.tiles[0].replace('{z}', z).replace('{x}', x).replace('{y}', y);
+  const res = await fetch(url, {headers: {Authorization: `Bearer ${cfg.accessToken}`}});
+  const buf = new Uint8Array(await res.arrayBuffer());
+  const out = {
+    z, x, y,
+    status: res.status,
+    contentType: res.headers.get('content-type'),
+    bytes: buf.length,
+    layers: {},
+  };
+  if (res.status !== 200) {
+    out.body = new TextDecoder().decode(buf).slice(0, 500);
+    return out;
+  }
+  const vt = new VectorTile(new PbfReader(buf));
+  const types = ['Unknown', 'Point', 'LineString', 'Polygon'];
+  for (const [name, layer] of Object.entries(vt.layers)) {
+    const l = {features: layer.length, extent: layer.extent, version: layer.version, types: {}, keys: []};
+    const keys = new Set();
+    for (let i = 0; i < layer.length; i++) {
+      const f = layer.feature(i);
+      const t = types[f.type] ?? String(f.type);
+      l.types[t] = (l.types[t] ?? 0) + 1;
+      for (const k of Object.keys(f.properties)) keys.add(k);
+    }
+    l.keys = [...keys].sort();
+    out.layers[name] = l;
+  }
+  return out;
+}
+
+const report = {
+  client: {name: '@carto/api-client', version: readPackageVersion('@carto/api-client')},
+  node: process.version,
+  ok: true,
+  checks: {},
+  requests,
+};
+
+function readPackageVersion(name) {
+  try {
+    const url = new URL(`./node_modules/${name}/package.json`, import.meta.url);
+    return JSON.parse(readFileSync(url, 'utf8')).version;
+  } catch {
+    return 'unknown';
+  }
+}
+
+// check runs fn and records its result under name; expectStatus makes a
+// CartoAPIError for a server answer with that status the passing outcome.
+async function check(name, fn, {expectStatus = 0} = {}) {
+  const expectError = expectStatus > 0;
+  const first = requests.length;
+  const result = {ok: false};
+  try {
+    Object.assign(result, await fn());
+    result.ok = !expectError;
+    if (expectError) result.problem = 'succeeded, want a CartoAPIError';
+  } catch (err) {
+    result.error = describeError(err);
+    result.ok = expectError && err instanceof CartoAPIError && err.response?.status === expectStatus;
+    if (!result.ok) result.problem = expectError ? `threw, but not a CartoAPIError for a ${expectStatus} answer` : 'threw';
+  }
+  result.requests = requests.slice(first).map((r) => `${r.method} ${r.path} ${r.status}`);
+  if (!result.ok) report.ok = false;
+  report.checks[name] = result;
+}
+
+await check('tableSource', async () => {
+  const tj = await vectorTableSource({...cfg, tableName: table, ...(tableColumns.length && {columns: tableColumns})});
+  return {...summarize(tj), tile: await fetchTile(tj, 0, 0, 0)};
+});
+
+await check('querySource', async () => {
+  const tj = await vectorQuerySource({...cfg, sqlQuery: querySQL, queryParameters: queryParams});
+  return {...summarize(tj), tile: await fetchTile(tj, 0, 0, 0)};
+});
+
+await check('querySourcePost', async () => {
+  const sqlQuery = pad(querySQL);
+  const tj = await vectorQuerySource({...cfg, sqlQuery, queryParameters: queryParams});
+  return {sqlLength: sqlQuery.length, ...summarize(tj), tile: await fetchTile(tj, 0, 0, 0)};
+});
+
+await check('sql', async () => {
+  const res = await query({...cfg, sqlQuery: sqlSQL, queryParameters: sqlParams});
+  return {rows: res.rows, schema: fields(res.schema), meta: res.meta};
+});
+
+await check('sqlPost', async () => {
+  const sqlQuery = pad(sqlSQL);
+  const res = await query({...cfg, sqlQuery, queryParameters: sqlParams});
+  return {sqlLength: sqlQuery.length, rows: res.rows, schema: fields(res.schema)};
+});
+
+await check('missingTable', async () => {
+  await vectorTableSource({...cfg, tableName: missingTable});
+  return {};
+}, {expectStatus: 404});
+
+if (deniedToken) {
+  const denied = {...cfg, accessToken: deniedToken};
+  await check('deniedQuery', async () => {
+    await vectorQuerySource({...denied, sqlQuery: querySQL, queryParameters: queryParams});
+    return {};
+  }, {expectStatus: 403});
+  await check('deniedQueryPost', async () => {
+    await vectorQuerySource({...denied, sqlQuery: pad(querySQL), queryParameters: queryParams});
+    return {};
+  }, {expectStatus: 403});
+  await check('deniedSql', async () => {
+    await query({...denied, sqlQuery: sqlSQL, queryParameters: sqlParams});
+    return {};
+  }, {expectStatus: 403});
+}
+
+process.stdout.write(JSON.stringify(report, null, 1) + '\n');
+process.exitCode = report.ok ? 0 : 1;
