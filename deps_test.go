@@ -43,7 +43,7 @@ func layeringRules() []rule {
 	// Leaf packages are shared by every component and must stay pure Go.
 	leafPackages := []string{
 		"internal/tile/...", "internal/grant/...", "internal/cachetag/...",
-		"internal/source/...", "internal/secret/...", "internal/config/...",
+		"internal/source/...", "internal/secret/...", "internal/config/...", "static/...",
 	}
 	components := []string{"tiles", "control", "workers", "caddy-modules"}
 	var rules []rule
@@ -63,7 +63,7 @@ func layeringRules() []rule {
 	return append(rules,
 		rule{
 			From: leafPackages, Deny: []string{pgx},
-			Why: "leaf packages (tile math, grants, cache tags, sources, secrets, config) hold no I/O: " +
+			Why: "leaf packages (tile math, grants, cache tags, sources, secrets, config, embedded web assets) hold no I/O: " +
 				"the edge verifies tokens offline with them and their tests need no database",
 		},
 		rule{
