@@ -220,14 +220,8 @@ func TestInvalidationReachesEveryEdgeNode(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer b.Close()
-			// The nodes' subscriptions exist before anything is published,
-			// as they would after the nodes' first start.
-			for _, name := range []string{"a", "b"} {
-				sub := broker.Subscription{Topic: broker.TopicInvalidations, Name: "edge-" + name + "-invalidations"}
-				if err := b.CreateSubscription(ctx, sub); err != nil {
-					t.Fatal(err)
-				}
-			}
+			// No subscription is created here: each node creates its own before
+			// its cache app finishes starting.
 			o := startOrigin(t)
 			site := "meridian_cache\n\treverse_proxy %s"
 			nodes := []*edgeNode{startEdgeNode(t, "a", env, site, o), startEdgeNode(t, "b", env, site, o)}

@@ -127,6 +127,13 @@ func (a *App) Start() error {
 		Name:        a.SubscriptionName("revocations"),
 		ExpireAfter: 7 * 24 * time.Hour,
 	}
+	// Created before Start returns, so no revocation published from now on
+	// is missed; the receiver retries if the broker is unreachable.
+	ctx, cancel := context.WithTimeout(a.ctx, 10*time.Second)
+	defer cancel()
+	if err := a.broker.CreateSubscription(ctx, sub); err != nil {
+		a.log.Error("creating the revocation subscription; retrying in the background", "err", err)
+	}
 	a.Go("revocations", func(ctx context.Context) error {
 		return a.broker.Receive(ctx, sub, a.tokens.HandleRevocation)
 	})

@@ -17,12 +17,22 @@ import (
 // invalidations"), durable, so a node that was paused, partitioned or
 // reloading receives what was published meanwhile and purges it then. A
 // restarted process starts with an empty store, so it has nothing stale.
+//
+// The subscription is created before Start returns, so that nothing this
+// node caches from then on can miss an invalidation published while the
+// receiver is still starting. If the broker cannot be reached the
+// receiver creates it as soon as it can (and logs the gap).
 func (a *App) subscribe(edge *edgeapp.App) {
 	sub := broker.Subscription{
 		Topic:       broker.TopicInvalidations,
 		Name:        edge.SubscriptionName("invalidations"),
 		Concurrency: 4,
 		ExpireAfter: 7 * 24 * time.Hour,
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := edge.Messages().CreateSubscription(ctx, sub); err != nil {
+		a.logger.Error("creating the invalidation subscription; retrying in the background", zap.Error(err))
 	}
 	edge.Go("cache invalidations", func(ctx context.Context) error {
 		return edge.Messages().Receive(ctx, sub, a.handleInvalidation)

@@ -81,6 +81,8 @@ func Open(ctx context.Context, c Config, meta *pgxpool.Pool, log *slog.Logger) (
 			Endpoint:  c.PubSubEndpoint,
 			Prefix:    c.PubSubPrefix,
 			Insecure:  c.PubSubInsecure,
+			// Emulators (plain-text endpoints) ignore retry policies.
+			ClientBackoff: c.PubSubInsecure,
 		}
 		if pc.Endpoint == "" && os.Getenv("PUBSUB_EMULATOR_HOST") != "" {
 			pc.Endpoint, pc.Insecure, pc.ClientBackoff = os.Getenv("PUBSUB_EMULATOR_HOST"), true, true
