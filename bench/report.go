@@ -203,10 +203,7 @@ func writeScenario(b *strings.Builder, sr ScenarioReport) {
 	b.WriteString("|---|---:|" + strings.Repeat("---:|", len(head)-2) + "\n")
 
 	for _, vs := range sr.Stats {
-		runs := fmt.Sprintf("%d", vs.Runs-vs.Errors)
-		if vs.Errors > 0 {
-			runs += fmt.Sprintf(" (%d failed)", vs.Errors)
-		}
+		runs := runsCell(vs)
 		row := []string{vs.Variant, runs}
 		pm, ok := vs.primaryOf()
 		if !ok {
@@ -251,8 +248,8 @@ func writeScenario(b *strings.Builder, sr ScenarioReport) {
 	writeNotes(b, sr)
 }
 
-// writeNotes lists the distinct notes and run errors of a scenario, with
-// the variants and rounds they came from.
+// writeNotes lists the distinct notes, run errors and skip reasons of a
+// scenario, with the variants and rounds they came from.
 func writeNotes(b *strings.Builder, sr ScenarioReport) {
 	var order []string
 	notes := map[string][]string{} // note → where it was seen
@@ -266,6 +263,9 @@ func writeNotes(b *strings.Builder, sr ScenarioReport) {
 		where := fmt.Sprintf("%s r%d", s.Variant, s.Round)
 		if s.Error != "" {
 			add("error: "+s.Error, where)
+		}
+		if s.Skipped != "" {
+			add("skipped: "+s.Skipped, where)
 		}
 		if s.Result != nil {
 			for _, n := range s.Result.Notes {
@@ -285,6 +285,23 @@ func writeNotes(b *strings.Builder, sr ScenarioReport) {
 		fmt.Fprintf(b, "- %s (%s)\n", escapeCell(text), strings.Join(where, ", "))
 	}
 	b.WriteString("\n")
+}
+
+// runsCell is the "runs" cell of a variant: its successful measured runs,
+// then how many failed or skipped ("2 (1 failed, 1 skipped)").
+func runsCell(vs VariantStats) string {
+	cell := fmt.Sprintf("%d", vs.Runs-vs.Errors)
+	var extra []string
+	if vs.Errors > 0 {
+		extra = append(extra, fmt.Sprintf("%d failed", vs.Errors))
+	}
+	if vs.Skipped > 0 {
+		extra = append(extra, fmt.Sprintf("%d skipped", vs.Skipped))
+	}
+	if len(extra) > 0 {
+		cell += " (" + strings.Join(extra, ", ") + ")"
+	}
+	return cell
 }
 
 // withUnit formats a value with its unit ("4.00×", "80.0 ms").

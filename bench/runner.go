@@ -127,6 +127,11 @@ type Sample struct {
 	Elapsed float64   `json:"elapsed_s"`
 	Result  *Result   `json:"result,omitempty"`
 	Error   string    `json:"error,omitempty"`
+	// Skipped is the reason Run gave with a *SkipError: this variant
+	// cannot run here (its peer or module is missing). A skipped sample is
+	// neither a run nor an error: it is left out of the statistics, and a
+	// target on a variant with only skipped samples is SKIP, not FAIL.
+	Skipped string `json:"skipped,omitempty"`
 }
 
 // Run runs each scenario in turn and returns their reports, in order. A
@@ -175,6 +180,9 @@ func (r *Runner) runOne(ctx context.Context, s Scenario, rng *rand.Rand) (rep Sc
 	case errors.As(err, &skip):
 		log.Info("skipped", "reason", skip.Reason)
 		rep.Skipped = skip.Reason
+		if teardown != nil {
+			_ = r.teardown(ctx, log, teardown) // logged; a skip stays a skip
+		}
 		return rep
 	case err != nil:
 		log.Error("setup failed", "err", err)
@@ -204,9 +212,12 @@ func (r *Runner) runOne(ctx context.Context, s Scenario, rng *rand.Rand) (rep Sc
 			}
 			sample := r.runVariant(ctx, s, variant)
 			sample.Round, sample.Position, sample.Warmup = round, pos, round < r.Warmup
-			if sample.Error != "" {
+			switch {
+			case sample.Skipped != "":
+				log.Info("run skipped", "round", round, "variant", variant, "reason", sample.Skipped)
+			case sample.Error != "":
 				log.Warn("run failed", "round", round, "variant", variant, "err", sample.Error)
-			} else {
+			default:
 				log.Info("run", "round", round, "variant", variant, "warmup", sample.Warmup,
 					"value", sampleValue(sample))
 			}
@@ -217,7 +228,8 @@ func (r *Runner) runOne(ctx context.Context, s Scenario, rng *rand.Rand) (rep Sc
 }
 
 // runVariant runs one variant once under RunTimeout, after a GC so that
-// the previous run's garbage is not charged to this one.
+// the previous run's garbage is not charged to this one. A *SkipError from
+// Run makes a skipped sample.
 func (r *Runner) runVariant(ctx context.Context, s Scenario, variant string) Sample {
 	runtime.GC()
 	runCtx, cancel := context.WithTimeout(ctx, r.RunTimeout)
@@ -225,7 +237,12 @@ func (r *Runner) runVariant(ctx context.Context, s Scenario, variant string) Sam
 	start := time.Now()
 	res, err := s.Run(runCtx, variant)
 	sample := Sample{Variant: variant, Start: start.UTC(), Elapsed: time.Since(start).Seconds()}
-	if err != nil {
+	var skip *SkipError
+	switch {
+	case errors.As(err, &skip):
+		sample.Skipped = skip.Reason
+		return sample
+	case err != nil:
 		sample.Error = err.Error()
 		return sample
 	}

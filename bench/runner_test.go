@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ type fakeScenario struct {
 	values      map[string][]float64 // per variant, one per run in order
 	setupErr    error
 	runErr      map[string]error
+	runSkip     map[string]string // variant → reason Run skips with
 	teardownErr error
 	noTeardown  bool
 
@@ -50,6 +52,9 @@ func (f *fakeScenario) Run(_ context.Context, variant string) (Result, error) {
 	f.calls = append(f.calls, variant)
 	if err := f.runErr[variant]; err != nil {
 		return Result{}, err
+	}
+	if reason := f.runSkip[variant]; reason != "" {
+		return Result{}, fmt.Errorf("checking the peer: %w", Skip("%s", reason))
 	}
 	i := f.runs[variant]
 	f.runs[variant]++
@@ -165,6 +170,13 @@ func TestRunnerSkipsAndFails(t *testing.T) {
 			modify:      func(f *fakeScenario) { f.setupErr = Skip("no %s here", "varnish"); f.noTeardown = true },
 			wantCalls:   []string{"setup"},
 			wantSkipped: "no varnish here",
+			wantStatus:  Skipped,
+		},
+		{
+			name:        "skip with a teardown tears down",
+			modify:      func(f *fakeScenario) { f.setupErr = Skip("half started") },
+			wantCalls:   []string{"setup", "teardown"},
+			wantSkipped: "half started",
 			wantStatus:  Skipped,
 		},
 		{
@@ -298,5 +310,79 @@ func TestRegistry(t *testing.T) {
 	s2, _ := reg.Select([]string{"a"})
 	if s1[0] == s2[0] {
 		t.Error("Select returned the same scenario value twice, want a fresh one per call")
+	}
+}
+
+func TestRunnerSkipsAVariant(t *testing.T) {
+	f := newFake()
+	f.runSkip = map[string]string{"b": "nginx not installed"}
+	r := &Runner{Rounds: 2, Warmup: 1, Logger: discardLogger()}
+	rep := r.Run(context.Background(), []Scenario{f})[0]
+	if rep.Error != "" || rep.Skipped != "" {
+		t.Errorf("scenario error %q, skipped %q; want neither (only a variant skipped)", rep.Error, rep.Skipped)
+	}
+	for _, s := range rep.Samples {
+		if want := map[string]string{"a": "", "b": "nginx not installed"}[s.Variant]; s.Skipped != want || s.Error != "" {
+			t.Errorf("sample %s r%d: skipped %q, error %q; want skipped %q, no error", s.Variant, s.Round, s.Skipped, s.Error, want)
+		}
+	}
+	b := rep.Stats[1]
+	if b.Variant != "b" || b.Runs != 0 || b.Errors != 0 || b.Skipped != 2 || b.SkipReason != "nginx not installed" || len(b.Metrics) != 0 {
+		t.Errorf("stats of b = %+v, want 0 runs, 0 errors, 2 skipped (warm-up left out) with the reason, no metrics", b)
+	}
+	if a := rep.Stats[0]; a.Runs != 2 || a.Skipped != 0 {
+		t.Errorf("stats of a = %+v, want 2 runs, none skipped", a)
+	}
+
+	var got []string
+	for _, v := range rep.Verdicts {
+		got = append(got, string(v.Status)+" "+v.Reason)
+	}
+	want := []string{
+		"SKIP b skipped: nginx not installed", // a/b
+		"SKIP b skipped: nginx not installed", // b alone
+		"PASS ",                               // a's p99: a ran
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("verdicts = %q, want %q", got, want)
+	}
+	full := &Report{Results: []ScenarioReport{rep}}
+	if full.Failed() {
+		t.Error("Failed() = true with only skipped and passed targets, want false")
+	}
+
+	var md strings.Builder
+	if err := full.WriteMarkdown(&md); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| fake | a/b primary ≥ 4 | – | SKIP (b skipped: nginx not installed) |",
+		"| b | 0 (2 skipped) | – | – | – | – | – |",
+		"- skipped: nginx not installed (b r0, b r1, b r2)",
+	} {
+		if !strings.Contains(md.String(), want) {
+			t.Errorf("markdown lacks %q:\n%s", want, md.String())
+		}
+	}
+	if strings.Contains(md.String(), "error:") {
+		t.Errorf("markdown reports a skip as an error:\n%s", md.String())
+	}
+
+	js, err := json.Marshal(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Report
+	if err := json.Unmarshal(js, &back); err != nil {
+		t.Fatal(err)
+	}
+	if s := back.Results[0].Samples[1]; s.Variant != "b" || s.Skipped != "nginx not installed" {
+		t.Errorf("json sample = %+v, want b skipped with the reason", s)
+	}
+	if vs := back.Results[0].Stats[1]; vs.Skipped != 2 || vs.SkipReason != "nginx not installed" {
+		t.Errorf("json stats of b = %+v, want 2 skipped with the reason", vs)
+	}
+	if v := back.Results[0].Verdicts[0]; v.Status != Skipped {
+		t.Errorf("json verdict = %+v, want SKIP", v)
 	}
 }

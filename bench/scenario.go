@@ -38,13 +38,18 @@ type Scenario interface {
 	// marks the scenario skipped (a missing tool, say) instead of failed.
 	Setup(ctx context.Context, env *Env) (Teardown, error)
 	// Run measures one variant once, bounded by env.Duration (and by ctx,
-	// which the Runner cancels after a generous timeout).
+	// which the Runner cancels after a generous timeout). Returning an
+	// error made by Skip marks this run of the variant skipped (its peer
+	// or module is missing here) instead of failed: skipped runs stay out
+	// of the statistics, and targets on a variant that skipped every run
+	// are SKIP.
 	Run(ctx context.Context, variant string) (Result, error)
 }
 
 // Teardown stops what Setup started. The Runner calls it once, even when a
 // Run failed, an interrupt stopped the rounds, or Setup itself returned an
-// error along with a non-nil Teardown, with a context bounded by a timeout.
+// error (a skip included) along with a non-nil Teardown, with a context
+// bounded by a timeout.
 type Teardown func(ctx context.Context) error
 
 // Info describes a scenario.
@@ -144,8 +149,9 @@ func (r Result) metrics() []Metric {
 	return append([]Metric{r.Primary}, r.Secondary...)
 }
 
-// SkipError marks a scenario that cannot run here (a peer or tool is not
-// installed). The report lists it as skipped with the reason.
+// SkipError marks a scenario (returned by Setup) or one run of a variant
+// (returned by Run) that cannot run here: a peer or tool is not installed.
+// The report lists it as skipped with the reason.
 type SkipError struct {
 	// Reason is shown in the report.
 	Reason string
@@ -153,7 +159,8 @@ type SkipError struct {
 
 func (e *SkipError) Error() string { return "skipped: " + e.Reason }
 
-// Skip returns the error Setup returns to skip its scenario.
+// Skip returns the error Setup returns to skip its scenario, or Run
+// returns to skip one run of a variant.
 func Skip(format string, args ...any) error {
 	return &SkipError{Reason: fmt.Sprintf(format, args...)}
 }

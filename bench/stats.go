@@ -70,10 +70,19 @@ func quantileSorted(s []float64, q float64) float64 {
 type VariantStats struct {
 	Variant string `json:"variant"`
 	// Runs is the number of measured runs; Errors of them failed.
-	Runs    int           `json:"runs"`
-	Errors  int           `json:"errors"`
-	Metrics []MetricStats `json:"metrics"`
+	// Skipped runs are not counted in either.
+	Runs   int `json:"runs"`
+	Errors int `json:"errors"`
+	// Skipped counts the measured runs that skipped (Sample.Skipped);
+	// SkipReason is the reason of the first of them.
+	Skipped    int           `json:"skipped,omitempty"`
+	SkipReason string        `json:"skip_reason,omitempty"`
+	Metrics    []MetricStats `json:"metrics"`
 }
+
+// onlySkipped reports whether every measured run of the variant skipped
+// (and there was at least one).
+func (vs VariantStats) onlySkipped() bool { return vs.Skipped > 0 && vs.Runs == 0 }
 
 // MetricStats is the summary of one metric over the measured rounds.
 type MetricStats struct {
@@ -94,7 +103,7 @@ type Ratio struct {
 
 // computeStats groups the successful measured samples by variant and
 // metric, keeping the declared variant order and the metric order of the
-// first sample.
+// first sample. Skipped samples are counted apart and left out.
 func computeStats(variants []string, samples []Sample) []VariantStats {
 	out := make([]VariantStats, 0, len(variants))
 	for _, variant := range variants {
@@ -104,6 +113,13 @@ func computeStats(variants []string, samples []Sample) []VariantStats {
 		primary := ""
 		for _, s := range samples {
 			if s.Variant != variant || s.Warmup {
+				continue
+			}
+			if s.Skipped != "" {
+				if vs.Skipped == 0 {
+					vs.SkipReason = s.Skipped
+				}
+				vs.Skipped++
 				continue
 			}
 			vs.Runs++

@@ -68,6 +68,14 @@ func (t Target) validate(variants map[string]bool) error {
 	}
 }
 
+// variants returns the variants t refers to.
+func (t Target) variants() []string {
+	if a, b, ok := strings.Cut(t.Ratio, "/"); ok {
+		return []string{a, b}
+	}
+	return []string{t.Variant}
+}
+
 // Label is Name, or a description generated from the bounds.
 func (t Target) Label() string { return t.label("primary") }
 
@@ -104,7 +112,8 @@ const (
 	// Fail: the value is out of bounds, or could not be computed because a
 	// variant has no successful sample.
 	Fail Status = "FAIL"
-	// Skipped: the scenario did not run here (see its skip reason).
+	// Skipped: the scenario did not run here, or a variant the target
+	// refers to skipped every measured run (see the reason).
 	Skipped Status = "SKIP"
 )
 
@@ -123,9 +132,19 @@ type Verdict struct {
 	Reason string `json:"reason,omitempty"`
 }
 
-// evaluate computes the verdict of t from per-variant statistics.
+// evaluate computes the verdict of t from per-variant statistics. A target
+// on a variant that skipped every measured run is SKIP (with the skip
+// reason), whatever the other variant did.
 func (t Target) evaluate(stats []VariantStats) Verdict {
 	v := Verdict{Target: t, Label: t.Label(), Status: Fail}
+	for _, name := range t.variants() {
+		for _, vs := range stats {
+			if vs.Variant == name && vs.onlySkipped() {
+				v.Status, v.Reason = Skipped, name+" skipped: "+vs.SkipReason
+				return v
+			}
+		}
+	}
 	// median finds a variant's summary of the target metric, and names the
 	// label after the primary metric on the way.
 	median := func(variant string) (Summary, string, error) {

@@ -122,3 +122,35 @@ func TestInfoValidate(t *testing.T) {
 		})
 	}
 }
+
+func TestTargetEvaluateSkippedVariants(t *testing.T) {
+	stats := statsOf(map[string][2]float64{"meridian": {3000, 80}, "partly": {1000, 40}}, "meridian", "partly")
+	stats[1].Skipped = 1 // partly skipped one run and ran three: evaluated on those
+	stats = append(stats,
+		VariantStats{Variant: "varnish", Skipped: 3, SkipReason: "varnishd not installed"},
+		VariantStats{Variant: "broken", Runs: 2, Errors: 2, Skipped: 1, SkipReason: "later gone"},
+	)
+	tests := []struct {
+		name       string
+		target     Target
+		wantStatus Status
+		wantReason string
+	}{
+		{"ratio with a skipped numerator", Target{Ratio: "varnish/meridian", Min: 1}, Skipped, "varnish skipped: varnishd not installed"},
+		{"ratio with a skipped denominator", Target{Ratio: "meridian/varnish", Min: 1}, Skipped, "varnish skipped: varnishd not installed"},
+		{"absolute on a skipped variant", Target{Variant: "varnish", Metric: "p99", Max: 1}, Skipped, "varnishd not installed"},
+		{"partly skipped is evaluated", Target{Ratio: "meridian/partly", Min: 3}, Pass, ""},
+		{"failed runs beside a skip still fail", Target{Variant: "broken", Max: 1}, Fail, "no successful sample of variant broken"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := tt.target.evaluate(stats)
+			if got.Status != tt.wantStatus || !strings.Contains(got.Reason, tt.wantReason) {
+				t.Errorf("verdict = %s %q, want %s with a reason containing %q", got.Status, got.Reason, tt.wantStatus, tt.wantReason)
+			}
+			if got.Status == Skipped && got.Value != nil {
+				t.Errorf("SKIP verdict has a value %v, want none", *got.Value)
+			}
+		})
+	}
+}

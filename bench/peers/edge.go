@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/meridian-gis/meridian/bench/load"
 	"github.com/meridian-gis/meridian/bench/proc"
 )
 
@@ -140,6 +142,15 @@ type EdgeSite struct {
 	// CacheMaxSize is the meridian_cache store's max_size. Default:
 	// "256MiB", the size Varnish gets.
 	CacheMaxSize string
+	// Admin is the "127.0.0.1:port" of Caddy's admin API, which also
+	// serves meridian_cache's purge and stats endpoints
+	// (/meridian/cache/purge, /meridian/cache/stats). Default: "", admin
+	// off.
+	Admin string
+	// Meridian adds the `meridian` global option (the edge app: metadata
+	// database and broker), through which meridian_cache subscribes to
+	// the invalidations topic. Optional.
+	Meridian *EdgeApp
 	// WorkDir holds the Caddyfile and Caddy's data and config folders
 	// (HOME and XDG_* point there). Required, absolute.
 	WorkDir string
@@ -147,9 +158,101 @@ type EdgeSite struct {
 	Lifetime time.Duration
 }
 
+// EdgeApp is the `meridian` global option of an edge Caddyfile: the
+// metadata database and the broker the node receives invalidations (and
+// token revocations) from. Values are written literally into the
+// Caddyfile, which lives in the scenario's scratch folder; all of them
+// must be Caddyfile tokens (no whitespace, quotes, braces or '#').
+type EdgeApp struct {
+	// DatabaseURL is the migrated metadata database, a postgres:// URL on
+	// a loopback host. Required.
+	DatabaseURL string
+	// Broker is "postgres" (messages in DatabaseURL) or "pubsub".
+	// Default: postgres.
+	Broker string
+	// PubSubProject is the Pub/Sub project. Required with pubsub.
+	PubSubProject string
+	// PubSubEndpoint is the "127.0.0.1:port" of a Pub/Sub emulator or
+	// pstest, spoken to in plain text (pubsub_insecure). Required with
+	// pubsub: the bench never reaches Google.
+	PubSubEndpoint string
+	// Node names the node in its subscriptions ("edge-<node>-
+	// invalidations"): letters, digits, '.', '_' and '-'. Required, since
+	// the edge's default (the host name) would be shared by every edge of
+	// a run.
+	Node string
+}
+
+func (a *EdgeApp) setDefaults() {
+	if a.Broker == "" {
+		a.Broker = "postgres"
+	}
+}
+
+func (a EdgeApp) validate() error {
+	var errs []error
+	if err := checkToken("edge database URL", a.DatabaseURL); err != nil {
+		errs = append(errs, err)
+	} else if u, err := url.Parse(a.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		errs = append(errs, fmt.Errorf("edge database URL: want postgres://…"))
+	} else if err := load.CheckLoopback(u.Host); err != nil || u.Hostname() == "" {
+		errs = append(errs, fmt.Errorf("edge database URL: host %q is not loopback", u.Host))
+	}
+	switch a.Broker {
+	case "postgres":
+		if a.PubSubProject != "" || a.PubSubEndpoint != "" {
+			errs = append(errs, errors.New("edge: Pub/Sub settings with the postgres broker"))
+		}
+	case "pubsub":
+		if err := checkToken("edge Pub/Sub project", a.PubSubProject); err != nil {
+			errs = append(errs, err)
+		}
+		if err := checkLoopbackAddr("edge Pub/Sub endpoint", a.PubSubEndpoint); err != nil {
+			errs = append(errs, err)
+		}
+	default:
+		errs = append(errs, fmt.Errorf("edge broker %q: want postgres or pubsub", a.Broker))
+	}
+	if !validNode(a.Node) {
+		errs = append(errs, fmt.Errorf("edge node %q: want letters, digits, '.', '_' and '-'", a.Node))
+	}
+	return errors.Join(errs...)
+}
+
+// checkToken rejects values a Caddyfile cannot hold as one bare token.
+func checkToken(what, v string) error {
+	if v == "" {
+		return fmt.Errorf("%s: empty", what)
+	}
+	if strings.ContainsAny(v, " \t\n\r\"'`{}#\\") {
+		return fmt.Errorf("%s %q: contains characters a Caddyfile token cannot hold", what, v)
+	}
+	return nil
+}
+
+// validNode reports whether node fits a broker subscription name.
+func validNode(node string) bool {
+	if node == "" || len(node) > 40 {
+		return false
+	}
+	for _, c := range node {
+		switch {
+		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '.', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
 func (s *EdgeSite) setDefaults() {
 	if s.CacheMaxSize == "" {
 		s.CacheMaxSize = "256MiB"
+	}
+	if s.Meridian != nil {
+		app := *s.Meridian // the caller's value stays as it was
+		app.setDefaults()
+		s.Meridian = &app
 	}
 }
 
@@ -180,12 +283,22 @@ func (s EdgeSite) validate() error {
 	if strings.ContainsAny(s.CacheMaxSize, " \t\n{}") {
 		errs = append(errs, fmt.Errorf("edge: bad cache size %q", s.CacheMaxSize))
 	}
+	if s.Admin != "" {
+		errs = append(errs, checkLoopbackAddr("edge admin address", s.Admin))
+	}
+	if s.Meridian != nil {
+		errs = append(errs, s.Meridian.validate())
+	}
 	return errors.Join(errs...)
 }
 
 var caddyfile = template.Must(template.New("Caddyfile").Parse(`# Rendered by Meridian's bench.
 {
+{{- if .Admin}}
+	admin {{.Admin}}
+{{- else}}
 	admin off
+{{- end}}
 	persist_config off
 	auto_https off
 	default_bind 127.0.0.1
@@ -196,6 +309,17 @@ var caddyfile = template.Must(template.New("Caddyfile").Parse(`# Rendered by Mer
 {{- if .Upstream}}
 	meridian_cache {
 		max_size {{.CacheMaxSize}}
+	}
+{{- end}}
+{{- with .Meridian}}
+	meridian {
+		database_url {{.DatabaseURL}}
+		broker {{.Broker}}{{if .PubSubProject}} {{.PubSubProject}}{{end}}
+{{- if .PubSubEndpoint}}
+		pubsub_endpoint {{.PubSubEndpoint}}
+		pubsub_insecure
+{{- end}}
+		node {{.Node}}
 	}
 {{- end}}
 }
@@ -214,18 +338,20 @@ var caddyfile = template.Must(template.New("Caddyfile").Parse(`# Rendered by Mer
 }
 `))
 
-// Caddyfile renders the edge's configuration: admin API, config
-// persistence and automatic HTTPS off, every listener on 127.0.0.1,
-// HTTP/1.1 and HTTP/2 (no HTTP/3), and the one site.
+// Caddyfile renders the edge's configuration: config persistence and
+// automatic HTTPS off, the admin API off unless Admin is set, every
+// listener on 127.0.0.1, HTTP/1.1 and HTTP/2 (no HTTP/3), the meridian
+// app when Meridian is set, and the one site.
 func (s EdgeSite) Caddyfile() (string, error) {
 	s.setDefaults()
 	if err := s.validate(); err != nil {
 		return "", fmt.Errorf("rendering Caddyfile: %w", err)
 	}
 	var b strings.Builder
-	err := caddyfile.Execute(&b, map[string]string{
+	err := caddyfile.Execute(&b, map[string]any{
 		"Listen": s.Listen, "CertFile": s.CertFile, "KeyFile": s.KeyFile,
 		"Upstream": s.Upstream, "Respond": string(s.Respond), "CacheMaxSize": s.CacheMaxSize,
+		"Admin": s.Admin, "Meridian": s.Meridian,
 	})
 	if err != nil {
 		return "", fmt.Errorf("rendering Caddyfile: %w", err)

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/meridian-gis/meridian/internal/cachetag"
 )
 
 // OriginConfig configures an Origin.
@@ -22,11 +24,17 @@ type OriginConfig struct {
 	// "public, max-age=3600", which Varnish's built-in VCL, nginx
 	// proxy_cache and meridian_cache all store.
 	CacheControl string
+	// Tags returns the cache tags of a request path; they are sent
+	// space-separated in the Surrogate-Key header (cachetag.Header), which
+	// meridian_cache indexes its entries by. It is called concurrently.
+	// Nil, or an empty result, sends no header. Optional.
+	Tags func(path string) []string
 }
 
 // Origin is an in-process fasthttp server on 127.0.0.1 that serves one
-// object at every path and counts the requests it gets, so a scenario can
-// tell whether a cache in front of it answered on its own.
+// object at every path, tagged by OriginConfig.Tags when set, and counts
+// the requests it gets, so a scenario can tell whether a cache in front of
+// it answered on its own.
 type Origin struct {
 	// Addr is "127.0.0.1:port".
 	Addr string
@@ -66,6 +74,11 @@ func StartOrigin(cfg OriginConfig) (*Origin, error) {
 			rc.SetContentType(cfg.ContentType)
 			rc.Response.Header.Set("Cache-Control", cfg.CacheControl)
 			rc.Response.Header.Set("Last-Modified", lastModified)
+			if cfg.Tags != nil {
+				if tags := cfg.Tags(string(rc.Path())); len(tags) > 0 {
+					rc.Response.Header.Set(cachetag.Header, cachetag.Join(tags...))
+				}
+			}
 			rc.Response.SetBodyRaw(cfg.Body)
 		},
 		Name:         "bench-origin",

@@ -354,3 +354,106 @@ func TestEdgeStartNeedsTheCacheModule(t *testing.T) {
 		t.Errorf("Start(cache site, binary without the module) error = %v, want one naming %s", err, CacheHandlerModule)
 	}
 }
+
+func TestEdgeCaddyfileAdminAndMeridian(t *testing.T) {
+	tests := []struct {
+		name string
+		app  EdgeApp
+		want string // the meridian block
+	}{
+		{
+			name: "postgres by default",
+			app:  EdgeApp{DatabaseURL: "postgres://postgres@127.0.0.1:5433/meta?sslmode=disable", Node: "bench-pg"},
+			want: "\tmeridian {\n\t\tdatabase_url postgres://postgres@127.0.0.1:5433/meta?sslmode=disable\n" +
+				"\t\tbroker postgres\n\t\tnode bench-pg\n\t}\n",
+		},
+		{
+			name: "pubsub",
+			app: EdgeApp{DatabaseURL: "postgres://postgres@127.0.0.1:5433/meta", Broker: "pubsub",
+				PubSubProject: "bench", PubSubEndpoint: "127.0.0.1:8085", Node: "bench-ps"},
+			want: "\tmeridian {\n\t\tdatabase_url postgres://postgres@127.0.0.1:5433/meta\n" +
+				"\t\tbroker pubsub bench\n\t\tpubsub_endpoint 127.0.0.1:8085\n\t\tpubsub_insecure\n\t\tnode bench-ps\n\t}\n",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := tt.app
+			site := EdgeSite{Listen: "127.0.0.1:8080", Upstream: "127.0.0.1:8081", WorkDir: "/tmp/e",
+				CacheMaxSize: "1GiB", Admin: "127.0.0.1:2999", Meridian: &app}
+			got, err := site.Caddyfile()
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := "# Rendered by Meridian's bench.\n{\n\tadmin 127.0.0.1:2999\n\tpersist_config off\n\tauto_https off\n" +
+				"\tdefault_bind 127.0.0.1\n\tgrace_period 2s\n\tservers {\n\t\tprotocols h1 h2\n\t}\n" +
+				"\tmeridian_cache {\n\t\tmax_size 1GiB\n\t}\n" + tt.want + "}\n\n" +
+				"http://127.0.0.1:8080 {\n\tbind 127.0.0.1\n\tmeridian_cache\n\treverse_proxy 127.0.0.1:8081\n}\n"
+			if got != want {
+				t.Errorf("Caddyfile() =\n%s\nwant\n%s", got, want)
+			}
+			if app != tt.app {
+				t.Errorf("Caddyfile() changed the caller's EdgeApp to %+v", app)
+			}
+		})
+	}
+}
+
+func TestEdgeAppInvalid(t *testing.T) {
+	ok := EdgeApp{DatabaseURL: "postgres://postgres@127.0.0.1:5433/meta", Broker: "pubsub",
+		PubSubProject: "bench", PubSubEndpoint: "127.0.0.1:8085", Node: "n1"}
+	tests := []struct {
+		name string
+		edit func(*EdgeApp)
+		want string
+	}{
+		{"no database", func(a *EdgeApp) { a.DatabaseURL = "" }, "database URL: empty"},
+		{"remote database", func(a *EdgeApp) { a.DatabaseURL = "postgres://u@db.example.com:5432/meta" }, "not loopback"},
+		{"not postgres", func(a *EdgeApp) { a.DatabaseURL = "mysql://127.0.0.1:3306/x" }, "want postgres"},
+		{"placeholder", func(a *EdgeApp) { a.DatabaseURL = "{env.MERIDIAN_DATABASE_URL}" }, "cannot hold"},
+		{"unknown broker", func(a *EdgeApp) { a.Broker = "kafka" }, "want postgres or pubsub"},
+		{"pubsub without endpoint", func(a *EdgeApp) { a.PubSubEndpoint = "" }, "Pub/Sub endpoint"},
+		{"pubsub on google", func(a *EdgeApp) { a.PubSubEndpoint = "pubsub.googleapis.com:443" }, "loopback"},
+		{"pubsub without project", func(a *EdgeApp) { a.PubSubProject = "" }, "project: empty"},
+		{"pubsub settings on postgres", func(a *EdgeApp) { a.Broker = "postgres" }, "Pub/Sub settings"},
+		{"no node", func(a *EdgeApp) { a.Node = "" }, "node"},
+		{"bad node", func(a *EdgeApp) { a.Node = "a b" }, "node"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			app := ok
+			tt.edit(&app)
+			site := EdgeSite{Listen: "127.0.0.1:1", WorkDir: "/tmp", Upstream: "127.0.0.1:2", Meridian: &app}
+			_, err := site.Caddyfile()
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("Caddyfile() error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+	site := EdgeSite{Listen: "127.0.0.1:1", WorkDir: "/tmp", Upstream: "127.0.0.1:2", Admin: "0.0.0.0:2019"}
+	if _, err := site.Caddyfile(); err == nil || !strings.Contains(err.Error(), "admin") {
+		t.Errorf("Caddyfile(public admin) error = %v, want one about the admin address", err)
+	}
+}
+
+func TestOriginTags(t *testing.T) {
+	o, err := StartOrigin(OriginConfig{Body: []byte("tile"), Tags: func(path string) []string {
+		if path == "/untagged" {
+			return nil
+		}
+		return []string{"src:local/" + strings.TrimPrefix(path, "/"), "conn:local"}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = o.Stop(context.Background()) })
+	for path, want := range map[string]string{"/public.roads": "src:local/public.roads conn:local", "/untagged": ""} {
+		resp, err := http.Get(o.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Surrogate-Key"); got != want {
+			t.Errorf("GET %s: Surrogate-Key %q, want %q", path, got, want)
+		}
+	}
+}

@@ -19,6 +19,10 @@ func Register(r *bench.Registry) error {
 		r.Register(newBrokerLatency),
 		r.Register(newCacheHit),
 		r.Register(newCacheHitH2),
+		r.Register(newPurgeTag),
+		r.Register(newInvalidation),
+		r.Register(newTilesCold),
+		r.Register(newTilesWarm),
 	)
 }
 
