@@ -1,6 +1,7 @@
 package tiles
 
 import (
+	"fmt"
 	"net"
 	"net/url"
 	"testing"
@@ -34,6 +35,34 @@ func BenchmarkWarmTile(b *testing.B) {
 	size := len(rc.Response.Body())
 	b.ReportAllocs()
 	b.SetBytes(int64(size))
+	b.ResetTimer()
+	for b.Loop() {
+		rc.Response.Reset()
+		h(&rc)
+		if rc.Response.StatusCode() != 200 {
+			b.Fatalf("status %d", rc.Response.StatusCode())
+		}
+	}
+}
+
+// BenchmarkWarmTileStateless is BenchmarkWarmTile with the stateless URL
+// form (every source parameter inline, no k=): the source is found by the
+// raw query, without parsing or compiling again.
+func BenchmarkWarmTileStateless(b *testing.B) {
+	e := newEnv(b)
+	c := tile.At(-74, 40.7, 4)
+	h := e.srv.Handler()
+	var req fasthttp.Request
+	req.SetRequestURI(fmt.Sprintf("/api/v3/maps/pg/table/%d/%d/%d?name=public.admin1&columns=name,iso_3166_2&formatTiles=mvt", c.Z, c.X, c.Y))
+	req.Header.Set("Authorization", "Bearer "+e.all)
+	req.Header.Set("Accept-Encoding", "gzip, deflate, br;q=0")
+	var rc fasthttp.RequestCtx
+	rc.Init(&req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, nil)
+	h(&rc) // compile the source and fill the cache
+	if rc.Response.StatusCode() != 200 {
+		b.Fatalf("warm-up: %d %s", rc.Response.StatusCode(), rc.Response.Body())
+	}
+	b.ReportAllocs()
 	b.ResetTimer()
 	for b.Loop() {
 		rc.Response.Reset()

@@ -75,21 +75,52 @@ func (s *Server) resolve(ctx context.Context, rc *fasthttp.RequestCtx, claims *g
 			}
 		}
 	} else {
-		spec, err := specFromRequest(rc, conn, typ)
-		if err != nil {
-			return nil, err
-		}
-		if err := preauthorize(claims, spec); err != nil {
-			return nil, err
-		}
-		if c, err = s.compile(ctx, spec); err != nil {
-			return nil, err
+		// A stateless URL: every parameter inline. Seen before, its source
+		// is found by the raw query without parsing it again.
+		var buf [512]byte
+		qk := statelessKey(buf[:0], rc, conn, typ)
+		if c = s.sources.getQuery(qk); c == nil {
+			spec, err := specFromRequest(rc, conn, typ)
+			if err != nil {
+				return nil, err
+			}
+			if err := preauthorize(claims, spec); err != nil {
+				return nil, err
+			}
+			if c, err = s.compile(ctx, spec); err != nil {
+				return nil, err
+			}
+			s.sources.putQuery(string(qk), c)
 		}
 	}
 	if c.src.Spec.Conn != b2s(conn) || string(c.src.Spec.Type) != b2s(typ) {
 		return nil, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: "the source key does not belong to this connection and type"}
 	}
 	return c, authorize(claims, grant.APIMaps, c)
+}
+
+// statelessKey appends the registry key of a stateless tile request:
+// "<conn>/<type>?<raw query>".
+func statelessKey(dst []byte, rc *fasthttp.RequestCtx, conn, typ []byte) []byte {
+	dst = append(append(append(append(dst, conn...), '/'), typ...), '?')
+	return append(dst, rc.URI().QueryString()...)
+}
+
+// lookup finds an already compiled source for a tile request, by its key
+// or by its stateless query, without parsing or allocating; nil when the
+// source must be resolved.
+func (s *Server) lookup(rc *fasthttp.RequestCtx, conn, typ []byte) *compiled {
+	var c *compiled
+	if k := rc.QueryArgs().Peek("k"); len(k) > 0 {
+		c = s.sources.get(k)
+	} else {
+		var buf [512]byte
+		c = s.sources.getQuery(statelessKey(buf[:0], rc, conn, typ))
+	}
+	if c == nil || c.src.Spec.Conn != b2s(conn) || string(c.src.Spec.Type) != b2s(typ) {
+		return nil
+	}
+	return c
 }
 
 // instantiate answers GET|POST /v3/maps/{conn}/{type} (CARTO_API.md §2.1).
@@ -273,8 +304,8 @@ func (s *Server) tile(rc *fasthttp.RequestCtx, conn, typ, zxy []byte) {
 		s.fail(rc, err)
 		return
 	}
-	c := s.sources.get(rc.QueryArgs().Peek("k"))
-	if c != nil && c.src.Spec.Conn == b2s(conn) && string(c.src.Spec.Type) == b2s(typ) {
+	c := s.lookup(rc, conn, typ)
+	if c != nil {
 		err = authorize(claims, grant.APIMaps, c)
 	} else {
 		ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout.D())

@@ -5,6 +5,7 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -416,6 +417,33 @@ func TestInvalidate(t *testing.T) {
 	r = e.get(expand(tmpl, c.Z, c.X, c.Y), bearer(e.all))
 	if r.status != 200 || r.header.Get("Cache-Control") != "max-age=60" {
 		t.Errorf("old URL after invalidation: %d %q", r.status, r.header.Get("Cache-Control"))
+	}
+}
+
+// TestInvalidateStateless checks the same for the stateless URL form,
+// whose source is remembered by its query string: an invalidation must
+// drop that too.
+func TestInvalidateStateless(t *testing.T) {
+	e := newEnv(t)
+	c := tile.At(-140, -10, 5) // open Pacific
+	u := fmt.Sprintf("/api/v3/maps/pg/table/%d/%d/%d?name=places&columns=name&formatTiles=mvt", c.Z, c.X, c.Y)
+	for range 2 { // the second request finds the source by its query
+		if r := e.get(u, bearer(e.all)); r.status != 204 {
+			t.Fatalf("Pacific tile before: %d", r.status)
+		}
+	}
+	if _, err := e.db.Pool.Exec(context.Background(), "INSERT INTO places (name, geom) VALUES ('Null Island', ST_SetSRID(ST_MakePoint(-140, -10), 4326))"); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Invalidate(context.Background(), cachetag.Invalidation{Tags: []string{cachetag.Source("pg", "public.places")}}, time.Now())
+	r := e.get(u, bearer(e.all))
+	if r.status != 200 || !hasFeature(decodeTile(t, r), "name", "Null Island") {
+		t.Errorf("stateless tile after invalidation: %d, want Null Island", r.status)
+	}
+	// Another token without the grant is refused, even with the source
+	// remembered.
+	if r := e.get(u, bearer(e.is.token(t, mapsSQL, "public.admin1"))); r.status != http.StatusForbidden {
+		t.Errorf("stateless tile with a token for another table: %d, want 403", r.status)
 	}
 }
 

@@ -47,10 +47,15 @@ type registry struct {
 	byKey  map[string]*compiled
 	byID   map[string]*compiled
 	epochs map[string]uint64 // per connection, bumped by dropConn
+	// byQuery maps a stateless tile URL's "<conn>/<type>?<raw query>" to
+	// its compiled source, so a repeated stateless request skips parsing
+	// and compiling; the grant is still checked on every request.
+	byQuery map[string]*compiled
 }
 
 func newRegistry(max int) *registry {
-	return &registry{max: max, byKey: map[string]*compiled{}, byID: map[string]*compiled{}, epochs: map[string]uint64{}}
+	return &registry{max: max, byKey: map[string]*compiled{}, byID: map[string]*compiled{}, epochs: map[string]uint64{},
+		byQuery: map[string]*compiled{}}
 }
 
 // get looks k up without allocating.
@@ -97,6 +102,31 @@ func (r *registry) put(c *compiled) {
 	r.byID[c.src.ID] = c
 }
 
+// getQuery looks a stateless request key up without allocating.
+func (r *registry) getQuery(k []byte) *compiled {
+	r.mu.RLock()
+	c := r.byQuery[string(k)]
+	r.mu.RUnlock()
+	return c
+}
+
+// putQuery remembers the source of a stateless request key, unless c's
+// connection was dropped since c was compiled.
+func (r *registry) putQuery(k string, c *compiled) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.epochs[c.src.Spec.Conn] != c.epoch {
+		return
+	}
+	for len(r.byQuery) >= r.max {
+		for k := range r.byQuery { // random victim
+			delete(r.byQuery, k)
+			break
+		}
+	}
+	r.byQuery[k] = c
+}
+
 // dropConn forgets every source of conn; they are compiled again (with
 // a fresh catalog and generation) on next use.
 func (r *registry) dropConn(conn string) {
@@ -107,6 +137,11 @@ func (r *registry) dropConn(conn string) {
 		if c.src.Spec.Conn == conn {
 			delete(r.byKey, k)
 			delete(r.byID, c.src.ID)
+		}
+	}
+	for k, c := range r.byQuery {
+		if c.src.Spec.Conn == conn {
+			delete(r.byQuery, k)
 		}
 	}
 }
