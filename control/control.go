@@ -30,6 +30,8 @@ type Config struct {
 	RequestTimeout config.Duration `json:"request_timeout,omitempty" env:"MERIDIAN_CONTROL_REQUEST_TIMEOUT"`
 	// ShutdownTimeout bounds the graceful drain. Default: 20s.
 	ShutdownTimeout config.Duration `json:"shutdown_timeout,omitempty" env:"MERIDIAN_CONTROL_SHUTDOWN_TIMEOUT"`
+	// Jobs configures the imports and batch SQL APIs.
+	Jobs JobsConfig `json:"jobs"`
 }
 
 // SetDefaults fills zero fields.
@@ -43,6 +45,7 @@ func (c *Config) SetDefaults() {
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = config.Duration(20 * time.Second)
 	}
+	c.Jobs.SetDefaults()
 }
 
 // Validate reports every problem in c.
@@ -50,6 +53,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("control request_timeout: must not be negative (MERIDIAN_CONTROL_REQUEST_TIMEOUT)"))
+	}
+	if err := c.Jobs.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }
@@ -62,6 +68,9 @@ type Deps struct {
 	Meta *pgxpool.Pool
 	// Broker publishes jobs and events. Optional until a route needs it.
 	Broker broker.Broker
+	// Tokens verifies API access tokens. The imports and batch SQL APIs
+	// are served only when it is set.
+	Tokens TokenVerifier
 	// Metrics registry. Optional.
 	Metrics *prometheus.Registry
 	// Version is reported by /api/version.
@@ -89,6 +98,18 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.health.Add("metadata_db", func(ctx context.Context) error { return d.Meta.Ping(ctx) })
 	s.health.Mount(s.mux, d.Metrics)
 	s.mux.HandleFunc("GET /api/version", s.version)
+	if d.Tokens != nil {
+		s.mux.HandleFunc("POST /api/v3/imports", s.handler(s.createImport))
+		s.mux.HandleFunc("GET /api/v3/imports", s.handler(s.listImports))
+		s.mux.HandleFunc("GET /api/v3/imports/{id}", s.handler(s.getImport))
+		s.mux.HandleFunc("POST /api/v3/imports/{id}/cancel", s.handler(s.cancelImport))
+		s.mux.HandleFunc("POST /api/v3/sql/{conn}/job", s.handler(s.createJob))
+		s.mux.HandleFunc("GET /api/v3/sql/{conn}/job", s.handler(s.listJobs))
+		s.mux.HandleFunc("GET /api/v3/sql/{conn}/job/{id}", s.handler(s.getJob))
+		s.mux.HandleFunc("DELETE /api/v3/sql/{conn}/job/{id}", s.handler(s.cancelJob))
+		s.mux.HandleFunc("POST /api/v3/sql/{conn}/job/{id}/cancel", s.handler(s.cancelJob))
+		s.mux.HandleFunc("GET /api/v3/sql/jobs", s.handler(s.listJobs))
+	}
 	s.mux.HandleFunc("/api/", s.notFound)
 	return s, nil
 }
@@ -119,6 +140,8 @@ type apiError struct {
 	Code   string
 	Msg    string
 	Err    error
+	// quiet: an expected refusal (bad token, no grant), not worth a log.
+	quiet bool
 }
 
 func (e apiError) Error() string { return e.Msg }

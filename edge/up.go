@@ -98,10 +98,15 @@ func (nd *node) components(names ...string) ([]component, error) {
 }
 
 func (nd *node) controlComponent() (component, error) {
+	var tokens control.TokenVerifier
+	if nd.tokens != nil {
+		tokens = nd.tokens
+	}
 	s, err := control.New(nd.cfg.Control, control.Deps{
 		Log:     nd.log.With("component", "control"),
 		Meta:    nd.meta,
 		Broker:  nd.broker,
+		Tokens:  tokens,
 		Metrics: nd.metrics,
 		Version: version,
 	})
@@ -121,7 +126,9 @@ func (nd *node) workerComponent() (component, error) {
 	if err != nil {
 		return component{}, err
 	}
-	registerJobs(r, nd)
+	if err := registerJobs(r, nd); err != nil {
+		return component{}, err
+	}
 	return component{"worker", r.Run}, nil
 }
 

@@ -38,6 +38,9 @@ type Config struct {
 	// Concurrency is how many messages of each topic one worker handles at
 	// once. Default: 2.
 	Concurrency int `json:"concurrency,omitempty" env:"MERIDIAN_WORKER_CONCURRENCY"`
+	// Jobs configures the job handlers Register adds (imports, batch SQL,
+	// workspace events).
+	Jobs JobsConfig `json:"jobs"`
 }
 
 // SetDefaults fills zero fields.
@@ -51,6 +54,7 @@ func (c *Config) SetDefaults() {
 	if c.Concurrency == 0 {
 		c.Concurrency = 2
 	}
+	c.Jobs.SetDefaults()
 }
 
 // Validate reports every problem in c.
@@ -61,6 +65,9 @@ func (c Config) Validate() error {
 	}
 	if c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("worker drain_timeout: must not be negative (MERIDIAN_WORKER_DRAIN_TIMEOUT)"))
+	}
+	if err := c.Jobs.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -69,7 +69,8 @@ func (e edge) json() []byte {
 	if e.admin != "" {
 		admin = map[string]any{"listen": e.admin, "config": map[string]any{"persist": false}}
 	}
-	handler := map[string]any{"handler": "meridian_cache"}
+	// Tests refill right after purging: no quarantine unless asked for.
+	handler := map[string]any{"handler": "meridian_cache", "purge_quarantine": -1}
 	for k, v := range e.handler {
 		handler[k] = v
 	}

@@ -34,6 +34,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		stale_if_error         <duration>
 //		key_drop_query         <param...>
 //		fill_timeout           <duration>
+//		purge_quarantine       <duration>|off
 //		max_tags               <count>
 //	}
 //
@@ -70,6 +71,17 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.KeyDropQuery = append(h.KeyDropQuery, args...)
 		case "fill_timeout":
 			err = parseDuration(d, &h.FillTimeout)
+		case "purge_quarantine":
+			var v string
+			if v, err = oneArg(d); err == nil {
+				if v == "off" {
+					h.PurgeQuarantine = -1
+				} else if dur, perr := caddy.ParseDuration(v); perr != nil {
+					err = d.Errf("parsing purge_quarantine %q: %v", v, perr)
+				} else {
+					h.PurgeQuarantine = caddy.Duration(dur)
+				}
+			}
 		case "max_tags":
 			err = parseInt(d, &h.MaxTags)
 		default:

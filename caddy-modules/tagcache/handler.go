@@ -60,6 +60,11 @@ type Handler struct {
 	// client that started them, since other requests wait for them.
 	// Default: 1m.
 	FillTimeout caddy.Duration `json:"fill_timeout,omitempty"`
+	// PurgeQuarantine is how long after a purge of a tag responses
+	// carrying it are served but not stored, so that an origin that has
+	// not yet processed the same invalidation cannot put old data back.
+	// Default: 2s; negative turns it off.
+	PurgeQuarantine caddy.Duration `json:"purge_quarantine,omitempty"`
 	// MaxTags caps the tags indexed per entry (the rest are ignored).
 	// Default: 256.
 	MaxTags int `json:"max_tags,omitempty"`
@@ -103,6 +108,7 @@ func (h *Handler) cacheConfig(ctx caddy.Context) httpcache.Config {
 		StaleIfError:         time.Duration(h.StaleIfError),
 		DropQuery:            h.KeyDropQuery,
 		FillTimeout:          time.Duration(h.FillTimeout),
+		PurgeQuarantine:      time.Duration(h.PurgeQuarantine),
 		MaxTags:              h.MaxTags,
 		Prepare:              prepareBackground,
 		Authorizer:           requestAuthorizer,

@@ -67,6 +67,13 @@ type Config struct {
 	FillTimeout time.Duration
 	// MaxTags caps the tags kept per entry. Default: 256.
 	MaxTags int
+	// PurgeQuarantine is how long after a purge of a tag responses
+	// carrying that tag are served but not stored. Several origins learn
+	// of a change from their own copies of an invalidation message, a few
+	// milliseconds apart: a request in between would otherwise store the
+	// old data again, right after the purge, until the next one.
+	// Default: 2s; negative disables.
+	PurgeQuarantine time.Duration
 
 	// Now returns the current time. Default: time.Now.
 	Now func() time.Time
@@ -103,6 +110,9 @@ type Cache struct {
 
 // New returns a Cache using store, which may be shared by several caches.
 func New(store *Store, cfg Config) *Cache {
+	if cfg.PurgeQuarantine == 0 {
+		cfg.PurgeQuarantine = 2 * time.Second
+	}
 	if cfg.HeuristicMax == 0 {
 		cfg.HeuristicMax = DefaultHeuristicMax
 	}
@@ -585,6 +595,11 @@ func (c *Cache) storeResponse(p *plan, status int, h http.Header, body []byte, c
 				d.srcTags = append(d.srcTags, t)
 			}
 		}
+	}
+	if q := c.cfg.PurgeQuarantine; q > 0 && c.store.purgedSince(d.slots[d.npseudo:], c.cfg.Now().Add(-q).UnixNano()) {
+		c.store.stats.quarantined.Add(1)
+		c.log.Debug("not storing a response whose tags were just purged", "key", primary)
+		return nil
 	}
 	d.key = primary
 	if p.hasVary {

@@ -53,6 +53,9 @@ func newEnvStore(t *testing.T, cfg Config, scfg StoreConfig) *env {
 	if cfg.Now == nil {
 		cfg.Now = e.clock.Now
 	}
+	if cfg.PurgeQuarantine == 0 { // tests refill right after purging
+		cfg.PurgeQuarantine = -1
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	cfg.BaseContext = ctx

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // versioned sets an origin answering "<path> v<n>", n counting its hits,
@@ -202,5 +203,39 @@ func TestWaiterAfterPurgeGoesUpstream(t *testing.T) {
 		if r.body == "v1" {
 			t.Errorf("waiter %d got the pre-purge response %q (%q)", i, r.body, r.cacheStatus())
 		}
+	}
+}
+
+// After a purge, responses carrying the purged tag are served but not
+// stored for PurgeQuarantine: an origin that has not yet applied the same
+// invalidation must not put old data back into the cache.
+func TestPurgeQuarantine(t *testing.T) {
+	e := newEnv(t, Config{PurgeQuarantine: time.Second})
+	versioned(e, "max-age=600", func(p string) string {
+		if p == "/a" {
+			return "src:c/public.a conn:c"
+		}
+		return "src:c/public.b"
+	})
+	e.get("/a")
+	e.get("/b")
+	e.store.PurgeTags([]string{"src:c/public.a"}, false)
+	// (Cache-Status says "stored" once the headers pass; the entry is then
+	// dropped, so the next request is still a miss.)
+	for i := range 2 {
+		if r := e.get("/a"); r.isHit() {
+			t.Errorf("/a request %d inside the quarantine: %q, want a miss", i, r.cacheStatus())
+		}
+	}
+	if r := e.get("/b"); !r.isHit() {
+		t.Errorf("/b (other tag): %q, want hit", r.cacheStatus())
+	}
+	if got := e.store.Stats().Quarantined; got != 2 {
+		t.Errorf("Quarantined = %d, want 2", got)
+	}
+	e.clock.Advance(2 * time.Second)
+	e.get("/a")
+	if r := e.get("/a"); !r.isHit() {
+		t.Errorf("/a again: %q, want hit", r.cacheStatus())
 	}
 }

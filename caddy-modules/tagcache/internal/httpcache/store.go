@@ -121,6 +121,8 @@ type Store struct {
 type tagGen struct {
 	hard atomic.Uint64
 	soft atomic.Uint64
+	// at is when a tag in this slot was last purged (Unix ns).
+	at atomic.Int64
 }
 
 // NewStore creates a Store. Call Close to release it.
@@ -241,6 +243,17 @@ func (s *Store) state(e *entry) (valid, soft bool) {
 	return true, soft
 }
 
+// purgedSince reports whether a tag in any of slots was purged at or
+// after since (Unix ns).
+func (s *Store) purgedSince(slots []uint32, since int64) bool {
+	for _, i := range slots {
+		if s.gens[i&s.mask].at.Load() >= since {
+			return true
+		}
+	}
+	return false
+}
+
 // PurgeTags purges every entry carrying any of tags, in O(len(tags)):
 // hard purges make them misses, soft purges make them stale (served while
 // one request refetches).
@@ -284,6 +297,7 @@ func (s *Store) PurgePrefix(prefix string, soft bool) {
 // mark records a purge of sequence seq in slot i (monotonically).
 func (s *Store) mark(i uint32, seq uint64, soft bool) {
 	g := &s.gens[i]
+	g.at.Store(time.Now().UnixNano())
 	p := &g.hard
 	if soft {
 		p = &g.soft
@@ -357,6 +371,7 @@ type Stats struct {
 	Stores         uint64 `json:"stores"`          // entries written
 	Uncacheable    uint64 `json:"uncacheable"`     // upstream responses not stored
 	Denied         uint64 `json:"denied"`          // stored responses not served: the caller's token lacks a grant
+	Quarantined    uint64 `json:"quarantined"`     // responses not stored: their tags were purged moments ago
 	UpstreamErrors uint64 `json:"upstream_errors"` // fills that failed or got 500/502/503/504
 	PurgeHard      uint64 `json:"purge_tags_hard"` // tags hard-purged
 	PurgeSoft      uint64 `json:"purge_tags_soft"` // tags soft-purged
@@ -375,6 +390,7 @@ type Stats struct {
 type counters struct {
 	hits, stale, misses, coalesced, bypass, revalidated  atomic.Uint64
 	stores, uncacheable, upstreamErrors, denied          atomic.Uint64
+	quarantined                                          atomic.Uint64
 	purgeHard, purgeSoft, purgeURL, purgePrefix, invalid atomic.Uint64
 	evictions, expired                                   atomic.Uint64
 }
@@ -392,6 +408,7 @@ func (s *Store) Stats() Stats {
 		Stores:         c.stores.Load(),
 		Uncacheable:    c.uncacheable.Load(),
 		Denied:         c.denied.Load(),
+		Quarantined:    c.quarantined.Load(),
 		UpstreamErrors: c.upstreamErrors.Load(),
 		PurgeHard:      c.purgeHard.Load(),
 		PurgeSoft:      c.purgeSoft.Load(),
