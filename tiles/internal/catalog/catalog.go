@@ -309,6 +309,7 @@ WITH rels AS (
 	  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'topology', 'tiger')
 	  AND n.nspname NOT LIKE 'pg\_%'
 	  AND NOT c.relispartition
+	  AND c.relname NOT LIKE '\_mi\_%' -- the importer's staging tables
 	  AND has_table_privilege(c.oid, 'SELECT')
 )
 SELECT n.nspname, c.relname, c.relkind::text, c.oid::int8, c.relfilenode::int8,

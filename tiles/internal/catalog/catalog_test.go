@@ -107,6 +107,10 @@ func TestLoad(t *testing.T) {
 	db := pgtest.Data(t)
 	ctx := context.Background()
 	role := fixture(t, db)
+	// An import in progress: its staging table is not a source.
+	if _, err := db.Pool.Exec(ctx, `CREATE TABLE public._mi_0123abcd_stage (id int, geom geometry(Point, 4326))`); err != nil {
+		t.Fatal(err)
+	}
 	cat, err := Load(ctx, db.Pool, "pg")
 	if err != nil {
 		t.Fatalf("Load: %v", err)
