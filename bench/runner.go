@@ -227,12 +227,14 @@ func (r *Runner) runOne(ctx context.Context, s Scenario, rng *rand.Rand) (rep Sc
 	return rep
 }
 
-// runVariant runs one variant once under RunTimeout, after a GC so that
+// runVariant runs one variant once under RunTimeout (or the scenario's
+// own, when longer), after a GC so that
 // the previous run's garbage is not charged to this one. A *SkipError from
 // Run makes a skipped sample.
 func (r *Runner) runVariant(ctx context.Context, s Scenario, variant string) Sample {
 	runtime.GC()
-	runCtx, cancel := context.WithTimeout(ctx, r.RunTimeout)
+	timeout := max(r.RunTimeout, s.Info().RunTimeout)
+	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	start := time.Now()
 	res, err := s.Run(runCtx, variant)

@@ -66,6 +66,10 @@ type Info struct {
 	// Config is the scenario's settings, recorded as-is in the JSON report.
 	// It must marshal with encoding/json. Optional.
 	Config any `json:"config,omitempty"`
+	// RunTimeout is how long one Run of this scenario may take when that
+	// is longer than the Runner's (work of a fixed size, such as
+	// importing a 1 GiB file). Zero: the Runner's.
+	RunTimeout time.Duration `json:"run_timeout,omitempty"`
 }
 
 // validate checks the names and that every target refers to a declared

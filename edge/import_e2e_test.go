@@ -256,6 +256,10 @@ func TestImportThroughEdge(t *testing.T) {
 		cs2, names2 := u.tileNames(t, tok, tile)
 		t.Errorf("tile right after the import = %v (Cache-Status %q), want %v; 2s later: %v (%q)", names, cs, want, names2, cs2)
 	}
+	// The edge stores that source's tiles again once the purge quarantine
+	// (2s by default) has passed.
+	time.Sleep(2500 * time.Millisecond)
+	u.tileNames(t, tok, tile)
 	if cs, _ := u.tileNames(t, tok, tile); !strings.Contains(cs, "hit") {
 		t.Errorf("tile after the import is not cached again: Cache-Status %q", cs)
 	}

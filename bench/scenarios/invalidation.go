@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	"cloud.google.com/go/pubsub/v2/pstest"
@@ -129,19 +127,6 @@ func (s *invalidation) Setup(ctx context.Context, env *bench.Env) (_ bench.Teard
 			return nil, bench.Skip("the edge binary has no %s module (see edge/main.go)", m)
 		}
 	}
-	// The cluster runs as the postgres user when we are root: it must be
-	// able to enter the scratch folder.
-	if err := os.Chmod(env.TempDir, 0o755); err != nil {
-		return nil, fmt.Errorf("opening scratch dir: %w", err)
-	}
-	cluster, err := pgcluster.Open(ctx, filepath.Join(env.TempDir, "pg"), pgcluster.Options{Fast: true})
-	if errors.Is(err, pgcluster.ErrNoBinaries) {
-		return nil, bench.Skip("no PostgreSQL server binaries")
-	}
-	if err != nil {
-		return nil, err
-	}
-
 	var stop cleanup
 	teardown := func(ctx context.Context) error {
 		if s.client != nil {
@@ -149,10 +134,8 @@ func (s *invalidation) Setup(ctx context.Context, env *bench.Env) (_ bench.Teard
 		}
 		return stop.run(ctx)
 	}
-	// pg_ctl start waits for the server, and pg_ctl stop is a no-op when
-	// none runs, so stop is registered first.
-	stop.add(cluster.Stop)
-	if err := cluster.Start(ctx); err != nil {
+	cluster, err := startScratchCluster(ctx, env, &stop)
+	if err != nil {
 		return teardown, err
 	}
 	dbURL, err := createDatabase(ctx, cluster, "bench_meta")

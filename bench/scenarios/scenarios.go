@@ -23,6 +23,8 @@ func Register(r *bench.Registry) error {
 		r.Register(newInvalidation),
 		r.Register(newTilesCold),
 		r.Register(newTilesWarm),
+		r.Register(newImport),
+		r.Register(newImportBig),
 	)
 }
 
