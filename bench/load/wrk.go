@@ -110,17 +110,9 @@ func (w Wrk) Run(ctx context.Context, target string) (WrkResult, error) {
 	if w.Duration > MaxDuration {
 		return WrkResult{}, fmt.Errorf("wrk duration %s above the %s cap", w.Duration, MaxDuration)
 	}
-	ctx, cancel := context.WithTimeout(ctx, w.Duration+w.Timeout+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, w.Path, w.Args(target)...)
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.Output()
+	out, err := RunTool(ctx, "wrk", w.Path, w.Args(target), w.Duration+w.Timeout+30*time.Second)
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
-			return WrkResult{}, fmt.Errorf("running wrk: %w: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
-		return WrkResult{}, fmt.Errorf("running wrk: %w", err)
+		return WrkResult{}, err
 	}
 	res, err := ParseWrk(string(out))
 	if err != nil {

@@ -114,17 +114,9 @@ func (h h2Load) run(ctx context.Context, target string) (h2LoadResult, error) {
 	if h.Duration > load.MaxDuration {
 		return h2LoadResult{}, fmt.Errorf("h2load duration %s above the %s cap", h.Duration, load.MaxDuration)
 	}
-	ctx, cancel := context.WithTimeout(ctx, h.Duration+30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, h.Path, h.args(target)...)
-	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.Output()
+	out, err := load.RunTool(ctx, "h2load", h.Path, h.args(target), h.Duration+30*time.Second)
 	if err != nil {
-		var ee *exec.ExitError
-		if errors.As(err, &ee) && len(ee.Stderr) > 0 {
-			return h2LoadResult{}, fmt.Errorf("running h2load: %w: %s", err, strings.TrimSpace(string(ee.Stderr)))
-		}
-		return h2LoadResult{}, fmt.Errorf("running h2load: %w", err)
+		return h2LoadResult{}, err
 	}
 	res, err := parseH2Load(string(out))
 	if err != nil {
