@@ -211,17 +211,7 @@ type importJSON struct {
 	Filename    string          `json:"filename,omitempty"`
 	Options     json.RawMessage `json:"options"`
 	Progress    importProgress  `json:"progress"`
-	Attempts    int             `json:"attempts"`
-	// Error is why the import failed (status failure).
-	Error string `json:"error,omitempty"`
-	// RetryReason is why the last attempt failed, while a retry is
-	// pending.
-	RetryReason string          `json:"retryReason,omitempty"`
-	Result      json.RawMessage `json:"result,omitempty"`
-	CreatedAt   time.Time       `json:"createdAt"`
-	UpdatedAt   time.Time       `json:"updatedAt"`
-	StartedAt   *time.Time      `json:"startedAt,omitempty"`
-	FinishedAt  *time.Time      `json:"finishedAt,omitempty"`
+	runState
 }
 
 type importProgress struct {
@@ -251,12 +241,7 @@ func scanImport(row pgx.Row) (*importRecord, error) {
 		return nil, err
 	}
 	r.Options = opts
-	if len(result) > 0 {
-		r.Result = result
-	}
-	if r.Status != "failure" && r.Status != "cancelled" {
-		r.RetryReason, r.Error = r.Error, ""
-	}
+	r.settle(r.Status, result)
 	return &r, nil
 }
 

@@ -35,19 +35,9 @@ type jobJSON struct {
 	Connection string `json:"connection"`
 	Query      string `json:"query"`
 	TimeoutMS  int64  `json:"timeoutMs"`
-	Attempts   int    `json:"attempts"`
-	// Error is why the job failed (status failure).
-	Error string `json:"error,omitempty"`
-	// RetryReason is why the last attempt failed, while a retry is
-	// pending.
-	RetryReason string `json:"retryReason,omitempty"`
-	// Result of a successful job: command tag, rowsAffected, wrote,
-	// elapsedMs.
-	Result     json.RawMessage `json:"result,omitempty"`
-	CreatedAt  time.Time       `json:"createdAt"`
-	UpdatedAt  time.Time       `json:"updatedAt"`
-	StartedAt  *time.Time      `json:"startedAt,omitempty"`
-	FinishedAt *time.Time      `json:"finishedAt,omitempty"`
+	// runState's Result, for a successful job: command tag,
+	// rowsAffected, wrote, elapsedMs.
+	runState
 }
 
 const jobColumns = `j.id, j.org_id, c.name, j.query, j.status, j.timeout_ms, j.attempts, coalesce(j.error, ''), j.result,
@@ -67,12 +57,7 @@ func scanJob(row pgx.Row) (*jobRecord, error) {
 		return nil, err
 	}
 	r.ExternalID = r.JobID
-	if len(result) > 0 {
-		r.Result = result
-	}
-	if r.Status != "failure" && r.Status != "cancelled" {
-		r.RetryReason, r.Error = r.Error, ""
-	}
+	r.settle(r.Status, result)
 	return &r, nil
 }
 

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -100,15 +99,8 @@ func (w Wrk) Args(target string) []string {
 // output.
 func (w Wrk) Run(ctx context.Context, target string) (WrkResult, error) {
 	w.setDefaults()
-	u, err := url.Parse(target)
-	if err != nil {
-		return WrkResult{}, fmt.Errorf("parsing wrk target: %w", err)
-	}
-	if err := CheckLoopback(u.Host); err != nil {
+	if err := CheckTarget("wrk", target, w.Duration); err != nil {
 		return WrkResult{}, err
-	}
-	if w.Duration > MaxDuration {
-		return WrkResult{}, fmt.Errorf("wrk duration %s above the %s cap", w.Duration, MaxDuration)
 	}
 	out, err := RunTool(ctx, "wrk", w.Path, w.Args(target), w.Duration+w.Timeout+30*time.Second)
 	if err != nil {

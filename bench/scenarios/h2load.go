@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"net/url"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -104,15 +103,8 @@ func (h h2Load) args(target string) []string {
 // run runs h2load against target, which must be a loopback URL.
 func (h h2Load) run(ctx context.Context, target string) (h2LoadResult, error) {
 	h.setDefaults()
-	u, err := url.Parse(target)
-	if err != nil {
-		return h2LoadResult{}, fmt.Errorf("parsing h2load target: %w", err)
-	}
-	if err := load.CheckLoopback(u.Host); err != nil {
+	if err := load.CheckTarget("h2load", target, h.Duration); err != nil {
 		return h2LoadResult{}, err
-	}
-	if h.Duration > load.MaxDuration {
-		return h2LoadResult{}, fmt.Errorf("h2load duration %s above the %s cap", h.Duration, load.MaxDuration)
 	}
 	out, err := load.RunTool(ctx, "h2load", h.Path, h.args(target), h.Duration+30*time.Second)
 	if err != nil {
