@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"slices"
 	"testing"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -10,8 +11,9 @@ import (
 )
 
 // The shipped Caddyfile adapts without warnings, configures both Meridian
-// apps, and puts the token check before the cache before the tiles engine
-// on the API routes.
+// apps, puts the token check before the cache before the tiles engine on
+// the API routes, sends the rest of /api to the control plane (compressed)
+// and serves the web apps from the binary's file system.
 func TestRootCaddyfileAdapts(t *testing.T) {
 	js, warnings, err := caddyconfig.GetAdapter("caddyfile").Adapt(meridian.Caddyfile, map[string]any{"filename": "Caddyfile"})
 	if err != nil {
@@ -25,8 +27,16 @@ func TestRootCaddyfileAdapts(t *testing.T) {
 			Meridian *struct {
 				DatabaseURL string `json:"database_url"`
 			} `json:"meridian"`
-			Cache *json.RawMessage `json:"meridian_cache"`
-			HTTP  struct {
+			Cache       *json.RawMessage `json:"meridian_cache"`
+			Filesystems struct {
+				Filesystems []struct {
+					Name       string `json:"name"`
+					FileSystem struct {
+						Backend string `json:"backend"`
+					} `json:"file_system"`
+				} `json:"filesystems"`
+			} `json:"caddy.filesystems"`
+			HTTP struct {
 				Servers map[string]struct {
 					Routes []route `json:"routes"`
 				} `json:"servers"`
@@ -60,6 +70,23 @@ func TestRootCaddyfileAdapts(t *testing.T) {
 	}
 	if _, ok := chains["/healthz"]; !ok {
 		t.Errorf("no /healthz route")
+	}
+	for _, tt := range []struct {
+		path string
+		want []string // the handlers, in order, ending the chain
+	}{
+		{"/api", []string{"encode", "reverse_proxy"}},
+		{"/acc", []string{"static_response"}},
+		{"/acc/*", []string{"rewrite", "file_server"}},
+		{"/assets/*", []string{"headers", "file_server"}},
+	} {
+		if got := chains[tt.path]; len(got) < len(tt.want) || !slices.Equal(got[len(got)-len(tt.want):], tt.want) {
+			t.Errorf("handlers for %s = %v, want them to end with %v", tt.path, got, tt.want)
+		}
+	}
+	fsys := cfg.Apps.Filesystems.Filesystems
+	if len(fsys) != 1 || fsys[0].Name != "webapps" || fsys[0].FileSystem.Backend != "meridian_webapps" {
+		t.Errorf("file systems = %+v, want webapps backed by meridian_webapps", fsys)
 	}
 }
 

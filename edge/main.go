@@ -19,6 +19,7 @@ import (
 	_ "github.com/meridian-gis/meridian/caddy-modules/edgeapp"
 	_ "github.com/meridian-gis/meridian/caddy-modules/tagcache"
 	_ "github.com/meridian-gis/meridian/caddy-modules/tokenauth"
+	_ "github.com/meridian-gis/meridian/caddy-modules/webapps"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".

@@ -1,6 +1,9 @@
-// Package static holds Meridian's web assets, embedded in the binary. For
-// now that is the source preview page (preview/), which the tiles engine
-// serves at {prefix}/v3/maps/{conn}/preview.
+// Package static holds Meridian's web assets, embedded in the binary: the
+// source preview page (preview/), which the tiles engine serves at
+// {prefix}/v3/maps/{conn}/preview, and the web apps the edge serves: the
+// workspace (workspace/) at / and the accounts app (accounts/) at /acc/,
+// with what both share in common/ (see WebApps). The apps are plain HTML,
+// CSS and JavaScript: there is no build step.
 //
 // The page uses MapLibre GL JS, which is not committed: `make static`
 // copies its build (maplibre-gl.mjs, maplibre-gl-worker.mjs,
@@ -28,11 +31,12 @@ import (
 	"sync"
 )
 
-//go:embed preview
+//go:embed preview workspace accounts common
 var files embed.FS
 
-// Files returns the embedded assets (preview/index.html, preview/preview.js,
-// and preview/vendor/… when built).
+// Files returns the embedded sources: preview/index.html,
+// preview/preview.js and preview/vendor/… when built; workspace/,
+// accounts/ and common/ (served as WebApps).
 func Files() fs.FS { return files }
 
 // Page is a prebuilt HTML document.

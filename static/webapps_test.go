@@ -1,0 +1,193 @@
+package static
+
+import (
+	"io/fs"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// srcFS returns a minimal web app source tree.
+func srcFS(extra map[string]string) fstest.MapFS {
+	m := fstest.MapFS{
+		"workspace/index.html": {Data: []byte(`<link rel="stylesheet" href="../common/app.css"><script defer src="../common/app.js"></script>` +
+			`<script defer src="workspace.js"></script><a href="/acc/">account</a><a href="#top">top</a><a href="https://example.com/x.js">x</a>`)},
+		"workspace/workspace.js": {Data: []byte("console.log('workspace');")},
+		"accounts/index.html":    {Data: []byte(`<script defer src="../common/app.js"></script><script defer src="accounts.js"></script>`)},
+		"accounts/accounts.js":   {Data: []byte("console.log('accounts');")},
+		"common/app.js":          {Data: []byte("window.App = {};")},
+		"common/app.css":         {Data: []byte("body { margin: 0 }")},
+	}
+	for k, v := range extra {
+		m[k] = &fstest.MapFile{Data: []byte(v)}
+	}
+	return m
+}
+
+var assetName = regexp.MustCompile(`^assets/[a-z]+\.[0-9a-f]{10}\.(js|css|svg)$`)
+
+func TestBuildWebApps(t *testing.T) {
+	apps, err := BuildWebApps(srcFS(nil))
+	if err != nil {
+		t.Fatalf("BuildWebApps: %v", err)
+	}
+	var assets []string
+	fs.WalkDir(apps, AssetDir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			assets = append(assets, p)
+		}
+		return err
+	})
+	if len(assets) != 4 {
+		t.Fatalf("assets = %q, want app.js, app.css, workspace.js and accounts.js, once each", assets)
+	}
+	for _, a := range assets {
+		if !assetName.MatchString(a) {
+			t.Errorf("asset %s is not named <name>.<10 hex>.<ext>", a)
+		}
+	}
+	if err := fstest.TestFS(apps, append([]string{"index.html", "acc/index.html"}, assets...)...); err != nil {
+		t.Fatalf("the result is not a well-behaved fs.FS: %v", err)
+	}
+	page, _ := fs.ReadFile(apps, "index.html")
+	refs := attrRefs(string(page))
+	want := []string{"/" + find(assets, "assets/app.*.css"), "/" + find(assets, "assets/app.*.js"), "/" + find(assets, "assets/workspace.*.js"),
+		"/acc/", "#top", "https://example.com/x.js"}
+	if !slices.Equal(refs, want) {
+		t.Errorf("workspace page refs = %q, want %q", refs, want)
+	}
+	acc, _ := fs.ReadFile(apps, "acc/index.html")
+	if refs := attrRefs(string(acc)); !slices.Equal(refs, []string{"/" + find(assets, "assets/app.*.js"), "/" + find(assets, "assets/accounts.*.js")}) {
+		t.Errorf("accounts page refs = %q", refs)
+	}
+	if b, _ := fs.ReadFile(apps, find(assets, "assets/app.*.js")); string(b) != "window.App = {};" {
+		t.Errorf("app.js served as %q", b)
+	}
+
+	// A changed file gets a new name; the others keep theirs.
+	changed, err := BuildWebApps(srcFS(map[string]string{"common/app.js": "window.App = {v: 2};"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range assets {
+		_, err := fs.Stat(changed, a)
+		if strings.HasPrefix(a, "assets/app.") && strings.HasSuffix(a, ".js") {
+			if err == nil {
+				t.Errorf("%s still served after app.js changed", a)
+			}
+		} else if err != nil {
+			t.Errorf("%s gone after an unrelated change: %v", a, err)
+		}
+	}
+}
+
+func TestBuildWebAppsRejects(t *testing.T) {
+	for _, tt := range []struct {
+		name  string
+		extra map[string]string
+		want  string
+	}{
+		{"missing asset", map[string]string{"accounts/index.html": `<script src="nope.js"></script>`}, `"nope.js" names no asset`},
+		{"asset with a query", map[string]string{"accounts/index.html": `<script src="accounts.js?v=1"></script>`}, "names no asset"},
+		{"another page", map[string]string{"workspace/about.html": `<p>about</p>`}, "only workspace/index.html and accounts/index.html are pages"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := BuildWebApps(srcFS(tt.extra))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("BuildWebApps error = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// The embedded apps build, name only assets they have, and keep to what
+// the edge's Content-Security-Policy allows (this origin's scripts and
+// styles; no inline code, no inline styles) and to DOM building without
+// HTML strings.
+func TestWebAppsEmbedded(t *testing.T) {
+	apps, err := WebApps()
+	if err != nil {
+		t.Fatalf("WebApps: %v", err)
+	}
+	for _, pg := range []struct {
+		path, script string
+	}{{"index.html", "assets/workspace.*.js"}, {"acc/index.html", "assets/accounts.*.js"}} {
+		b, err := fs.ReadFile(apps, pg.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		page := string(b)
+		var haveScript bool
+		for _, ref := range attrRefs(page) {
+			if !strings.HasPrefix(ref, "/") {
+				t.Errorf("%s: reference %q is not an absolute path", pg.path, ref)
+			}
+			if strings.HasPrefix(ref, "/"+AssetDir+"/") {
+				if _, err := fs.Stat(apps, ref[1:]); err != nil {
+					t.Errorf("%s names %s: %v", pg.path, ref, err)
+				}
+				if ok, _ := path.Match("/"+pg.script, ref); ok {
+					haveScript = true
+				}
+			}
+		}
+		if !haveScript {
+			t.Errorf("%s does not load its script %s", pg.path, pg.script)
+		}
+		for _, bad := range []*regexp.Regexp{
+			regexp.MustCompile(`<script(?:\s+(?:defer|type="[^"]*"))*\s*>`), // a script without src
+			regexp.MustCompile(`<style`),
+			regexp.MustCompile(`\sstyle=`),
+			regexp.MustCompile(`\son[a-z]+=`),
+		} {
+			if m := bad.FindString(page); m != "" {
+				t.Errorf("%s has %q, which the Content-Security-Policy blocks", pg.path, m)
+			}
+		}
+	}
+	err = fs.WalkDir(apps, AssetDir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		if !assetName.MatchString(p) {
+			t.Errorf("asset %s is not named <name>.<10 hex>.<ext>", p)
+		}
+		if path.Ext(p) != ".js" {
+			return nil
+		}
+		b, _ := fs.ReadFile(apps, p)
+		for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval(", "new Function"} {
+			if strings.Contains(string(b), sink) {
+				t.Errorf("%s uses %s: build the DOM with Meridian.h", p, sink)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+var attrRE = regexp.MustCompile(`\s(?:src|href)="([^"]*)"`)
+
+// attrRefs lists a page's src and href values in order.
+func attrRefs(page string) []string {
+	var out []string
+	for _, m := range attrRE.FindAllStringSubmatch(page, -1) {
+		out = append(out, m[1])
+	}
+	return out
+}
+
+// find returns the first name matching pattern.
+func find(names []string, pattern string) string {
+	for _, n := range names {
+		if ok, _ := path.Match(pattern, n); ok {
+			return n
+		}
+	}
+	return "(none matching " + pattern + ")"
+}
