@@ -16,6 +16,13 @@
 //                  grant it, e.g. with *, or the answer is 403, not 404)
 //   DENIED_TOKEN   optional: a token without grants for QUERY and SQL; the
 //                  query source and query() must then fail with CartoAPIError
+//   WIDGETS        optional JSON: the widget calls to make through the sources'
+//                  widgetSource (the Model and Stats APIs), on columns of TABLE:
+//                    {"category": "<text column>", "number": "<numeric column>",
+//                     "label": "<text column>", "ticks": [numbers],
+//                     "filter": {CARTO filters}, "polygon": {GeoJSON Polygon},
+//                     "timeQuery": "<SQL with a timestamp column>", "timeColumn": "<it>"}
+//                  The token must also grant timeQuery.
 //
 // Checks (each in report.checks, with ok and the details asserted on):
 //   tableSource      vectorTableSource(TABLE) → TileJSON; one tile fetched and decoded
@@ -25,10 +32,25 @@
 //   sqlPost          the same, padded: POST
 //   missingTable     vectorTableSource(MISSING_TABLE) throws CartoAPIError for a 404
 //   deniedQuery, deniedQueryPost, deniedSql   with DENIED_TOKEN: CartoAPIError for a 403
+//   with WIDGETS (values as the client returns them, asserted by the caller):
+//   widgetFormula      getFormula: count, sum(number), count within filter, within
+//                      polygon (spatialFilter), and with a filter owned by the widget
+//   widgetQueryFormula getFormula count on the QUERY source (QUERY_PARAMS bound)
+//   widgetCategories   getCategories by category, count, othersThreshold 3
+//   widgetHistogram    getHistogram of number at ticks
+//   widgetRange        getRange of number
+//   widgetScatter      getScatter number × number
+//   widgetTable        getTable [label, number] by number desc, limit 5, offset 2
+//   widgetTimeSeries   getTimeSeries on timeQuery, yearly counts
+//   widgetAggregations getAggregations, list and string forms
+//   widgetExtent       getExtent of the table within filter, and of the query
+//   widgetPost         getFormula whose filter makes the URL longer than 2048: POST
+//   widgetUnknownColumn  getFormula on a missing column: InvalidColumnError
+//   widgetDenied       with DENIED_TOKEN, a query widget: the client's 403 error
 // report.requests is the wire log: every fetch the client and the script made.
 
 import {readFileSync} from 'node:fs';
-import {vectorTableSource, vectorQuerySource, query, CartoAPIError} from '@carto/api-client';
+import {vectorTableSource, vectorQuerySource, query, CartoAPIError, WidgetQuerySource} from '@carto/api-client';
 import {VectorTile} from '@mapbox/vector-tile';
 import {PbfReader} from 'pbf';
 
@@ -69,6 +91,7 @@ const sqlSQL = env('SQL');
 const sqlParams = jsonArray('SQL_PARAMS');
 const missingTable = env('MISSING_TABLE', 'public.meridian_compat_missing');
 const deniedToken = process.env.DENIED_TOKEN || '';
+const widgets = process.env.WIDGETS ? JSON.parse(process.env.WIDGETS) : null;
 
 // pad makes sql long enough that the client must POST it: a trailing
 // block comment, which the server's grant matching ignores (grants hold
@@ -253,6 +276,111 @@ if (deniedToken) {
     await query({...denied, sqlQuery: sqlSQL, queryParameters: sqlParams});
     return {};
   }, {expectStatus: 403});
+}
+
+if (widgets) {
+  const w = widgets;
+  // Widget sources as an app gets them: from the map sources.
+  let byTable, byQuery;
+  await check('widgetSources', async () => {
+    byTable = (await vectorTableSource({...cfg, tableName: table})).widgetSource;
+    byQuery = (await vectorQuerySource({...cfg, sqlQuery: querySQL, queryParameters: queryParams})).widgetSource;
+    return {};
+  });
+  if (byTable && byQuery) {
+    await check('widgetFormula', async () => ({
+      count: await byTable.getFormula({column: '*', operation: 'count'}),
+      sum: await byTable.getFormula({column: w.number, operation: 'sum'}),
+      filtered: await byTable.getFormula({operation: 'count', filters: w.filter}),
+      inPolygon: await byTable.getFormula({operation: 'count', spatialFilter: w.polygon}),
+      // The widget's own filter does not apply to itself.
+      ownFilter: await byTable.getFormula({
+        operation: 'count',
+        filters: ownFilters(w.filter, 'widget-1'),
+        filterOwner: 'widget-1',
+      }),
+    }));
+    await check('widgetQueryFormula', async () => ({
+      count: await byQuery.getFormula({operation: 'count'}),
+    }));
+    await check('widgetCategories', async () => ({
+      rows: await byTable.getCategories({column: w.category, operation: 'count', othersThreshold: 3}),
+    }));
+    await check('widgetHistogram', async () => ({
+      bins: await byTable.getHistogram({column: w.number, operation: 'count', ticks: w.ticks}),
+    }));
+    await check('widgetRange', async () => ({
+      range: await byTable.getRange({column: w.number}),
+    }));
+    await check('widgetScatter', async () => {
+      const points = await byTable.getScatter({xAxisColumn: w.number, yAxisColumn: w.number});
+      return {count: points.length, first: points[0]};
+    });
+    await check('widgetTable', async () => byTable.getTable({
+      columns: [w.label, w.number],
+      sortBy: w.number,
+      sortDirection: 'desc',
+      limit: 5,
+      offset: 2,
+    }));
+    await check('widgetTimeSeries', async () => {
+      const src = (await vectorQuerySource({...cfg, sqlQuery: w.timeQuery})).widgetSource;
+      return src.getTimeSeries({column: w.timeColumn, stepSize: 'year', operation: 'count'});
+    });
+    await check('widgetAggregations', async () => ({
+      list: (await byTable.getAggregations({
+        aggregations: [{column: w.number, operation: 'sum', alias: 'Total'}, {column: '*', operation: 'count', alias: 'n'}],
+      })).rows,
+      string: (await byTable.getAggregations({aggregations: `sum(${w.number}) AS Total, count(*) AS n`})).rows,
+    }));
+    await check('widgetExtent', async () => ({
+      table: (await byTable.getExtent({filters: w.filter})).bbox,
+      query: (await byQuery.getExtent()).bbox,
+    }));
+    await check('widgetPost', async () => {
+      // Padding values that match nothing push the URL past 2048 characters.
+      const filters = structuredClone(w.filter);
+      const col = Object.keys(filters)[0];
+      const values = filters[col].in.values;
+      for (let i = 0; i < 200; i++) values.push(`no such value ${i}`);
+      return {count: await byTable.getFormula({operation: 'count', filters})};
+    });
+    await check('widgetUnknownColumn', async () => {
+      try {
+        await byTable.getFormula({column: 'meridian_no_such_column', operation: 'sum'});
+      } catch (err) {
+        return {error: {name: err.name, message: err.message}};
+      }
+      throw new Error('getFormula on a missing column succeeded');
+    });
+    if (deniedToken) {
+      await check('widgetDenied', async () => {
+        const denied = new WidgetQuerySource({
+          ...cfg,
+          accessToken: deniedToken,
+          sqlQuery: querySQL,
+          queryParameters: queryParams,
+          spatialDataColumn: 'geom',
+          spatialDataType: 'geo',
+        });
+        try {
+          await denied.getFormula({operation: 'count'});
+        } catch (err) {
+          return {error: {name: err.name, message: err.message}};
+        }
+        throw new Error('a widget on a query the token does not grant succeeded');
+      });
+    }
+  }
+}
+
+// ownFilters marks every filter of filters as owned by owner.
+function ownFilters(filters, owner) {
+  const out = structuredClone(filters);
+  for (const col of Object.keys(out)) {
+    for (const type of Object.keys(out[col])) out[col][type].owner = owner;
+  }
+  return out;
 }
 
 process.stdout.write(JSON.stringify(report, null, 1) + '\n');

@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/url"
 	"os"
@@ -356,6 +357,10 @@ const (
 	compatQuery   = "SELECT cartodb_id, name, pop_est, geom FROM public.countries WHERE pop_est > $1"
 	compatSQL     = "SELECT count(*)::int AS n, min(name) AS first FROM public.countries WHERE continent = $1"
 	compatMissing = "public.meridian_compat_missing"
+	// compatTimeQuery gives the countries a timestamp, for the time-series widget.
+	compatTimeQuery = "SELECT cartodb_id, name, geom, timestamp '2000-01-01' + cartodb_id * interval '20 days' AS t FROM public.countries"
+	// compatEurope is the widgets' spatial filter, a lon/lat box.
+	compatEurope = `{"type":"Polygon","coordinates":[[[-10,35],[30,35],[30,60],[-10,60],[-10,35]]]}`
 )
 
 // @carto/api-client, unchanged, against `meridian up`: table and query
@@ -370,7 +375,7 @@ func TestCartoClientCompat(t *testing.T) {
 	// Grants for the exact texts (a padded copy differs only by a comment,
 	// which grant matching ignores), and for the missing table so that its
 	// answer is a 404, not a 403.
-	tok := u.token(t, mapsSQL, "public.countries", compatQuery, compatSQL, compatMissing)
+	tok := u.token(t, mapsSQL, "public.countries", compatQuery, compatSQL, compatMissing, compatTimeQuery)
 	denied := u.token(t, mapsSQL, "public.countries")
 
 	const minPop, continent = 100_000_000, "Africa"
@@ -396,6 +401,7 @@ func TestCartoClientCompat(t *testing.T) {
 		"SQL="+compatSQL,
 		`SQL_PARAMS=["`+continent+`"]`,
 		"MISSING_TABLE="+compatMissing,
+		"WIDGETS="+compatWidgets,
 	)
 	saveArtifact(t, "carto-report.json", out)
 	var rep cartoReport
@@ -513,6 +519,239 @@ func TestCartoClientCompat(t *testing.T) {
 	}
 	if !wire("POST", "/api/v3/maps/local/query", "denied", 403, true) {
 		t.Errorf("the denied padded query was not POSTed and refused: %+v", rep.Requests)
+	}
+
+	checkWidgets(t, u, out, minPop)
+}
+
+// compatWidgets is carto.mjs's WIDGETS: the widget calls on public.countries.
+const compatWidgets = `{"category": "continent", "number": "pop_est", "label": "name",
+	"ticks": [1000000, 10000000, 100000000],
+	"filter": {"continent": {"in": {"values": ["Africa"]}}},
+	"polygon": ` + compatEurope + `,
+	"timeQuery": "` + compatTimeQuery + `", "timeColumn": "t"}`
+
+// widgetReport is what carto.mjs reports of the widget calls: the values
+// @carto/api-client returned.
+type widgetReport struct {
+	Checks struct {
+		Formula struct {
+			Count, Sum, Filtered, InPolygon, OwnFilter struct{ Value float64 }
+		} `json:"widgetFormula"`
+		QueryFormula struct{ Count struct{ Value float64 } } `json:"widgetQueryFormula"`
+		Categories   struct {
+			Rows []struct {
+				Name  string  `json:"name"`
+				Value float64 `json:"value"`
+			} `json:"rows"`
+		} `json:"widgetCategories"`
+		Histogram struct{ Bins []float64 }                   `json:"widgetHistogram"`
+		Range     struct{ Range struct{ Min, Max float64 } } `json:"widgetRange"`
+		Scatter   struct {
+			Count int       `json:"count"`
+			First []float64 `json:"first"`
+		} `json:"widgetScatter"`
+		Table struct {
+			Rows       []map[string]any `json:"rows"`
+			TotalCount int              `json:"totalCount"`
+		} `json:"widgetTable"`
+		TimeSeries struct {
+			Rows []struct {
+				Name  string  `json:"name"`
+				Value float64 `json:"value"`
+			} `json:"rows"`
+			Categories []string `json:"categories"`
+		} `json:"widgetTimeSeries"`
+		Aggregations struct{ List, String []map[string]float64 } `json:"widgetAggregations"`
+		Extent       struct{ Table, Query []float64 }            `json:"widgetExtent"`
+		Post         struct{ Count struct{ Value float64 } }     `json:"widgetPost"`
+		Unknown      struct {
+			Error struct{ Name, Message string }
+		} `json:"widgetUnknownColumn"`
+		Denied struct {
+			Error struct{ Name, Message string }
+		} `json:"widgetDenied"`
+	} `json:"checks"`
+}
+
+// checkWidgets compares the widget values @carto/api-client got through
+// the edge with the same aggregates computed by PostgreSQL.
+func checkWidgets(t *testing.T, u *upServer, out []byte, minPop int) {
+	t.Helper()
+	var rep widgetReport
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("widget report: %v", err)
+	}
+	w := rep.Checks
+	ctx := context.Background()
+	db := u.data.Pool
+	f := func(sql string, args ...any) float64 {
+		t.Helper()
+		var v float64
+		if err := db.QueryRow(ctx, sql, args...).Scan(&v); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return v
+	}
+	if len(w.Aggregations.List) != 1 || len(w.Aggregations.String) != 1 {
+		t.Fatalf("getAggregations rows: %v and %v, want one each", w.Aggregations.List, w.Aggregations.String)
+	}
+	const inEurope = "ST_Intersects(geom, ST_GeomFromGeoJSON('" + compatEurope + "'))"
+	for _, c := range []struct {
+		name      string
+		got, want float64
+	}{
+		{"getFormula count", w.Formula.Count.Value, f("SELECT count(*) FROM public.countries")},
+		{"getFormula sum", w.Formula.Sum.Value, f("SELECT sum(pop_est) FROM public.countries")},
+		{"getFormula count in Africa", w.Formula.Filtered.Value, f("SELECT count(*) FROM public.countries WHERE continent = 'Africa'")},
+		{"getFormula count in the polygon", w.Formula.InPolygon.Value, f("SELECT count(*) FROM public.countries WHERE " + inEurope)},
+		{"getFormula count, own filter ignored", w.Formula.OwnFilter.Value, f("SELECT count(*) FROM public.countries")},
+		{"getFormula count of the query", w.QueryFormula.Count.Value, f("SELECT count(*) FROM public.countries WHERE pop_est > $1", minPop)},
+		{"getFormula count, POSTed", w.Post.Count.Value, f("SELECT count(*) FROM public.countries WHERE continent = 'Africa'")},
+		{"getRange min", w.Range.Range.Min, f("SELECT min(pop_est) FROM public.countries")},
+		{"getRange max", w.Range.Range.Max, f("SELECT max(pop_est) FROM public.countries")},
+		{"getScatter points", float64(w.Scatter.Count), f("SELECT count(*) FROM public.countries WHERE pop_est IS NOT NULL")},
+		{"getTable totalCount", float64(w.Table.TotalCount), f("SELECT count(*) FROM public.countries")},
+		{"getAggregations list Total", w.Aggregations.List[0]["total"], f("SELECT sum(pop_est) FROM public.countries")},
+		{"getAggregations list n", w.Aggregations.List[0]["n"], f("SELECT count(*) FROM public.countries")},
+		{"getAggregations string Total", w.Aggregations.String[0]["total"], f("SELECT sum(pop_est) FROM public.countries")},
+		{"getAggregations string n", w.Aggregations.String[0]["n"], f("SELECT count(*) FROM public.countries")},
+	} {
+		if math.Abs(c.got-c.want) > 1e-6*math.Max(1, math.Abs(c.want)) || c.want == 0 {
+			t.Errorf("%s = %v, want %v (nonzero)", c.name, c.got, c.want)
+		}
+	}
+
+	// Categories: the top 3 by count, then _carto_others with the rest.
+	rows, err := db.Query(ctx, "SELECT continent, count(*)::float8 FROM public.countries GROUP BY 1 ORDER BY 2 DESC, 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	type cat struct {
+		Name  string
+		Value float64
+	}
+	var want []cat
+	var rest float64
+	for rows.Next() {
+		var c cat
+		rows.Scan(&c.Name, &c.Value)
+		if len(want) < 3 {
+			want = append(want, c)
+		} else {
+			rest += c.Value
+		}
+	}
+	rows.Close()
+	want = append(want, cat{"_carto_others", rest})
+	var got []cat
+	for _, r := range w.Categories.Rows {
+		got = append(got, cat(r))
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("getCategories = %v, want %v", got, want)
+	}
+
+	// Histogram: one bin below the first tick, one between each pair, one above.
+	bins := []float64{
+		f("SELECT count(*) FROM public.countries WHERE pop_est < 1000000"),
+		f("SELECT count(*) FROM public.countries WHERE pop_est >= 1000000 AND pop_est < 10000000"),
+		f("SELECT count(*) FROM public.countries WHERE pop_est >= 10000000 AND pop_est < 100000000"),
+		f("SELECT count(*) FROM public.countries WHERE pop_est >= 100000000"),
+	}
+	if !slices.Equal(w.Histogram.Bins, bins) {
+		t.Errorf("getHistogram = %v, want %v", w.Histogram.Bins, bins)
+	}
+
+	// Table: the page, columns under their names.
+	trows, err := db.Query(ctx, "SELECT name, pop_est FROM public.countries ORDER BY pop_est DESC NULLS LAST, name LIMIT 5 OFFSET 2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	for trows.Next() {
+		var name string
+		var pop float64
+		trows.Scan(&name, &pop)
+		if i >= len(w.Table.Rows) || w.Table.Rows[i]["name"] != name || w.Table.Rows[i]["pop_est"] != pop {
+			t.Errorf("getTable row %d = %v, want %s, %v", i, w.Table.Rows[min(i, len(w.Table.Rows)-1)], name, pop)
+		}
+		i++
+	}
+	trows.Close()
+	if i != 5 || len(w.Table.Rows) != 5 {
+		t.Errorf("getTable has %d rows, want 5", len(w.Table.Rows))
+	}
+
+	// Time series: yearly counts, named by the year's start.
+	srows, err := db.Query(ctx, "SELECT to_char(date_trunc('year', t), 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), count(*)::float8 FROM ("+compatTimeQuery+") q GROUP BY 1 ORDER BY 1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var series []cat
+	for srows.Next() {
+		var c cat
+		srows.Scan(&c.Name, &c.Value)
+		series = append(series, c)
+	}
+	srows.Close()
+	var gotSeries []cat
+	for _, r := range w.TimeSeries.Rows {
+		gotSeries = append(gotSeries, cat(r))
+	}
+	if !slices.Equal(gotSeries, series) || len(series) < 5 || w.TimeSeries.Categories == nil {
+		t.Errorf("getTimeSeries = %v (categories %v), want %v and []", gotSeries, w.TimeSeries.Categories, series)
+	}
+
+	// Extents (Stats API), in lon/lat.
+	box := func(sql string, args ...any) []float64 {
+		b := make([]float64, 4)
+		if err := db.QueryRow(ctx, "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM (SELECT ST_Extent(geom)::geometry AS e FROM ("+sql+") q) s", args...).
+			Scan(&b[0], &b[1], &b[2], &b[3]); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+		return b
+	}
+	for _, c := range []struct {
+		name      string
+		got, want []float64
+	}{
+		{"getExtent of Africa", w.Extent.Table, box("SELECT geom FROM public.countries WHERE continent = 'Africa'")},
+		{"getExtent of the query", w.Extent.Query, box(compatQuery, minPop)},
+	} {
+		if len(c.got) != 4 || math.Abs(c.got[0]-c.want[0]) > 1e-9 || math.Abs(c.got[1]-c.want[1]) > 1e-9 ||
+			math.Abs(c.got[2]-c.want[2]) > 1e-9 || math.Abs(c.got[3]-c.want[3]) > 1e-9 {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+
+	// The error paths: the client's own errors from the JSON bodies.
+	if e := w.Unknown.Error; e.Name != "InvalidColumnError" || !strings.Contains(e.Message, "Column not found meridian_no_such_column") {
+		t.Errorf("widget on a missing column: %+v, want InvalidColumnError naming the column", e)
+	}
+	if e := w.Denied.Error; e.Message != "Forbidden access to the requested data" {
+		t.Errorf("widget on a query not granted: %+v, want the client's 403 error", e)
+	}
+
+	// The wire: GETs of every model and of the Stats API, the long one POSTed.
+	var rep2 cartoReport
+	json.Unmarshal(out, &rep2)
+	seen := map[string]bool{}
+	for _, r := range rep2.Requests {
+		seen[fmt.Sprintf("%s %s %d %s", r.Method, r.Path, r.Status, r.Token)] = true
+	}
+	for _, want := range []string{
+		"GET /api/v3/sql/local/model/formula 200 access", "GET /api/v3/sql/local/model/category 200 access",
+		"GET /api/v3/sql/local/model/histogram 200 access", "GET /api/v3/sql/local/model/range 200 access",
+		"GET /api/v3/sql/local/model/scatterplot 200 access", "GET /api/v3/sql/local/model/table 200 access",
+		"GET /api/v3/sql/local/model/timeseries 200 access", "GET /api/v3/sql/local/model/aggregations 200 access",
+		"GET /api/v3/stats/local/public.countries/geom 200 access", "GET /api/v3/stats/local/geom 200 access",
+		"POST /api/v3/sql/local/model/formula 200 access", "GET /api/v3/sql/local/model/formula 400 access",
+		"GET /api/v3/sql/local/model/formula 403 denied",
+	} {
+		if !seen[want] {
+			t.Errorf("no %q in the wire log %v", want, rep2.Requests)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/meridian-gis/meridian/tiles/internal/aggexp"
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
 	"github.com/meridian-gis/meridian/tiles/internal/filter"
+	"github.com/meridian-gis/meridian/tiles/internal/hangup"
 	"github.com/meridian-gis/meridian/tiles/internal/source"
 )
 
@@ -59,6 +61,8 @@ func (s *Server) handle(rc *fasthttp.RequestCtx) {
 		s.maps(rc, rest[len("/v3/maps/"):])
 	case bytes.HasPrefix(rest, []byte("/v3/sql/")):
 		s.sqlRoute(rc, rest[len("/v3/sql/"):])
+	case bytes.HasPrefix(rest, []byte("/v3/stats/")):
+		s.statsAPI(rc, rest[len("/v3/stats/"):]) // stats.go
 	default:
 		s.fail(rc, errNotFound)
 	}
@@ -86,6 +90,10 @@ func (s *Server) maps(rc *fasthttp.RequestCtx, rest []byte) {
 
 func (s *Server) sqlRoute(rc *fasthttp.RequestCtx, rest []byte) {
 	conn, op, _ := bytes.Cut(rest, []byte("/"))
+	if model, ok := bytes.CutPrefix(op, []byte("model/")); ok && len(conn) > 0 {
+		s.model(rc, string(conn), string(model)) // model.go
+		return
+	}
 	if len(conn) == 0 || !bytes.Equal(op, []byte("query")) {
 		s.fail(rc, errNotFound)
 		return
@@ -102,6 +110,43 @@ func (s *Server) readyz(rc *fasthttp.RequestCtx) {
 		rc.SetStatusCode(fasthttp.StatusServiceUnavailable)
 	}
 	json.NewEncoder(rc).Encode(rep)
+}
+
+// errClientGone is the cause of a request context cancelled because the
+// client closed its connection, and marks the errors that follow.
+var errClientGone = errors.New("tiles: the client closed the connection")
+
+// statusClientClosed answers a request whose client left (nginx's 499);
+// nobody reads it, but it shows in logs and metrics.
+const statusClientClosed = 499
+
+// clientContext returns the context of work a request waits on (a render,
+// a query): it ends after timeout, when the server stops, or — watched
+// from now on, on Linux sockets (package hangup) — when the client closes
+// its connection, with cause errClientGone; the hang-up is logged at debug
+// level and counted in client_gone_total{work}. fasthttp reads a
+// connection only between requests, so this is the only way to learn that
+// a client left. Call it only on the paths that wait (a cache hit must not
+// pay for the watch), and call the returned function when the work is
+// over, before the handler returns or, for a streamed body, when the
+// stream ends.
+//
+// Work shared by several requests (tile fills, compilations: package
+// flight) stops only when every request waiting for it has gone.
+func (s *Server) clientContext(rc *fasthttp.RequestCtx, timeout time.Duration, work string) (context.Context, context.CancelFunc) {
+	ctx, cancelGone := context.WithCancelCause(s.base)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	path := string(rc.Path()) // gone may run after the handler returns: no rc there
+	w := s.hangups.Watch(rc.Conn(), func() {
+		s.metrics.clientGone.WithLabelValues(work).Inc()
+		s.log.Debug("client closed the connection: cancelling its request", "work", work, "path", path)
+		cancelGone(errClientGone)
+	})
+	return ctx, func() {
+		w.Stop()
+		cancel()
+		cancelGone(context.Canceled)
+	}
 }
 
 // cors answers every route for browsers (CARTO_API.md §1.7).
@@ -246,6 +291,8 @@ func classify(err error) *apiError {
 	var qe *source.QueryError
 	var pe *pgconn.PgError
 	switch {
+	case errors.Is(err, errClientGone):
+		return &apiError{status: statusClientClosed, code: "CLIENT_CLOSED_REQUEST", msg: "the client closed the connection", err: err}
 	case errors.As(err, &ae):
 		return ae
 	case errors.Is(err, grant.ErrNoGrant), errors.Is(err, grant.ErrAPINotAllowed), errors.Is(err, grant.ErrReferer):
@@ -308,11 +355,19 @@ func trimPkg(s string) string {
 }
 
 // fail answers with err as a JSON error, logging server-side failures.
+// A cancellation is the client's doing when its connection says it left.
 func (s *Server) fail(rc *fasthttp.RequestCtx, err error) {
+	if errors.Is(err, context.Canceled) && !errors.Is(err, errClientGone) && hangup.Probe(rc.Conn()) == hangup.Closed {
+		err = fmt.Errorf("%w: %w", errClientGone, err)
+	}
 	ae := classify(err)
-	if ae.status >= 500 {
+	switch {
+	case ae.status >= 500:
 		s.log.Error("request failed", "path", string(rc.Path()), "status", ae.status, "err", err)
-	} else if ae.err != nil {
+	case ae.status == statusClientClosed:
+		s.log.Debug("request abandoned by its client", "path", string(rc.Path()), "err", err)
+		rc.SetConnectionClose()
+	case ae.err != nil:
 		s.log.Debug("request refused", "path", string(rc.Path()), "status", ae.status, "err", err)
 	}
 	rc.Response.Header.Del("Surrogate-Key")

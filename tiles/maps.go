@@ -308,7 +308,7 @@ func (s *Server) tile(rc *fasthttp.RequestCtx, conn, typ, zxy []byte) {
 	if c != nil {
 		err = authorize(claims, grant.APIMaps, c)
 	} else {
-		ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout.D())
+		ctx, cancel := s.clientContext(rc, s.cfg.RequestTimeout.D(), "tile")
 		c, err = s.resolve(ctx, rc, claims, conn, typ)
 		cancel()
 	}
@@ -321,7 +321,7 @@ func (s *Server) tile(rc *fasthttp.RequestCtx, conn, typ, zxy []byte) {
 	if ok {
 		s.metrics.cacheHit.Inc()
 	} else {
-		ctx, cancel := context.WithTimeout(s.base, s.cfg.TileTimeout.D())
+		ctx, cancel := s.clientContext(rc, s.cfg.TileTimeout.D(), "tile")
 		e, err = s.fetch(withCompiled(ctx, c), tk, "")
 		cancel()
 		if err != nil {

@@ -32,7 +32,9 @@ import (
 // format=json (default) answers {rows, schema, meta}, built in memory and
 // capped at SQLMaxRows; format=ndjson, csv and geojson stream row by row.
 // Geometry cells are GeoJSON (a JSON string in json rows, an object in
-// ndjson and geojson) and WKT in csv.
+// ndjson and geojson) and WKT in csv. The query is cancelled when the
+// client closes its connection, until the last row is written
+// (clientContext).
 func (s *Server) sqlQuery(rc *fasthttp.RequestCtx, conn string) {
 	claims, err := s.verify(rc)
 	if err != nil {
@@ -67,7 +69,7 @@ func (s *Server) sqlQuery(rc *fasthttp.RequestCtx, conn string) {
 		return
 	}
 
-	ctx, cancel := context.WithTimeout(s.base, s.cfg.SQLTimeout.D()+5*time.Second)
+	ctx, cancel := s.clientContext(rc, s.cfg.SQLTimeout.D()+5*time.Second, "sql")
 	run, err := s.startQuery(ctx, conn, q, args)
 	if err != nil {
 		cancel()
@@ -102,7 +104,11 @@ func (s *Server) sqlQuery(rc *fasthttp.RequestCtx, conn string) {
 		defer cancel()
 		defer run.close()
 		if err := run.stream(w, format); err != nil {
-			s.log.Warn("streaming SQL result", "conn", conn, "format", format, "err", err)
+			if context.Cause(ctx) == errClientGone {
+				s.log.Debug("streaming SQL result: the client left", "conn", conn, "format", format, "err", err)
+			} else {
+				s.log.Warn("streaming SQL result", "conn", conn, "format", format, "err", err)
+			}
 		}
 	})
 }
