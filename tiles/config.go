@@ -73,6 +73,26 @@ type Config struct {
 	ShutdownTimeout config.Duration `json:"shutdown_timeout,omitempty" env:"MERIDIAN_TILES_SHUTDOWN_TIMEOUT"`
 	// Peers configures sharing tiles between tiles nodes.
 	Peers PeersConfig `json:"peers"`
+	// Overviews configures the tile-ready copies of large line and
+	// polygon tables (see tiles/internal/overview).
+	Overviews OverviewsConfig `json:"overviews"`
+}
+
+// OverviewsConfig configures overviews: copies of a large line or polygon
+// table, simplified per zoom and cut into small pieces, that the engine
+// builds in the data database (schema meridian_overviews) the first time
+// the table is rendered, and renders tiles from once built. A copy serves
+// only the state of the table it was made from; after a change, tiles
+// render from the table until the new copy is built.
+type OverviewsConfig struct {
+	// Off turns overviews off: every tile renders from its table.
+	Off bool `json:"off,omitempty" env:"MERIDIAN_TILES_OVERVIEWS_OFF"`
+	// MinBytes is the smallest table (with its TOAST data) that gets an
+	// overview. Default: 8 MiB.
+	MinBytes int64 `json:"min_bytes,omitempty" env:"MERIDIAN_TILES_OVERVIEWS_MIN_BYTES"`
+	// Bands is the number of simplified zoom levels; tiles deeper than
+	// that read full-detail pieces. Default: 10.
+	Bands int `json:"bands,omitempty" env:"MERIDIAN_TILES_OVERVIEWS_BANDS"`
 }
 
 // PeersConfig configures groupcache between tiles nodes. With no peers
@@ -130,6 +150,8 @@ func (c *Config) SetDefaults() {
 	setDefault(&c.Peers.DNSRefresh, config.Duration(10*time.Second))
 	setDefault(&c.Peers.CacheBytes, 256<<20)
 	setDefault(&c.Peers.FillTimeout, config.Duration(30*time.Second))
+	setDefault(&c.Overviews.MinBytes, 8<<20)
+	setDefault(&c.Overviews.Bands, 10)
 	if c.Peers.Self == "" && c.Peers.Addr != "" {
 		c.Peers.Self = "http://" + c.Peers.Addr
 	}
@@ -174,6 +196,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SQLMaxRows < 1 || c.MaxPolygonFeatures < 1 || c.MaxLineFeatures < 1 || c.MaxSources < 1 {
 		bad("MERIDIAN_TILES_SQL_MAX_ROWS, _MAX_POLYGON_FEATURES, _MAX_LINE_FEATURES and _MAX_SOURCES must be positive")
+	}
+	if c.Overviews.Bands < 1 || c.Overviews.Bands > 20 || c.Overviews.MinBytes < 0 {
+		bad("MERIDIAN_TILES_OVERVIEWS_BANDS %d: want 1..20 (and MERIDIAN_TILES_OVERVIEWS_MIN_BYTES not negative)", c.Overviews.Bands)
 	}
 	if c.CacheBytes < 1<<20 {
 		bad("MERIDIAN_TILES_CACHE_BYTES %d: want at least 1 MiB", c.CacheBytes)

@@ -63,7 +63,8 @@ type compiledKey struct{}
 // fetch returns the tile of key tk: from the in-process cache, else
 // through one shared fill (the groupcache owner with peers, a local render
 // otherwise). ctx may carry the compiled source (withCompiled) or a peer
-// hint (its Key).
+// hint (its Key). fetch returns ctx.Err() when ctx ends first; the fill
+// goes on while other requests wait for it (see fill).
 func (s *Server) fetch(ctx context.Context, tk tileKey, gkey string) (*entry, error) {
 	if e, ok := s.cache.Get(tk); ok {
 		s.metrics.cacheHit.Inc()
@@ -71,40 +72,72 @@ func (s *Server) fetch(ctx context.Context, tk tileKey, gkey string) (*entry, er
 	}
 	s.metrics.cacheMiss.Inc()
 	e, err, shared := s.fills.Do(ctx, tk, func(ctx context.Context) (*entry, error) {
-		// Detached from the callers, bounded by its own timeout and by the
-		// server's lifetime.
-		ctx, cancel := context.WithTimeout(ctx, s.fillTimeout())
-		defer cancel()
-		defer context.AfterFunc(s.base, cancel)()
-		var e *entry
-		if s.group != nil {
-			if gkey == "" {
-				gkey = groupKey(tk)
-			}
-			var b []byte
-			if err := s.group.Get(ctx, gkey, groupcache.AllocatingByteSliceSink(&b)); err != nil {
-				return nil, err
-			}
-			var err error
-			if e, err = unmarshalEntry(b); err != nil {
-				return nil, err
-			}
-		} else {
-			c, err := s.compiledFor(ctx, tk)
-			if err != nil {
-				return nil, err
-			}
-			if e, err = s.render(ctx, c, tk.c); err != nil {
-				return nil, err
-			}
-		}
-		s.cache.Put(tk, e, e.size())
-		return e, nil
+		return s.fill(ctx, tk, gkey)
 	})
 	if shared {
 		s.metrics.fillShared.Inc()
 	}
 	return e, err
+}
+
+// fill makes the tile of tk for every request waiting on it (fetch) and
+// caches it. It runs detached from those requests, bounded by its own
+// timeout and by the server's lifetime, and s.fills cancels it when the
+// last of them has gone: its deadline passed, or its client hung up
+// (clientContext).
+//
+// A fill nobody waits for is cancelled rather than finished to warm the
+// cache: a render holds a data connection and PostgreSQL's CPU, and
+// clients leave mostly because the tile went out of view; abandoned
+// renders would delay the ones still wanted. With peers this holds across
+// nodes: a node's fill asks the key's owner with an HTTP request made
+// under the fill's context (peercache), and the owner counts that request
+// as one more waiter on its own fill (PeerHandler calls fetch with the
+// request's context, which ends when the asking node gives up). So the
+// owner's render goes on while any node still wants the tile, and stops
+// when none does.
+func (s *Server) fill(ctx context.Context, tk tileKey, gkey string) (*entry, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.fillTimeout())
+	defer cancel()
+	defer context.AfterFunc(s.base, cancel)()
+	e, err := s.load(ctx, tk, gkey)
+	if err != nil {
+		if errors.Is(ctx.Err(), context.Canceled) && s.base.Err() == nil {
+			s.metrics.fillsAbandoned.Inc()
+			s.log.Debug("tile fill cancelled: no request waits for it any more", "source", tk.id, "tile", tk.c.String())
+		}
+		return nil, err
+	}
+	s.cache.Put(tk, e, e.size())
+	return e, nil
+}
+
+// load gets the tile of tk from groupcache (with peers) or renders it.
+func (s *Server) load(ctx context.Context, tk tileKey, gkey string) (*entry, error) {
+	if s.group == nil {
+		c, err := s.compiledFor(ctx, tk)
+		if err != nil {
+			return nil, err
+		}
+		return s.render(ctx, c, tk.c)
+	}
+	if gkey == "" {
+		gkey = groupKey(tk)
+	}
+	var b []byte
+	err := s.group.Get(ctx, gkey, groupcache.AllocatingByteSliceSink(&b))
+	if err != nil && errors.Is(err, context.Canceled) && ctx.Err() == nil {
+		// groupcache runs concurrent loads of a key once, under the first
+		// caller's context: this fill joined the load of a fill that was
+		// cancelled a moment ago (s.fills had already let it go). Load
+		// again.
+		b = nil
+		err = s.group.Get(ctx, gkey, groupcache.AllocatingByteSliceSink(&b))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return unmarshalEntry(b)
 }
 
 func (s *Server) fillTimeout() time.Duration {
@@ -158,11 +191,26 @@ func (s *Server) render(ctx context.Context, c *compiled, co tile.Coord) (*entry
 		return nil, err
 	}
 	start := time.Now()
-	rt, err := render.Render(ctx, pool, c.src.SQL, c.src.Args, co, render.Options{
+	opts := render.Options{
 		Budget:     s.cfg.TileBudget,
 		MaxLOD:     s.cfg.MaxLOD,
 		ReadOnlyTx: c.src.ReadOnlyTx,
-	})
+	}
+	sql := c.src.SQL
+	ovSQL, ovt, fromOverview := s.overviewSQL(c, co)
+	if fromOverview {
+		sql = ovSQL
+	}
+	rt, err := render.Render(ctx, pool, sql, c.src.Args, co, opts)
+	if err != nil && fromOverview && isUndefinedTable(err) {
+		// Dropped by a node that built a newer one: the table itself.
+		s.overviews.Forget(ovt)
+		fromOverview = false
+		rt, err = render.Render(ctx, pool, c.src.SQL, c.src.Args, co, opts)
+	}
+	if fromOverview && err == nil {
+		s.metrics.overviewTiles.Inc()
+	}
 	if err != nil {
 		if c.src.ReadOnlyTx && ctx.Err() == nil {
 			return nil, &source.QueryError{Err: err}

@@ -20,6 +20,9 @@ type metrics struct {
 	tiles200, tiles204, tiles304    prometheus.Counter
 	coarsened, peerRequests         prometheus.Counter
 	errors                          *prometheus.CounterVec
+	clientGone                      *prometheus.CounterVec
+	fillsAbandoned                  prometheus.Counter
+	overviewTiles, overviewBuilds   prometheus.Counter
 	renderSeconds, renderBytes      prometheus.Histogram
 
 	// Cache-Control values, built once from the config.
@@ -46,6 +49,15 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		Help: "Tiles rendered at a coarser level of detail to meet the byte budget."})
 	m.peerRequests = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "peer_requests_total",
 		Help: "Tile requests received from other tiles nodes."})
+	m.clientGone = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "client_gone_total",
+		Help: "Requests whose client closed its connection while they waited, by work (tile, sql): the request stopped waiting, and its query or render was cancelled unless another request waited for it."},
+		[]string{"work"})
+	m.fillsAbandoned = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "fills_abandoned_total",
+		Help: "Tile fills cancelled because every request waiting for them had gone (hung up or timed out)."})
+	m.overviewTiles = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "overview_tiles_total",
+		Help: "Tiles rendered from an overview (a tile-ready copy of a large table) rather than from the table."})
+	m.overviewBuilds = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "overview_builds_total",
+		Help: "Overviews this node built."})
 	m.renderSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "render_seconds",
 		Help: "Time to render one tile in PostGIS.", Buckets: prometheus.ExponentialBuckets(0.002, 2.5, 10)})
 	m.renderBytes = prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "render_bytes",
@@ -53,7 +65,8 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(cache, fills, tiles, m.errors, m.coarsened, m.peerRequests, m.renderSeconds, m.renderBytes)
+	reg.MustRegister(cache, fills, tiles, m.errors, m.coarsened, m.peerRequests, m.renderSeconds, m.renderBytes,
+		m.clientGone, m.fillsAbandoned, m.overviewTiles, m.overviewBuilds)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_entries", Help: "Tiles in the in-process cache."},
 			func() float64 { return float64(s.cache.Stats().Entries) }),

@@ -16,7 +16,8 @@
 //
 // A tile goes through: the in-process cache (a hit does not allocate),
 // then one shared fill per key (concurrent requests wait for the same
-// work, cancelled only when they have all given up), then — with peers —
+// work, cancelled only when they have all given up: timed out, or hung
+// up — see clientContext), then — with peers —
 // the groupcache owner of the key, which renders it at most once across
 // nodes. Cache keys carry the source's generation, which changes when its
 // data does (catalog fingerprints, invalidation messages), so stale tiles
@@ -45,6 +46,8 @@ import (
 	"github.com/meridian-gis/meridian/internal/obs"
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
 	"github.com/meridian-gis/meridian/tiles/internal/flight"
+	"github.com/meridian-gis/meridian/tiles/internal/hangup"
+	"github.com/meridian-gis/meridian/tiles/internal/overview"
 	"github.com/meridian-gis/meridian/tiles/internal/peercache"
 	"github.com/meridian-gis/meridian/tiles/internal/source"
 	"github.com/meridian-gis/meridian/tiles/internal/tilecache"
@@ -87,15 +90,19 @@ type Server struct {
 	prefix    string
 
 	catalogs *catalog.Store
-	env      source.Env
-	sources  *registry
-	gens     *generations
-	cache    *tilecache.Cache[tileKey, *entry]
-	fills    flight.Group[tileKey, *entry]
-	compiles flight.Group[string, *compiled]
-	stats    *dropStats
-	metrics  *metrics
-	health   *obs.Health
+	// overviews finds and builds the overviews of large tables; nil when
+	// they are off.
+	overviews *overview.Manager
+	env       source.Env
+	sources   *registry
+	gens      *generations
+	cache     *tilecache.Cache[tileKey, *entry]
+	fills     flight.Group[tileKey, *entry]
+	compiles  flight.Group[string, *compiled]
+	stats     *dropStats
+	metrics   *metrics
+	health    *obs.Health
+	hangups   hangup.Watcher // clients that leave while their request waits (clientContext)
 
 	peers *peercache.Pool
 	group *groupcache.Group
@@ -157,6 +164,10 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		},
 	}
 	s.health.Add("data_connections", s.checkConns)
+	if !cfg.Overviews.Off {
+		s.overviews = overview.NewManager(overview.Config{MinBytes: cfg.Overviews.MinBytes, Bands: cfg.Overviews.Bands},
+			s.conns.Pool, s.log)
+	}
 	if cfg.Peers.Enabled() {
 		s.peers = peercache.New(peercache.Options{Self: cfg.Peers.Self, Token: cfg.Peers.Token})
 		s.peers.Set(cfg.Peers.List...)
@@ -165,6 +176,9 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		s.group = peercache.NewGroup("mvt-"+hex.EncodeToString(b[:]), cfg.Peers.CacheBytes, groupcache.GetterFunc(s.groupFill), s.peers)
 	}
 	s.metrics = newMetrics(deps.Metrics, s)
+	if s.overviews != nil {
+		s.overviews.OnBuilt = func(overview.Table, time.Duration) { s.metrics.overviewBuilds.Inc() }
+	}
 	s.handler = s.handle
 	return s, nil
 }
@@ -227,6 +241,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(s.base)
 	wg.Add(1)
 	go func() { defer wg.Done(); s.background(bg) }()
+	if s.overviews != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.overviews.Run(bg) }()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

@@ -37,6 +37,9 @@ type compiled struct {
 	epoch uint64
 
 	bounds atomic.Pointer[tile.Bounds]
+	// ov holds the statements over the source's overview, made when it
+	// is first found ready.
+	ov atomic.Pointer[ovStatements]
 }
 
 // registry keeps compiled sources by Key and by ID.

@@ -24,7 +24,7 @@ func TestTilesInfo(t *testing.T) {
 		t.Fatal(err)
 	}
 	cold := newTilesCold().Info()
-	if want := []string{"raw-pgx-admin1", "meridian-admin1", "raw-pgx-postal", "meridian-postal"}; !slices.Equal(cold.Variants, want) {
+	if want := []string{"raw-pgx-admin1", "meridian-admin1", "meridian-admin1-no-overviews", "raw-pgx-postal", "meridian-postal", "meridian-postal-no-overviews"}; !slices.Equal(cold.Variants, want) {
 		t.Errorf("tiles-cold variants = %v, want %v", cold.Variants, want)
 	}
 	want := map[string]float64{
@@ -80,12 +80,15 @@ func TestTilesColdSmoke(t *testing.T) {
 			t.Errorf("%s: notes %q, want the empty-tile count of 40 tiles", smp.Variant, smp.Result.Notes)
 		}
 	}
-	checkMarkdown(t, rep, "## tiles-cold", "| raw-pgx-admin1 | 1 |", "| meridian-admin1 | 1 |", "throughput tiles/s",
+	checkMarkdown(t, rep, "## tiles-cold", "| raw-pgx-admin1 | 1 |", "| meridian-admin1 | 1 |", "| meridian-admin1-no-overviews | 1 |", "throughput tiles/s",
 		"meridian-admin1 ≥ 3 × pg_tileserv (181 tiles/s, ANCHORS.md)")
 	cfg := rep.Info.Config.(tilesColdConfig)
 	if cfg.Tiles != 40 || !strings.Contains(cfg.RawSQL["raw-pgx-admin1"], "ST_TileEnvelope($1, $2, $3, margin => 0.015625)") ||
 		!strings.Contains(cfg.PostGIS, "POSTGIS=") {
 		t.Errorf("config = %+v, want 40 tiles, the raw SQL and the PostGIS version", cfg)
+	}
+	if cfg.SetupSeconds["overviews"] <= 0 {
+		t.Errorf("setup seconds %v: want the admin-1 overview build timed", cfg.SetupSeconds)
 	}
 }
 

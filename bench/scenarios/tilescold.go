@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -28,6 +29,10 @@ const (
 	pgTileservAdmin1 = 181
 	pgTileservPostal = 73
 )
+
+// noOverviews suffixes the variant that renders polygons from their table
+// (MERIDIAN_TILES_OVERVIEWS_OFF) instead of the overview built in Setup.
+const noOverviews = "-no-overviews"
 
 // tilesConn is the data connection name the scenarios register.
 const tilesConn = "local"
@@ -101,7 +106,7 @@ func (s *tilesCold) Info() bench.Info {
 	var targets []bench.Target
 	for _, d := range s.cfg.Datasets {
 		m, raw := "meridian-"+d.Name, "raw-pgx-"+d.Name
-		variants = append(variants, raw, m)
+		variants = append(variants, raw, m, m+noOverviews)
 		targets = append(targets, bench.Target{Ratio: m + "/" + raw, Min: 0.9})
 		switch d.Name {
 		case "admin1":
@@ -121,7 +126,10 @@ func (s *tilesCold) Info() bench.Info {
 			"gzip accepted (bytes are gzip). raw-pgx-*: the floor, one prepared Martin-style statement "+
 			"(`&&` ST_TileEnvelope margin, ST_AsMVTGeom, LIMIT %d, no gzip) through pgx from the bench process. "+
 			"The engine does more per tile (simplification, budgets, point aggregation, gzip): that is what "+
-			"the ratio bounds. Peers (ANCHORS.md, not run here): pg_tileserv 181 / 73 tiles/s, "+
+			"the ratio bounds. meridian-* render from the overviews the engine builds the first time it "+
+			"renders a large table (admin-1: simplified per zoom and cut in pieces; postal codes: the "+
+			"aggregation grid of every level to z8; Setup waits for them, their build time is "+
+			"setup_seconds.overviews); meridian-*"+noOverviews+" render from the tables. Peers (ANCHORS.md, not run here): pg_tileserv 181 / 73 tiles/s, "+
 			"raw pgx 162 / 305 tiles/s (admin-1 / postal).",
 			s.cfg.Tiles, s.cfg.Seed, s.cfg.Concurrency, tilebench.DefaultLimit),
 		Variants: variants,
@@ -157,6 +165,7 @@ func (s *tilesCold) Setup(ctx context.Context, env *bench.Env) (bench.Teardown, 
 		}
 		s.cfg.RawSQL["raw-pgx-"+d.Name] = q
 		s.datasets["raw-pgx-"+d.Name], s.datasets["meridian-"+d.Name] = d, d
+		s.datasets["meridian-"+d.Name+noOverviews] = d
 	}
 	// One meridian process serves one tile of each dataset before any
 	// measurement: a wrong setup fails here, with its message.
@@ -166,7 +175,7 @@ func (s *tilesCold) Setup(ctx context.Context, env *bench.Env) (bench.Teardown, 
 // check starts a meridian process, fetches tile 2/1/1 of each dataset and
 // stops the process.
 func (s *tilesCold) check(ctx context.Context) (err error) {
-	t, err := s.m.StartTiles(ctx, 2*time.Minute)
+	t, err := s.m.StartTiles(ctx, 20*time.Minute)
 	if err != nil {
 		return err
 	}
@@ -175,6 +184,7 @@ func (s *tilesCold) check(ctx context.Context) (err error) {
 		defer cancel()
 		err = errors.Join(err, t.Stop(sctx))
 	}()
+	overviews := 0
 	for _, d := range s.cfg.Datasets {
 		status, body, h, err := t.Get(ctx, tilebench.TilePath(tilesConn, d, tile.Coord{Z: 2, X: 1, Y: 1}),
 			[]string{"Authorization: Bearer " + s.token})
@@ -185,6 +195,33 @@ func (s *tilesCold) check(ctx context.Context) (err error) {
 			return fmt.Errorf("checking meridian tiles on %s: tile 2/1/1 = %d %q: %.300s",
 				d.Name, status, h.Get("Content-Type"), body)
 		}
+		overviews++ // both datasets are large enough to get one
+	}
+	// The first tile of each dataset started the build of its overview:
+	// wait for them, so that every run finds them.
+	t0 := time.Now()
+	for overviews > 0 {
+		n, err := t.Metric(ctx, "meridian_tiles_overview_builds_total")
+		if err != nil {
+			return err
+		}
+		if int(n) >= overviews {
+			break
+		}
+		if time.Since(t0) > 15*time.Minute {
+			return fmt.Errorf("overviews: %v of %d built after %v", n, overviews, time.Since(t0).Round(time.Second))
+		}
+		if err := t.Alive(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	if overviews > 0 {
+		s.cfg.SetupSeconds["overviews"] = time.Since(t0).Round(10 * time.Millisecond).Seconds()
 	}
 	return nil
 }
@@ -196,6 +233,9 @@ func (s *tilesCold) Run(ctx context.Context, variant string) (bench.Result, erro
 	}
 	if variant == "raw-pgx-"+d.Name {
 		return s.runRaw(ctx, variant)
+	}
+	if strings.HasSuffix(variant, noOverviews) {
+		return s.runMeridian(ctx, d, "MERIDIAN_TILES_OVERVIEWS_OFF=true")
 	}
 	return s.runMeridian(ctx, d)
 }
@@ -230,8 +270,8 @@ func (s *tilesCold) runRaw(ctx context.Context, variant string) (bench.Result, e
 
 // runMeridian starts a fresh `meridian tiles`, compiles the source, then
 // times the list; the process stops after the run.
-func (s *tilesCold) runMeridian(ctx context.Context, d tilebench.Dataset) (_ bench.Result, err error) {
-	t, err := s.m.StartTiles(ctx, 10*time.Minute)
+func (s *tilesCold) runMeridian(ctx context.Context, d tilebench.Dataset, env ...string) (_ bench.Result, err error) {
+	t, err := s.m.StartTiles(ctx, 10*time.Minute, env...)
 	if err != nil {
 		return bench.Result{}, err
 	}

@@ -120,15 +120,15 @@ type Tiles struct {
 // StartTiles starts `meridian tiles` on a free loopback port and waits
 // until it answers /healthz. The process is detached from ctx (which
 // bounds the wait only) and killed after lifetime at the latest; call
-// Stop.
-func (m Meridian) StartTiles(ctx context.Context, lifetime time.Duration) (*Tiles, error) {
+// Stop. extraEnv ("K=V") is added to the process environment.
+func (m Meridian) StartTiles(ctx context.Context, lifetime time.Duration, extraEnv ...string) (*Tiles, error) {
 	addr, err := proc.FreeLoopbackAddr()
 	if err != nil {
 		return nil, err
 	}
 	p, err := proc.Command{
 		Path: m.Bin, Args: []string{"tiles"}, Dir: m.Dir,
-		Env:     m.env("MERIDIAN_TILES_ADDR="+addr, "MERIDIAN_PUBLIC_URL=http://"+addr),
+		Env:     m.env(append([]string{"MERIDIAN_TILES_ADDR=" + addr, "MERIDIAN_PUBLIC_URL=http://" + addr}, extraEnv...)...),
 		Timeout: lifetime, OutputLimit: 16 << 10,
 	}.Start(context.WithoutCancel(ctx))
 	if err != nil {
@@ -243,6 +243,37 @@ func (t *Tiles) CacheLookups(ctx context.Context) (hits, misses float64, err err
 		return 0, 0, fmt.Errorf("fetching /metrics: status %d", status)
 	}
 	return parseCacheLookups(body)
+}
+
+// Metric returns the sum of the samples of metric name (any labels) in
+// the engine's /metrics, or ErrNoMetric.
+func (t *Tiles) Metric(ctx context.Context, name string) (float64, error) {
+	status, body, _, err := t.Get(ctx, "/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	if status != http.StatusOK {
+		return 0, fmt.Errorf("fetching /metrics: status %d", status)
+	}
+	var sum float64
+	var found bool
+	for _, line := range strings.Split(string(body), "\n") {
+		rest, ok := strings.CutPrefix(line, name)
+		if !ok || rest == "" || (rest[0] != ' ' && rest[0] != '{') {
+			continue
+		}
+		if i := strings.LastIndexByte(rest, ' '); i >= 0 {
+			v, err := strconv.ParseFloat(rest[i+1:], 64)
+			if err != nil {
+				return 0, fmt.Errorf("parsing %q: %w", line, err)
+			}
+			sum, found = sum+v, true
+		}
+	}
+	if !found {
+		return 0, fmt.Errorf("%w (%s)", ErrNoMetric, name)
+	}
+	return sum, nil
 }
 
 // parseCacheLookups finds the hit and miss samples of

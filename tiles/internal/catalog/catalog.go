@@ -171,6 +171,9 @@ type Table struct {
 	// changes (relation file, insert/update/delete counters). For views it
 	// is 0: their content depends on other relations.
 	Fingerprint uint64
+	// Key is the single-column primary key, or "" (none, or several
+	// columns).
+	Key string
 }
 
 // FQN returns "schema.name".
@@ -310,6 +313,7 @@ WITH rels AS (
 	  AND n.nspname NOT LIKE 'pg\_%'
 	  AND NOT c.relispartition
 	  AND c.relname NOT LIKE '\_mi\_%' -- the importer's staging tables
+	  AND n.nspname <> 'meridian_overviews' -- the tiles engine's own copies
 	  AND has_table_privilege(c.oid, 'SELECT')
 )
 SELECT n.nspname, c.relname, c.relkind::text, c.oid::int8, c.relfilenode::int8,
@@ -318,7 +322,9 @@ SELECT n.nspname, c.relname, c.relkind::text, c.oid::int8, c.relfilenode::int8,
        a.attname, format_type(a.atttypid, a.atttypmod),
        coalesce(bt.typname, t.typname), coalesce(bt.typcategory, t.typcategory)::text,
        a.atttypid = 'geometry'::regtype,
-       coalesce(gc.srid, 0), coalesce(gc.type, '')
+       coalesce(gc.srid, 0), coalesce(gc.type, ''),
+       EXISTS (SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary
+               AND i.indnkeyatts = 1 AND i.indkey[0] = a.attnum)
 FROM rels r
 JOIN pg_class c ON c.oid = r.oid
 JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -350,11 +356,11 @@ func Load(ctx context.Context, q Querier, conn string) (*Catalog, error) {
 		var (
 			schema, name, relkind, attname, pgtype, typname, typcat, gtype string
 			oid, filenode, reltuples, nmod                                 int64
-			isGeom                                                         bool
+			isGeom, isKey                                                  bool
 			srid                                                           int
 		)
 		if err := rows.Scan(&schema, &name, &relkind, &oid, &filenode, &reltuples, &nmod,
-			&attname, &pgtype, &typname, &typcat, &isGeom, &srid, &gtype); err != nil {
+			&attname, &pgtype, &typname, &typcat, &isGeom, &srid, &gtype, &isKey); err != nil {
 			rows.Close()
 			return nil, fmt.Errorf("reading catalog of %s: %w", conn, err)
 		}
@@ -367,6 +373,9 @@ func Load(ctx context.Context, q Querier, conn string) (*Catalog, error) {
 		}
 		col := Column{Name: attname, PGType: pgtype, Type: MapType(typname, typcat)}
 		cur.Columns = append(cur.Columns, col)
+		if isKey {
+			cur.Key = attname
+		}
 		if isGeom {
 			cur.Geoms = append(cur.Geoms, GeomColumn{Name: attname, SRID: srid, GeomType: strings.ToUpper(gtype)})
 		}
@@ -468,6 +477,20 @@ func MapType(typname, category string) Type {
 		return TypeNumber
 	}
 	return TypeUnknown
+}
+
+// fingerprintSQL reads what Fingerprint is made of for relation $1.
+const fingerprintSQL = `SELECT c.relfilenode::int8, coalesce(s.n_tup_ins + s.n_tup_upd + s.n_tup_del, 0)::int8
+FROM pg_class c LEFT JOIN pg_stat_all_tables s ON s.relid = c.oid WHERE c.oid = $1::int8::oid`
+
+// ReadFingerprint returns the current Fingerprint of the table whose OID
+// is oid, as Load computes it.
+func ReadFingerprint(ctx context.Context, q Querier, oid uint32) (uint64, error) {
+	var filenode, nmod int64
+	if err := q.QueryRow(ctx, fingerprintSQL, int64(oid)).Scan(&filenode, &nmod); err != nil {
+		return 0, fmt.Errorf("reading fingerprint of relation %d: %w", oid, err)
+	}
+	return fingerprint(uint64(oid), uint64(filenode), uint64(nmod)), nil
 }
 
 func fingerprint(vals ...uint64) uint64 {

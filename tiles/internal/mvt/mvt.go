@@ -21,8 +21,9 @@
 //     the centroid of its points, carrying the properties of a
 //     representative row and the cell's row count in _carto_point_density
 //     (or the aggregation expressions when given). The representative is
-//     the row with the smallest property values (compared as text, in
-//     column order), so the result does not depend on the scan order.
+//     the row with the smallest key (Layer.Key), or without a key the row
+//     with the smallest property values (compared as text, in column
+//     order), so the result does not depend on the scan order.
 //   - Lines and polygons are cut to the tile plus twice the buffer and
 //     simplified before the final clip (Douglas-Peucker at half a pixel
 //     times 2^lod, in the source's units when they are degrees or
@@ -162,6 +163,11 @@ type Layer struct {
 	NoPointAggregation bool
 	// MaxFeatures caps lines and polygons per tile at lod 0; 0: no cap.
 	MaxFeatures int
+	// Key is the table's single-column primary key, if any. Aggregated
+	// points then take the properties of the row with the smallest key
+	// in their cell (fetched by key, as from a point overview); without
+	// one, the smallest property values.
+	Key string
 }
 
 // Args returns the placeholders of the tile arguments for l.
@@ -444,13 +450,15 @@ func buildPoints(l Layer) string {
 	lateral += mx + " AS x, " + my + " AS y) m"
 	cell := "(40075016.685578488 / 2.0::float8 ^ (" + z + " + " + strconv.Itoa(l.AggLevel) + " - " + lod + "))"
 	size := "(40075016.685578488 / 2.0::float8 ^ " + z + ")"
-	ext := strconv.Itoa(l.Extent)
 
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	b.WriteString(l.asMVT())
 	b.WriteString(", count(*), coalesce(sum(a.__mn), 0)::int8\nFROM (\n  SELECT count(*) AS __mn, avg(m.x) AS __mx, avg(m.y) AS __my")
-	if len(l.Props) > 0 && len(l.Aggs) == 0 {
+	byKey := l.byKey()
+	if byKey {
+		b.WriteString(", min(g." + ident(l.Key) + ") AS __mk")
+	} else if len(l.Props) > 0 && len(l.Aggs) == 0 {
 		// The representative: the smallest property values, as text.
 		b.WriteString(", min(ARRAY[")
 		for i, p := range l.Props {
@@ -486,14 +494,43 @@ func buildPoints(l Layer) string {
 			"\n     AND avg(m.y) BETWEEN 20037508.342789244 - (" + y + " + 1) * " + size + " - " + margin +
 			" AND 20037508.342789244 - " + y + " * " + size + " + " + margin)
 	}
-	b.WriteString("\n) a\nCROSS JOIN LATERAL (SELECT ST_MakePoint(round((a.__mx + 20037508.342789244 - " + x + " * " + size + ") * " + ext + " / " + size +
+	b.WriteString("\n) a")
+	l.writePointFeatures(&b, byKey)
+	return b.String()
+}
+
+// byKey says whether aggregated points take their properties from the
+// row with the smallest key.
+func (l Layer) byKey() bool {
+	return l.Key != "" && l.Table != "" && len(l.Aggs) == 0 && len(l.Props) > 0
+}
+
+// writePointFeatures writes the end of a point statement: from cells a
+// (__mn points centred on __mx, __my, representative __mk or __mr, or
+// the aggregates), the features t.
+func (l Layer) writePointFeatures(b *strings.Builder, byKey bool) {
+	z, x, y, _ := l.Args()
+	size := "(40075016.685578488 / 2.0::float8 ^ " + z + ")"
+	ext := strconv.Itoa(l.Extent)
+	if byKey {
+		b.WriteString("\nJOIN " + pgx.Identifier{l.Schema, l.Table}.Sanitize() + " r ON r." + ident(l.Key) + " = a.__mk")
+	}
+	b.WriteString("\nCROSS JOIN LATERAL (SELECT ST_MakePoint(round((a.__mx + 20037508.342789244 - " + x + " * " + size + ") * " + ext + " / " + size +
 		"), round((20037508.342789244 - " + y + " * " + size + " - a.__my) * " + ext + " / " + size + ")) AS __mvt_geom")
-	if len(l.Aggs) > 0 {
+	switch {
+	case byKey:
+		for _, p := range l.Props {
+			b.WriteString(", ")
+			b.WriteString(propExpr("r", p))
+			b.WriteString(" AS ")
+			b.WriteString(ident(p.Name))
+		}
+	case len(l.Aggs) > 0:
 		for _, a := range l.Aggs {
 			b.WriteString(", a.")
 			b.WriteString(ident(a.Alias))
 		}
-	} else {
+	default:
 		for i, p := range l.Props {
 			b.WriteString(", ")
 			b.WriteString(castBack("a.__mr["+strconv.Itoa(i+1)+"]", p))
@@ -502,5 +539,164 @@ func buildPoints(l Layer) string {
 		}
 	}
 	b.WriteString(", a.__mn AS " + DensityProp + ") t")
-	return b.String()
+}
+
+// Overview names a tile-ready copy of a line or polygon table (built by
+// package overview): the table's features in Web-Mercator, cut into small
+// pieces, in Bands+1 tables (Table_0 … Table_<Bands>), one row a piece:
+//
+//	key   -- the source row's key (Key column of the table)
+//	geom  -- the piece, SRID 3857
+//	w, h  -- the whole feature's bounding box size, in source units
+//	x0,y0 -- its lower-left corner, in source units
+//
+// Band b < Bands holds the features simplified to half a pixel of a
+// 512-unit tile at zoom b (and none smaller than that pixel); band Bands
+// holds them at full detail.
+type Overview struct {
+	// Schema of the copy, and Table the stem of its band tables' names.
+	Schema, Table string
+	// Key is the source table's key column (unique, not null).
+	Key string
+	// Bands is the number of simplified bands.
+	Bands int
+	// Points marks a point overview, a single table of the cells of
+	// every aggregation level from 0 to Bands (see BuildPointOverview).
+	Points bool
+}
+
+// BandTable is the name of band b's table.
+func (ov Overview) BandTable(b int) string { return ov.Table + "_" + strconv.Itoa(b) }
+
+// Band is the band serving tiles of zoom z and the given extent: the one
+// simplified for a 512-unit tile log2(extent/512) zooms deeper.
+func (ov Overview) Band(z, extent int) int {
+	for e := extent; e > 512 && z < ov.Bands; e >>= 1 {
+		z++
+	}
+	if extent < 512 && z > 0 {
+		z--
+	}
+	return min(z, ov.Bands)
+}
+
+// BuildOverview returns the statement rendering table layer l at the
+// zooms of band band of its overview ov (one statement a band, so each
+// plans against one table). It returns the same three columns as Build, and keeps the
+// same features in the same order: culled under a pixel, the biggest
+// first up to the cap (the sizes are the whole feature's, as Build's). A
+// feature's pieces in the tile are collected and clipped together, and
+// ST_AsMVTGeom joins them back into one geometry. Filters, query sources
+// and points are not served from overviews.
+func BuildOverview(l Layer, ov Overview, band int) (string, error) {
+	if err := l.validate(); err != nil {
+		return "", err
+	}
+	switch {
+	case l.Query != "" || l.Filter != "":
+		return "", fmt.Errorf("%w: overviews serve unfiltered tables only", ErrInvalid)
+	case l.Shape != catalog.ShapeLine && l.Shape != catalog.ShapePolygon:
+		return "", fmt.Errorf("%w: overviews serve lines and polygons only", ErrInvalid)
+	case ov.Schema == "" || ov.Table == "" || ov.Key == "" || ov.Bands < 1:
+		return "", fmt.Errorf("%w: incomplete overview", ErrInvalid)
+	case band < 0 || band > ov.Bands:
+		return "", fmt.Errorf("%w: band %d of %d", ErrInvalid, band, ov.Bands)
+	}
+	perWorld, known := l.unitsPerWorld()
+	if !known {
+		return "", fmt.Errorf("%w: overviews need a source in SRID 4326 or 3857", ErrInvalid)
+	}
+	_, _, _, lod := l.Args()
+
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	b.WriteString(l.asMVT())
+	if l.MaxFeatures > 0 {
+		b.WriteString(", count(*), coalesce(max(s.__mn), 0)::int8\n")
+	} else {
+		b.WriteString(", count(*), count(*)\n")
+	}
+	b.WriteString("FROM (\n  SELECT f.__mg")
+	for _, p := range l.Props {
+		b.WriteString(", ")
+		b.WriteString(propExpr("g", p))
+		b.WriteString(" AS ")
+		b.WriteString(ident(p.Name))
+	}
+	b.WriteString(", f.__mn\n  FROM (\n    SELECT o.key AS __mk, ST_Collect(o.geom) AS __mg, min(o.w) AS __w, min(o.h) AS __h, min(o.x0) AS __x0, min(o.y0) AS __y0")
+	if l.MaxFeatures > 0 {
+		b.WriteString(", count(*) OVER () AS __mn")
+	} else {
+		b.WriteString(", 0 AS __mn")
+	}
+	b.WriteString("\n    FROM " + pgx.Identifier{ov.Schema, ov.BandTable(band)}.Sanitize() + " o")
+	b.WriteString("\n    WHERE o.geom && " + l.bufferedEnvelope(1, 3857))
+	b.WriteString("\n      AND greatest(o.w, o.h) >= " + l.pixel(perWorld))
+	b.WriteString("\n    GROUP BY o.key")
+	if l.MaxFeatures > 0 {
+		b.WriteString("\n    ORDER BY ")
+		if l.Shape == catalog.ShapeLine {
+			b.WriteString("greatest(min(o.w), min(o.h)) DESC")
+		} else {
+			b.WriteString("min(o.w) * min(o.h) DESC")
+		}
+		b.WriteString(", min(o.x0), min(o.y0), o.key")
+		b.WriteString("\n    LIMIT (" + strconv.Itoa(l.MaxFeatures) + " >> " + lod + ")")
+	}
+	b.WriteString("\n  ) f\n  JOIN " + pgx.Identifier{l.Schema, l.Table}.Sanitize() + " g ON g." + ident(ov.Key) + " = f.__mk")
+	b.WriteString("\n) s\nCROSS JOIN LATERAL (SELECT ")
+	tol := "(" + l.pixel(40075016.685578488) + " * 0.5 * 2.0::float8 ^ " + lod + ")"
+	clipped := "ST_Simplify(ST_ClipByBox2D(s.__mg, (SELECT " + l.bufferedEnvelope(2, 3857) + ")), " + tol + ", true)"
+	b.WriteString(l.asMVTGeom(clipped))
+	b.WriteString(" AS __mvt_geom")
+	for _, p := range l.Props {
+		b.WriteString(", s.")
+		b.WriteString(ident(p.Name))
+	}
+	b.WriteString(") t")
+	return b.String(), nil
+}
+
+// BuildPointOverview returns the statement rendering aggregated point
+// layer l from its point overview ov: one table of grid cells, one row a
+// cell with at least one point,
+//
+//	level  -- the grid: 2^level cells across the world (≤ ov.Bands)
+//	cx, cy -- the cell: floor(x / cell), floor(y / cell) in Web-Mercator
+//	n      -- its points; sx, sy the sums of their coordinates
+//	key    -- the smallest key among them (the representative)
+//
+// with a B-tree on (level, cx, cy). It returns what Build returns for l
+// (the same cells, centroids, counts and representatives), reading only
+// the cells of the tile and its buffer instead of every point. The caller
+// uses it only for tiles whose level z+AggLevel is at most ov.Bands.
+func BuildPointOverview(l Layer, ov Overview) (string, error) {
+	if err := l.validate(); err != nil {
+		return "", err
+	}
+	switch {
+	case !ov.Points || ov.Schema == "" || ov.Table == "" || ov.Key == "":
+		return "", fmt.Errorf("%w: incomplete point overview", ErrInvalid)
+	case !l.aggregates() || l.Query != "" || l.Filter != "" || len(l.Aggs) > 0:
+		return "", fmt.Errorf("%w: point overviews serve aggregated, unfiltered tables only", ErrInvalid)
+	case l.Key != ov.Key || !l.byKey():
+		return "", fmt.Errorf("%w: point overviews need the layer keyed like the overview", ErrInvalid)
+	}
+	z, x, y, lod := l.Args()
+	level := "greatest(" + z + " + " + strconv.Itoa(l.AggLevel) + " - " + lod + ", 0)"
+	per := "(2.0::float8 ^ (" + level + " - " + z + "))" // cells across a tile
+	half := "(2.0::float8 ^ (" + level + " - 1))"        // cells across half the world
+	buf := "(" + per + " * " + strconv.Itoa(l.Buffer) + " / " + strconv.Itoa(l.Extent) + ")"
+
+	var b strings.Builder
+	b.WriteString("SELECT ")
+	b.WriteString(l.asMVT())
+	b.WriteString(", count(*), coalesce(sum(a.__mn), 0)::int8\nFROM (\n  SELECT o.n AS __mn, o.sx / o.n AS __mx, o.sy / o.n AS __my, o.key AS __mk")
+	b.WriteString("\n  FROM " + pgx.Identifier{ov.Schema, ov.Table}.Sanitize() + " o")
+	b.WriteString("\n  WHERE o.level = " + level)
+	b.WriteString("\n    AND o.cx BETWEEN floor(" + x + " * " + per + " - " + half + " - " + buf + ")::int AND (ceil((" + x + " + 1) * " + per + " - " + half + " + " + buf + ") - 1)::int")
+	b.WriteString("\n    AND o.cy BETWEEN floor(" + half + " - (" + y + " + 1) * " + per + " - " + buf + ")::int AND (ceil(" + half + " - " + y + " * " + per + " + " + buf + ") - 1)::int")
+	b.WriteString("\n) a")
+	l.writePointFeatures(&b, true)
+	return b.String(), nil
 }

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
@@ -28,6 +29,11 @@ var goldenLayers = map[string]Layer{
 		Schema: "public", Table: "postal", Geom: "geom", SRID: 4326, Shape: catalog.ShapePoint,
 		Props:  []Prop{{"zipcode", PropText}, {"id", PropBigint}, {"updated", PropTimestamp}},
 		Extent: 512, Buffer: 16, AggLevel: 8,
+	},
+	"points_4326_key": {
+		Schema: "public", Table: "postal", Geom: "geom", SRID: 4326, Shape: catalog.ShapePoint,
+		Props:  []Prop{{"zipcode", PropText}, {"place", PropText}},
+		Extent: 512, Buffer: 8, AggLevel: 8, Key: "id",
 	},
 	"points_2154_aggs": {
 		Schema: "public", Table: "stores", Geom: "geom", SRID: 2154, Shape: catalog.ShapePoint,
@@ -134,6 +140,40 @@ func BenchmarkBuild(b *testing.B) {
 	for b.Loop() {
 		if _, err := Build(l); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func TestBuildOverview(t *testing.T) {
+	ov := Overview{Schema: "meridian_overviews", Table: "o1_2_3", Key: "id", Bands: 10}
+	l := Layer{Schema: "public", Table: "admin1", Geom: "geom", SRID: 4326, Shape: catalog.ShapePolygon,
+		Props: []Prop{{Name: "name"}}, Extent: 512, Buffer: 8, MaxFeatures: 5000}
+	sql, err := BuildOverview(l, ov, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`FROM "meridian_overviews"."o1_2_3_3" o`, `JOIN "public"."admin1" g ON g."id" = f.__mk`,
+		"GROUP BY o.key", "LIMIT (5000 >> $4::int)", "ST_Collect(o.geom)"} {
+		if !strings.Contains(sql, want) {
+			t.Errorf("overview statement lacks %q:\n%s", want, sql)
+		}
+	}
+	for name, bad := range map[string]Layer{
+		"query":  {Query: "SELECT 1", Geom: "geom", SRID: 4326, Shape: catalog.ShapePolygon, Extent: 512},
+		"filter": {Schema: "public", Table: "t", Geom: "geom", SRID: 4326, Shape: catalog.ShapePolygon, Extent: 512, Filter: "true"},
+		"points": {Schema: "public", Table: "t", Geom: "geom", SRID: 4326, Shape: catalog.ShapePoint, Extent: 512},
+		"srid":   {Schema: "public", Table: "t", Geom: "geom", SRID: 2154, Shape: catalog.ShapePolygon, Extent: 512},
+	} {
+		if _, err := BuildOverview(bad, ov, 0); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%s: err = %v, want ErrInvalid", name, err)
+		}
+	}
+	if _, err := BuildOverview(l, ov, 11); !errors.Is(err, ErrInvalid) {
+		t.Errorf("band beyond Bands: err = %v", err)
+	}
+	for _, c := range []struct{ z, extent, band int }{{0, 512, 0}, {3, 512, 3}, {3, 4096, 6}, {3, 256, 2}, {0, 256, 0}, {9, 4096, 10}, {15, 512, 10}} {
+		if got := ov.Band(c.z, c.extent); got != c.band {
+			t.Errorf("Band(%d, %d) = %d, want %d", c.z, c.extent, got, c.band)
 		}
 	}
 }

@@ -462,7 +462,7 @@ func Compile(ctx context.Context, env Env, s Spec) (*Source, error) {
 			src.Fingerprint = cat.Fingerprint
 		}
 		lookup, available = t.Column, t.Columns
-		src.Layer = mvt.Layer{Schema: t.Schema, Table: t.Name}
+		src.Layer = mvt.Layer{Schema: t.Schema, Table: t.Name, Key: t.Key}
 		src.Tags = []string{cachetag.Source(s.Conn, src.FQN), cachetag.Conn(s.Conn)}
 	case TypeQuery:
 		cat, err := env.Catalogs.Get(ctx, s.Conn)

@@ -1,0 +1,69 @@
+package tiles
+
+import (
+	"testing"
+	"time"
+
+	"github.com/meridian-gis/meridian/internal/grant"
+)
+
+// The engine builds an overview of a large polygon table the first time
+// it renders it, in the background, and renders the next tiles from it;
+// the tiles stay the same features. With overviews off it never does.
+func TestOverviewsServeTiles(t *testing.T) {
+	for _, off := range []bool{false, true} {
+		name := "on"
+		if off {
+			name = "off"
+		}
+		t.Run(name, func(t *testing.T) {
+			e := newEnv(t, withConfig(func(c *Config) {
+				c.Overviews = OverviewsConfig{Off: off, MinBytes: 1, Bands: 3}
+			}))
+			tok := e.is.token(t, []grant.API{grant.APIMaps}, "public.buildings")
+			tmpl := e.tileTemplate(e.instantiate("table", tok, "name", "public.buildings", "columns", "building"), tok)
+			// Wilmington, Delaware: the first tile comes from the table and
+			// starts the build.
+			first := e.get(expand(tmpl, 14, 4753, 6218), bearer(tok))
+			if first.status != 200 {
+				t.Fatalf("first tile: %d %s", first.status, first.body)
+			}
+			want := len(decodeTile(t, first)[0].Features)
+			if off {
+				time.Sleep(time.Second)
+				if n := e.metric("meridian_tiles_overview_builds_total"); n != 0 {
+					t.Fatalf("%v overviews built with overviews off", n)
+				}
+				return
+			}
+			deadline := time.Now().Add(3 * time.Minute)
+			for e.metric("meridian_tiles_overview_builds_total") < 1 {
+				if time.Now().After(deadline) {
+					t.Fatal("no overview built after 3 minutes")
+				}
+				time.Sleep(50 * time.Millisecond)
+			}
+			// The same area at lower zooms (simplified bands) and deeper.
+			for _, c := range [][3]uint32{{1, 0, 0}, {13, 2376, 3109}, {19, 152100, 198990}} {
+				r := e.get(expand(tmpl, c[0], c[1], c[2]), bearer(tok))
+				if r.status != 200 && r.status != 204 {
+					t.Fatalf("tile %v: %d %s", c, r.status, r.body)
+				}
+			}
+			if n := e.metric("meridian_tiles_overview_tiles_total"); n < 3 {
+				t.Errorf("%v tiles from the overview, want 3", n)
+			}
+			// The first tile again, rendered anew from the overview (other
+			// columns make another source, so it is not cached): the same
+			// buildings.
+			tmpl2 := e.tileTemplate(e.instantiate("table", tok, "name", "public.buildings", "columns", "building,name"), tok)
+			again := e.get(expand(tmpl2, 14, 4753, 6218), bearer(tok))
+			if again.status != 200 {
+				t.Fatalf("tile again: %d %s", again.status, again.body)
+			}
+			if got := len(decodeTile(t, again)[0].Features); got < want*95/100 || got > want*105/100 {
+				t.Errorf("tile from the overview has %d features, from the table %d", got, want)
+			}
+		})
+	}
+}
