@@ -1,8 +1,12 @@
 package tiles
 
 import (
+	"fmt"
+	"maps"
 	"testing"
 	"time"
+
+	"github.com/paulmach/orb/geojson"
 
 	"github.com/meridian-gis/meridian/internal/grant"
 )
@@ -65,5 +69,47 @@ func TestOverviewsServeTiles(t *testing.T) {
 				t.Errorf("tile from the overview has %d features, from the table %d", got, want)
 			}
 		})
+	}
+}
+
+// Points: the aggregation grid is precomputed, and the tiles rendered from
+// it carry the same cells as those rendered from the table.
+func TestOverviewsServePointTiles(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.Overviews = OverviewsConfig{MinBytes: 1} }))
+	tok := e.is.token(t, []grant.API{grant.APIMaps}, "public.places")
+	tmpl := e.tileTemplate(e.instantiate("table", tok, "name", "public.places", "columns", "name"), tok)
+	first := e.get(expand(tmpl, 1, 1, 0), bearer(tok))
+	if first.status != 200 {
+		t.Fatalf("first tile: %d %s", first.status, first.body)
+	}
+	want := decodeTile(t, first)[0].Features
+	deadline := time.Now().Add(3 * time.Minute)
+	for e.metric("meridian_tiles_overview_builds_total") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no overview built after 3 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tmpl2 := e.tileTemplate(e.instantiate("table", tok, "name", "public.places", "columns", "name,adm0name"), tok)
+	again := e.get(expand(tmpl2, 1, 1, 0), bearer(tok))
+	if again.status != 200 {
+		t.Fatalf("tile again: %d %s", again.status, again.body)
+	}
+	if n := e.metric("meridian_tiles_overview_tiles_total"); n != 1 {
+		t.Errorf("%v tiles from the overview, want 1", n)
+	}
+	got := decodeTile(t, again)[0].Features
+	if len(got) != len(want) {
+		t.Fatalf("%d cells from the overview, %d from the table", len(got), len(want))
+	}
+	cells := func(fs []*geojson.Feature) map[string]int {
+		m := map[string]int{}
+		for _, f := range fs {
+			m[fmt.Sprint(f.Geometry, f.Properties["name"], f.Properties["_carto_point_density"])]++
+		}
+		return m
+	}
+	if g, w := cells(got), cells(want); !maps.Equal(g, w) {
+		t.Errorf("cells from the overview %v, from the table %v", g, w)
 	}
 }
