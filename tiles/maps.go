@@ -139,7 +139,7 @@ func (s *Server) instantiate(rc *fasthttp.RequestCtx, conn, typ []byte) {
 		s.fail(rc, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout.D())
+	ctx, cancel := s.clientContext(rc, s.cfg.RequestTimeout.D(), "source")
 	defer cancel()
 	c, err := s.compile(ctx, spec)
 	if err == nil {
@@ -198,7 +198,7 @@ func (s *Server) tileJSON(rc *fasthttp.RequestCtx, conn, typ []byte) {
 		s.fail(rc, err)
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.base, s.cfg.RequestTimeout.D())
+	ctx, cancel := s.clientContext(rc, s.cfg.RequestTimeout.D(), "source")
 	defer cancel()
 	c, err := s.resolve(ctx, rc, claims, conn, typ)
 	if err != nil {

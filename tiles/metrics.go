@@ -50,7 +50,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 	m.peerRequests = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "peer_requests_total",
 		Help: "Tile requests received from other tiles nodes."})
 	m.clientGone = prometheus.NewCounterVec(prometheus.CounterOpts{Name: ns + "client_gone_total",
-		Help: "Requests whose client closed its connection while they waited, by work (tile, sql): the request stopped waiting, and its query or render was cancelled unless another request waited for it."},
+		Help: "Requests whose client closed its connection while they waited, by work (tile, sql, source: instantiation and TileJSON): the request stopped waiting, and its query or render was cancelled unless another request waited for it."},
 		[]string{"work"})
 	m.fillsAbandoned = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "fills_abandoned_total",
 		Help: "Tile fills cancelled because every request waiting for them had gone (hung up or timed out)."})

@@ -281,7 +281,11 @@ func (s *Server) boundsOf(ctx context.Context, c *compiled) tile.Bounds {
 		s.log.Warn("computing source extent", "source", c.src.ID, "err", err)
 	}
 	b.MinY, b.MaxY = max(b.MinY, -85.0511), min(b.MaxY, 85.0511)
-	c.bounds.Store(&b)
+	if ctx.Err() == nil {
+		// A request that ended (its client hung up) leaves the world
+		// bounds to itself, not to the next one.
+		c.bounds.Store(&b)
+	}
 	return b
 }
 
