@@ -28,6 +28,7 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -145,8 +146,11 @@ type state struct {
 	ov     mvt.Overview
 	// busy: a job for it is queued or running.
 	busy bool
-	// retry is when a Failed state is tried again.
-	retry time.Time
+	// retry is when a Failed state is tried again; attempts counts the
+	// failures, each doubling the wait (a table whose build always fails
+	// is not rebuilt every minute).
+	retry    time.Time
+	attempts int
 }
 
 // Manager finds and builds copies in the background.
@@ -183,6 +187,13 @@ func (m *Manager) Get(t Table) (mvt.Overview, bool) {
 	defer m.mu.Unlock()
 	st := m.states[key]
 	if st == nil {
+		// A new state of the table: what was known of the others goes.
+		stem := t.Conn + "\x00" + prefix(t)
+		for k := range m.states {
+			if strings.HasPrefix(k, stem) {
+				delete(m.states, k)
+			}
+		}
 		st = &state{}
 		m.states[key] = st
 	}
@@ -235,7 +246,8 @@ func (m *Manager) Run(ctx context.Context) {
 			if s := m.states[t.Conn+"\x00"+Name(t)]; s != nil {
 				s.busy, s.status, s.ov = false, st, ov
 				if st == Failed {
-					s.retry = time.Now().Add(retryAfter)
+					s.retry = time.Now().Add(retryAfter << min(s.attempts, 8))
+					s.attempts++
 				}
 			}
 			m.mu.Unlock()
