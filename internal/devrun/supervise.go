@@ -313,6 +313,7 @@ func printBanner(w io.Writer, public, token, logPath string) {
 	}
 	tile := exampleTileURL(public, token)
 	fmt.Fprintf(w, "\nDemo token (%s; maps and sql APIs; 30 days):\n  %s\n", strings.Join(demoGrants(), ", "), token)
+	fmt.Fprintf(w, "\nWorkspace: %s/  (sign in at %s/acc/ with the token)\n", public, public)
 	fmt.Fprintf(w, "\nExample tile, z/x/y = 0/0/0:\n  %s\n", tile)
 	fmt.Fprintf(w, "\n  curl -sS -o /dev/null -D - %s\n\n", shellQuote(tile))
 }
