@@ -28,7 +28,7 @@ func (w *benchWriter) reset()                      { clear(w.h); w.status, w.n =
 
 // benchHandler returns a Handler on its own store, with one 30 KiB tile
 // stored, and the request that hits it.
-func benchHandler(b *testing.B, scfg httpcache.StoreConfig) (*Handler, *http.Request, caddyhttp.Handler, int) {
+func benchHandler(b testing.TB, scfg httpcache.StoreConfig) (*Handler, *http.Request, caddyhttp.Handler, int) {
 	b.Helper()
 	store, err := httpcache.NewStore(scfg)
 	if err != nil {
@@ -56,10 +56,36 @@ func benchHandler(b *testing.B, scfg httpcache.StoreConfig) (*Handler, *http.Req
 	return h, r, next, len(body)
 }
 
-func checkHit(b *testing.B, w *benchWriter, n int) {
+func checkHit(b testing.TB, w *benchWriter, n int) {
 	if w.status != 200 || w.n != n || !strings.HasPrefix(w.h.Get("Cache-Status"), "meridian; hit") {
 		b.Fatalf("not a hit: %d %d bytes %q", w.status, w.n, w.h.Get("Cache-Status"))
 	}
+}
+
+// TestHitAllocatesNothing: a hit served by Handler.ServeHTTP to a reused
+// ResponseWriter makes no allocation (the header values are shared with
+// the stored entry), and one when hits must copy them.
+func TestHitAllocatesNothing(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	h, r, next, n := benchHandler(t, httpcache.StoreConfig{MaxSize: 64 << 20})
+	w := &benchWriter{h: make(http.Header)}
+	serve := func() {
+		w.reset()
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if allocs := testing.AllocsPerRun(100, serve); allocs != 0 {
+		t.Errorf("shared values: %v allocations per hit, want 0", allocs)
+	}
+	checkHit(t, w, n)
+	h.cache.SetCopyHeaderValues(true)
+	if allocs := testing.AllocsPerRun(100, serve); allocs != 1 {
+		t.Errorf("copied values: %v allocations per hit, want 1", allocs)
+	}
+	checkHit(t, w, n)
 }
 
 // BenchmarkHit serves a stored 30 KiB tile through Handler.ServeHTTP.
@@ -82,6 +108,7 @@ func BenchmarkHitParallel(b *testing.B) {
 	h, r, next, n := benchHandler(b, httpcache.StoreConfig{MaxSize: 64 << 20})
 	b.ReportAllocs()
 	b.SetBytes(int64(n))
+	b.ResetTimer() // the store's setup is not per hit
 	b.RunParallel(func(pb *testing.PB) {
 		w := &benchWriter{h: make(http.Header)}
 		for pb.Next() {

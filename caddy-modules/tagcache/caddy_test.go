@@ -2,6 +2,7 @@ package tagcache
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +17,9 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
-	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 	dto "github.com/prometheus/client_model/go"
 )
 
@@ -62,6 +65,7 @@ type edge struct {
 	handler map[string]any // meridian_cache handler options
 	app     map[string]any // meridian_cache app options; nil: not configured
 	origin  string
+	before  []any // handlers ahead of meridian_cache in the route
 }
 
 func (e edge) json() []byte {
@@ -80,10 +84,10 @@ func (e edge) json() []byte {
 				"edge": map[string]any{
 					"listen":          []string{fmt.Sprintf("127.0.0.1:%d", e.port)},
 					"automatic_https": map[string]any{"disable": true},
-					"routes": []any{map[string]any{"handle": []any{
+					"routes": []any{map[string]any{"handle": append(append([]any(nil), e.before...),
 						handler,
 						map[string]any{"handler": "reverse_proxy", "upstreams": []any{map[string]any{"dial": e.origin}}},
-					}}},
+					)}},
 				},
 			},
 		},
@@ -482,5 +486,116 @@ func TestCoalescingThroughCaddy(t *testing.T) {
 	}
 	if got := o.hits.Load(); got != 1 {
 		t.Errorf("origin hits = %d, want 1", got)
+	}
+}
+
+// TestHeaderReplaceDoesNotEditStoredValues runs a deferred header replace
+// operation around the cache: hits then copy the stored header values, so
+// the replacement applies once to every response instead of accumulating
+// in the stored entry that hits share otherwise.
+func TestHeaderReplaceDoesNotEditStoredValues(t *testing.T) {
+	o := newOrigin(t)
+	o.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=600")
+		w.Header().Set("X-Tile", "abc")
+		fmt.Fprint(w, "tile")
+	})
+	port := freePort(t)
+	replace := map[string]any{"handler": "headers", "response": map[string]any{
+		"deferred": true,
+		"replace":  map[string]any{"X-Tile": []any{map[string]any{"search": "a", "replace": "aa"}}},
+	}}
+	load(t, edge{port: port, origin: o.addr(), before: []any{replace}})
+	url := fmt.Sprintf("http://127.0.0.1:%d/r", port)
+	for i := range 4 {
+		r := send(t, "GET", url, nil)
+		if got := r.header.Get("X-Tile"); got != "aabc" {
+			t.Errorf("request %d (%q): X-Tile %q, want aabc", i, r.cacheStatus(), got)
+		}
+		if i > 0 && !r.isHit() {
+			t.Errorf("request %d: %q, want a hit", i, r.cacheStatus())
+		}
+	}
+}
+
+func TestEditsHeaderValues(t *testing.T) {
+	route := func(hs ...caddyhttp.MiddlewareHandler) caddyhttp.RouteList {
+		return caddyhttp.RouteList{{Handlers: hs}}
+	}
+	replace := &headers.Handler{Response: &headers.RespHeaderOps{Deferred: true, HeaderOps: &headers.HeaderOps{
+		Replace: map[string][]headers.Replacement{"X-Tile": {{Search: "a", Replace: "b"}}},
+	}}}
+	setDelete := &headers.Handler{Response: &headers.RespHeaderOps{Deferred: true, HeaderOps: &headers.HeaderOps{
+		Set: http.Header{"X-Content-Type-Options": {"nosniff"}}, Delete: []string{"Server"},
+	}}}
+	request := &headers.Handler{Request: &headers.HeaderOps{
+		Replace: map[string][]headers.Replacement{"X-Tile": {{Search: "a", Replace: "b"}}},
+	}}
+	tests := []struct {
+		name   string
+		routes caddyhttp.RouteList
+		want   bool
+	}{
+		{"set and delete only", route(setDelete, request, &Handler{}), false},
+		{"response replace", route(setDelete, replace, &Handler{}), true},
+		{"in a subroute", route(setDelete, &caddyhttp.Subroute{Routes: route(replace)}), true},
+		{"in handle_response", route(&reverseproxy.Handler{HandleResponse: []caddyhttp.ResponseHandler{{Routes: route(replace)}}}), true},
+		{"nested, harmless", route(&caddyhttp.Subroute{Routes: route(&caddyhttp.Subroute{Routes: route(setDelete)})}), false},
+	}
+	for _, tt := range tests {
+		if got := editsHeaderValues(tt.routes, 0); got != tt.want {
+			t.Errorf("%s: editsHeaderValues = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestAbandonedFillThroughCaddy: the only client of a fill hangs up; the
+// cache cancels the fill, reverse_proxy its request, and the origin sees
+// its request context end.
+func TestAbandonedFillThroughCaddy(t *testing.T) {
+	o := newOrigin(t)
+	started := make(chan struct{}, 4)
+	cancelled := make(chan struct{}, 4)
+	quit := make(chan struct{})
+	t.Cleanup(func() { close(quit) })
+	o.handle(func(w http.ResponseWriter, r *http.Request) {
+		started <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			cancelled <- struct{}{}
+		case <-quit:
+		}
+	})
+	port := freePort(t)
+	load(t, edge{port: port, origin: o.addr(), handler: map[string]any{"fill_timeout": "1h"}})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://127.0.0.1:%d/tile", port), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		client := &http.Client{Transport: &http.Transport{}}
+		defer client.CloseIdleConnections()
+		resp, err := client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		errc <- err
+	}()
+	<-started
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("cancelled request: want an error")
+	}
+	select {
+	case <-cancelled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the origin's request was not cancelled")
+	}
+	waitFor(t, "the abandoned fill to be counted", func() bool { return metricValue(t, "meridian_cache_abandoned_total", "") == 1 })
+	if got := metricValue(t, "meridian_cache_upstream_errors_total", ""); got != 0 {
+		t.Errorf("meridian_cache_upstream_errors_total = %v, want 0", got)
 	}
 }

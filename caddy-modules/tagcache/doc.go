@@ -35,9 +35,12 @@
 // Costs and bounds:
 //
 //   - A hit in the hot tier takes no lock, copies no body bytes and makes
-//     one allocation (the header values, copied because later handlers may
-//     edit them in place). A hit that has to read bigcache copies the entry
-//     once and promotes it to the hot tier.
+//     no allocation: the response header shares the stored entry's value
+//     slices (len == cap, so a later Add or Set copies). Handlers must not
+//     assign to header values in place; the one Caddy handler that does, a
+//     header replace operation on responses anywhere in the http app, makes
+//     hits copy the values (one allocation) instead. A hit that has to read
+//     bigcache copies the entry once and promotes it to the hot tier.
 //   - Memory: max_size (bigcache, hard) + hot_size (approximate) + 16 bytes
 //     per tag slot + bigcache's per-entry index (about 12 bytes per entry).
 //   - Purge by tag, by path and by prefix are each one atomic update of a

@@ -3,10 +3,13 @@ package tagcache
 import (
 	"fmt"
 	"net/http"
+	"reflect"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/headers"
 
 	"github.com/meridian-gis/meridian/internal/cachetag"
 	"go.uber.org/zap"
@@ -56,9 +59,11 @@ type Handler struct {
 	// When set it replaces the default: access_token, client, v,
 	// deckglVersion.
 	KeyDropQuery []string `json:"key_drop_query,omitempty"`
-	// FillTimeout bounds one upstream fill; fills are detached from the
-	// client that started them, since other requests wait for them.
-	// Default: 1m.
+	// FillTimeout bounds one upstream fill. Fills are detached from the
+	// client that started them, since other requests wait for them, and
+	// cancelled (with the origin's work) when every waiting request has
+	// gone away; a background refresh, which nobody waits for, runs until
+	// done or FillTimeout. Default: 1m.
 	FillTimeout caddy.Duration `json:"fill_timeout,omitempty"`
 	// PurgeQuarantine is how long after a purge of a tag responses
 	// carrying it are served but not stored, so that an origin that has
@@ -71,6 +76,11 @@ type Handler struct {
 
 	cache  *httpcache.Cache
 	logger *zap.Logger
+	// httpApp is the http app this handler belongs to, searched once
+	// (checkOnce), before the first request, for handlers that edit
+	// header values in place (see checkInPlaceEdits).
+	httpApp   *caddyhttp.App
+	checkOnce *sync.Once
 }
 
 // CaddyModule returns the Caddy module information.
@@ -95,6 +105,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 			zap.Int64("store_max_entry_size", app.store.Config().MaxEntrySize))
 	}
 	h.cache = httpcache.New(app.store, h.cacheConfig(ctx))
+	for _, m := range ctx.Modules() {
+		if a, ok := m.(*caddyhttp.App); ok {
+			h.httpApp, h.checkOnce = a, new(sync.Once)
+		}
+	}
 	return nil
 }
 
@@ -133,7 +148,98 @@ func (h *Handler) Validate() error {
 
 // ServeHTTP answers from the cache or through next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if h.checkOnce != nil {
+		h.checkOnce.Do(h.checkInPlaceEdits)
+	}
 	return h.cache.ServeHTTP(w, r, next)
+}
+
+// checkInPlaceEdits makes hits copy the stored header values when the
+// config has a handler that may assign to response header values in place
+// (Caddy's header replace operations); by default hits share them and
+// allocate nothing. It runs before the first request, when the http app
+// is fully provisioned (it is not yet during Provision).
+func (h *Handler) checkInPlaceEdits() {
+	for name, srv := range h.httpApp.Servers {
+		lists := []caddyhttp.RouteList{srv.Routes}
+		if srv.Errors != nil {
+			lists = append(lists, srv.Errors.Routes)
+		}
+		for _, rt := range srv.NamedRoutes {
+			if rt != nil {
+				lists = append(lists, caddyhttp.RouteList{*rt})
+			}
+		}
+		for _, routes := range lists {
+			if editsHeaderValues(routes, 0) {
+				h.cache.SetCopyHeaderValues(true)
+				h.logger.Info("a header handler replaces response header values in place: cache hits copy them",
+					zap.String("server", name))
+				return
+			}
+		}
+	}
+}
+
+// editsHeaderValues reports whether routes hold a header handler with
+// replace operations on the response, which assign to header values in
+// place. Routes nested in handlers (subroute, handle_response of
+// reverse_proxy and intercept, and any handler with such fields) are
+// searched too; an implausibly deep nesting counts as yes.
+func editsHeaderValues(routes caddyhttp.RouteList, depth int) bool {
+	if depth > 32 {
+		return true
+	}
+	for _, rt := range routes {
+		for _, mh := range rt.Handlers {
+			if hh, ok := mh.(*headers.Handler); ok && hh.Response != nil && hh.Response.HeaderOps != nil && len(hh.Response.Replace) > 0 {
+				return true
+			}
+			for _, nested := range nestedRoutes(mh) {
+				if editsHeaderValues(nested, depth+1) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+var (
+	routeListType        = reflect.TypeFor[caddyhttp.RouteList]()
+	responseHandlersType = reflect.TypeFor[[]caddyhttp.ResponseHandler]()
+)
+
+// nestedRoutes returns the route lists held in the exported fields of a
+// handler: RouteList fields (subroute) and the routes of
+// []ResponseHandler fields (handle_response).
+func nestedRoutes(h caddyhttp.MiddlewareHandler) []caddyhttp.RouteList {
+	v := reflect.ValueOf(h)
+	for v.Kind() == reflect.Pointer || v.Kind() == reflect.Interface {
+		if v.IsNil() {
+			return nil
+		}
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	var out []caddyhttp.RouteList
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		switch f.Type {
+		case routeListType:
+			out = append(out, v.Field(i).Interface().(caddyhttp.RouteList))
+		case responseHandlersType:
+			for _, rh := range v.Field(i).Interface().([]caddyhttp.ResponseHandler) {
+				out = append(out, rh.Routes)
+			}
+		}
+	}
+	return out
 }
 
 // requestAuthorizer returns the authorizer the meridian_auth handler left

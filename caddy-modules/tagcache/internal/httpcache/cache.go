@@ -3,11 +3,13 @@ package httpcache
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/meridian-gis/meridian/caddy-modules/tagcache/internal/cachecontrol"
@@ -61,9 +63,11 @@ type Config struct {
 	// DropQuery lists query parameters left out of the key. Default:
 	// DefaultDropQuery().
 	DropQuery []string
-	// FillTimeout bounds one upstream fill, which is detached from the
-	// client that triggered it so that waiters are not cancelled with it.
-	// Default: 1m.
+	// FillTimeout bounds one upstream fill. A fill is detached from the
+	// client that triggered it, so that the requests coalesced onto it
+	// are not cancelled with it; it is cancelled when every one of them
+	// has gone away, except a background refresh (stale-while-
+	// revalidate, soft purge), which nobody waits for. Default: 1m.
 	FillTimeout time.Duration
 	// MaxTags caps the tags kept per entry. Default: 256.
 	MaxTags int
@@ -106,7 +110,18 @@ type Cache struct {
 
 	keyBufs  sync.Pool // *[]byte
 	bodyBufs sync.Pool // *bytes.Buffer
+
+	// copyValues makes hits copy the stored header values (see
+	// SetCopyHeaderValues).
+	copyValues atomic.Bool
 }
+
+// SetCopyHeaderValues sets whether hits give each response its own copy
+// of the stored header values. By default they share the entry's
+// (read-only) value slices, which is safe with handlers that Set, Add or
+// Del header fields, but not with one that assigns to a value in place
+// (in Caddy: a deferred header replace operation wrapping the cache).
+func (c *Cache) SetCopyHeaderValues(on bool) { c.copyValues.Store(on) }
 
 // New returns a Cache using store, which may be shared by several caches.
 func New(store *Store, cfg Config) *Cache {
@@ -283,31 +298,50 @@ const (
 	hitOther // status given explicitly
 )
 
-// serveEntry writes e as the response to r. On the hot path (hitFresh and
-// hitStale) it makes one allocation: the header values are copied into
-// one new slice so that later handlers may modify them in place.
+// serveEntry writes e as the response to r.
+//
+// On the hot path (hitFresh and hitStale) it allocates nothing: the
+// header map gets the entry's own value slices and the memoized Age and
+// Cache-Status ones, shared by every hit. They have len == cap, so a later
+// handler's Add or Set makes its own copy; only assigning to an element in
+// place would write into the entry, and a cache whose config may do that
+// (SetCopyHeaderValues) copies the values into one new slice per hit.
 func (c *Cache) serveEntry(w http.ResponseWriter, r *http.Request, e *entry, now int64, kind hitKind, status ...string) error {
 	h := w.Header()
-	vals := make([]string, e.nvalues+2)
-	n := 0
-	for i := range e.fields {
-		f := &e.fields[i]
-		k := copy(vals[n:], f.values)
-		h[f.name] = vals[n : n+k : n+k]
-		n += k
+	if kind != hitOther && !c.copyValues.Load() {
+		for i := range e.fields {
+			f := &e.fields[i]
+			h[f.name] = f.values
+		}
+		m := e.memoFor(now)
+		h["Age"] = m.age
+		if kind == hitFresh {
+			h["Cache-Status"] = m.hit
+		} else {
+			h["Cache-Status"] = m.stale
+		}
+	} else {
+		vals := make([]string, e.nvalues+2)
+		n := 0
+		for i := range e.fields {
+			f := &e.fields[i]
+			k := copy(vals[n:], f.values)
+			h[f.name] = vals[n : n+k : n+k]
+			n += k
+		}
+		m := e.memoFor(now)
+		vals[n] = m.age[0]
+		h["Age"] = vals[n : n+1 : n+1]
+		switch kind {
+		case hitFresh:
+			vals[n+1] = m.hit[0]
+		case hitStale:
+			vals[n+1] = m.stale[0]
+		default:
+			vals[n+1] = status[0]
+		}
+		h["Cache-Status"] = vals[n+1 : n+2 : n+2]
 	}
-	m := e.memoFor(now)
-	vals[n] = m.age
-	h["Age"] = vals[n : n+1 : n+1]
-	switch kind {
-	case hitFresh:
-		vals[n+1] = m.hit
-	case hitStale:
-		vals[n+1] = m.stale
-	default:
-		vals[n+1] = status[0]
-	}
-	h["Cache-Status"] = vals[n+1 : n+2 : n+2]
 	if e.status == http.StatusOK && (len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0) &&
 		notModified(r.Header, e.etag, e.lastModified, e.date) {
 		writeNotModified(w)
@@ -433,7 +467,9 @@ func (c *Cache) fill(w http.ResponseWriter, r *http.Request, next Handler, rq re
 		c.store.stats.coalesced.Add(1)
 		select {
 		case <-f.done:
+			c.leave(f) // a pass-through fill may still be streaming to its leader
 		case <-r.Context().Done():
+			c.leave(f)
 			return r.Context().Err()
 		}
 		// A result fetched before a purge that arrived meanwhile must not
@@ -450,12 +486,23 @@ func (c *Cache) fill(w http.ResponseWriter, r *http.Request, next Handler, rq re
 	defer f.release(nil, false)
 	c.store.stats.misses.Add(1)
 
-	ctx, cancel := c.fillContext(r)
+	ctx, abandon, cancel := c.fillContext(r)
 	defer cancel()
+	// The fill goes on while anyone waits for it: this client, or
+	// requests that joined it. When the last of them leaves, it is
+	// cancelled (and the origin's work with it).
+	f.cancelWhenAbandoned(abandon)
+	stop := context.AfterFunc(r.Context(), func() { c.leave(f) })
+	defer stop()
+	defer f.cancelWhenAbandoned(nil) // also when next panics
 	up := c.upstreamRequest(r.Clone(ctx), stale)
 	fw := c.newFillWriter(w, r, rq, f, stale, reason, primary)
 	defer fw.close()
 	err := next.ServeHTTP(fw, up)
+	f.cancelWhenAbandoned(nil) // the upstream work is over
+	if err != nil && errors.Is(context.Cause(ctx), errAbandoned) {
+		return err // nobody is left to answer
+	}
 	if err != nil {
 		c.store.stats.upstreamErrors.Add(1)
 		// Nothing reached the client yet in these cases.
@@ -492,7 +539,10 @@ func (c *Cache) refresh(r *http.Request, next Handler, e *entry, rq request) {
 		return
 	}
 	c.store.stats.misses.Add(1)
-	ctx, cancel := c.fillContext(r)
+	// No client waits for a background refresh: it holds its own
+	// reference to the flight, so waiters that join and leave never
+	// cancel it; FillTimeout bounds it.
+	ctx, _, cancel := c.fillContext(r)
 	up := r.Clone(ctx)
 	if c.cfg.Prepare != nil {
 		up = c.cfg.Prepare(up)
@@ -528,11 +578,21 @@ func (c *Cache) runBackground(fw *fillWriter, next Handler, up *http.Request, ca
 
 // fillContext detaches a fill from its client (waiters must not fail
 // because the first client left) but bounds it by FillTimeout and the
-// cache's lifetime.
-func (c *Cache) fillContext(r *http.Request) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), c.cfg.FillTimeout)
-	stop := context.AfterFunc(c.cfg.BaseContext, cancel)
-	return ctx, func() { stop(); cancel() }
+// cache's lifetime. abandon cancels it with a cause; cancel releases it.
+func (c *Cache) fillContext(r *http.Request) (ctx context.Context, abandon context.CancelCauseFunc, cancel context.CancelFunc) {
+	ctx, abandon = context.WithCancelCause(context.WithoutCancel(r.Context()))
+	ctx, timeout := context.WithTimeout(ctx, c.cfg.FillTimeout)
+	stop := context.AfterFunc(c.cfg.BaseContext, timeout)
+	return ctx, abandon, func() { stop(); timeout(); abandon(nil) }
+}
+
+// leave drops a waiter from f, counting the fill as abandoned when it
+// was the last one.
+func (c *Cache) leave(f *flight) {
+	if f.leave() {
+		c.store.stats.abandoned.Add(1)
+		c.log.Debug("fill abandoned: every waiting request went away", "key", f.key)
+	}
 }
 
 // conditionalFields are the client's preconditions, never forwarded on a

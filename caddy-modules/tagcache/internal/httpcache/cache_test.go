@@ -3,6 +3,7 @@ package httpcache
 import (
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -661,4 +662,55 @@ func TestCacheStatusBypass(t *testing.T) {
 			t.Errorf("Test %d: Surrogate-Key not stripped", i)
 		}
 	}
+}
+
+// TestHitHeaderValuesShared: hits share the stored header values, so a
+// later handler adding to a field or setting one must not change what the
+// next hit sends; with SetCopyHeaderValues even an assignment in place
+// does not.
+func TestHitHeaderValuesShared(t *testing.T) {
+	e := newEnv(t, Config{})
+	e.respond(200, "v", "Cache-Control: max-age=60", "Vary: Accept", "Content-Type: text/plain", "X-Two: a", "X-Two: b")
+	e.get("/s")
+	waitFor(t, "the fill to be stored", func() bool { return e.store.Stats().Stores == 2 }) // and its Vary index
+	next := HandlerFunc(func(http.ResponseWriter, *http.Request) error {
+		t.Error("a hit reached next")
+		return nil
+	})
+	req := httptest.NewRequest(http.MethodGet, e.front.URL+"/s", nil)
+	hit := func() http.Header {
+		t.Helper()
+		rec := httptest.NewRecorder()
+		if err := e.cache.ServeHTTP(rec, req, next); err != nil {
+			t.Fatal(err)
+		}
+		if st := rec.Header().Get("Cache-Status"); !strings.HasPrefix(st, "meridian; hit") {
+			t.Fatalf("Cache-Status %q, want a hit", st)
+		}
+		return rec.Header()
+	}
+	want := func(h http.Header) {
+		t.Helper()
+		if got := h["Vary"]; len(got) != 1 || got[0] != "Accept" {
+			t.Errorf("Vary %q, want [Accept]", got)
+		}
+		if got := h["X-Two"]; len(got) != 2 || got[0] != "a" || got[1] != "b" {
+			t.Errorf("X-Two %q, want [a b]", got)
+		}
+		if got := h["Cache-Status"]; len(got) != 1 {
+			t.Errorf("Cache-Status %q, want one value", got)
+		}
+	}
+	h := hit()
+	h.Add("Vary", "Accept-Encoding") // as the encode handler does
+	h.Add("X-Two", "c")
+	h.Add("Cache-Status", "other; hit")
+	h.Set("Content-Type", "application/json")
+	want(hit())
+
+	e.cache.SetCopyHeaderValues(true)
+	h = hit()
+	h["X-Two"][0] = "edited" // as a header replace operation does
+	h["Cache-Status"][0] = "edited"
+	want(hit())
 }

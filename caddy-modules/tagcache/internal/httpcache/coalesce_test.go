@@ -300,3 +300,196 @@ func TestConcurrentMix(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// waiters returns the number of requests waiting for fills in flight.
+func (g *flightGroup) waiters() int {
+	n := 0
+	for i := range g.shards {
+		s := &g.shards[i]
+		s.mu.Lock()
+		for _, f := range s.m {
+			n += f.waiters
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+// blockingOrigin makes e's origin hold its requests until release is
+// closed (then answer body, cacheable) or their context ends (then count
+// them in cancelled). started receives one value per request.
+type blockingOrigin struct {
+	started   chan struct{}
+	release   chan struct{}
+	cancelled atomic.Int64
+}
+
+func newBlockingOrigin(t *testing.T, e *env, body string) *blockingOrigin {
+	o := &blockingOrigin{started: make(chan struct{}, 16), release: make(chan struct{})}
+	quit := make(chan struct{})
+	t.Cleanup(func() { close(quit) }) // before the origin closes
+	e.handle(func(w http.ResponseWriter, r *http.Request) {
+		o.started <- struct{}{}
+		select {
+		case <-o.release:
+		case <-r.Context().Done():
+			o.cancelled.Add(1)
+			return
+		case <-quit:
+			return
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		fmt.Fprint(w, body)
+	})
+	return o
+}
+
+// awaitCancelled waits until the origin has seen n requests cancelled.
+func (o *blockingOrigin) awaitCancelled(t *testing.T, n int64) {
+	t.Helper()
+	waitFor(t, "the origin's request to be cancelled", func() bool { return o.cancelled.Load() == n })
+}
+
+// TestAbandonedFillIsCancelled: the only client waiting for a fill hangs
+// up; the upstream request is cancelled, and the next request starts a
+// fill of its own.
+func TestAbandonedFillIsCancelled(t *testing.T) {
+	e := newEnv(t, Config{FillTimeout: time.Hour}) // only abandonment can end it
+	o := newBlockingOrigin(t, e, "later")
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.fetch(ctx, http.MethodGet, "/gone")
+		errc <- err
+	}()
+	<-o.started
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("cancelled request: want an error")
+	}
+	o.awaitCancelled(t, 1)
+	if st := e.store.Stats(); st.Abandoned != 1 || st.UpstreamErrors != 0 {
+		t.Errorf("abandoned = %d, upstream errors = %d, want 1 and 0", st.Abandoned, st.UpstreamErrors)
+	}
+	close(o.release)
+	if r := e.get("/gone"); r.body != "later" || !strings.Contains(r.cacheStatus(), "stored") || strings.Contains(r.cacheStatus(), "collapsed") {
+		t.Errorf("next request: %q %q, want a fill of its own, stored", r.body, r.cacheStatus())
+	}
+	if got := e.hits.Load(); got != 2 {
+		t.Errorf("origin requests = %d, want 2", got)
+	}
+}
+
+// TestFillContinuesWhileSomeoneWaits: of two coalesced requests, one
+// leaves; the fill goes on, and the other gets the body, stored.
+func TestFillContinuesWhileSomeoneWaits(t *testing.T) {
+	for _, leaving := range []string{"leader", "follower"} {
+		t.Run(leaving+" leaves", func(t *testing.T) {
+			e := newEnv(t, Config{FillTimeout: time.Hour})
+			o := newBlockingOrigin(t, e, "kept")
+			type res struct {
+				r   result
+				err error
+			}
+			ctxs := map[string]context.Context{}
+			cancels := map[string]context.CancelFunc{}
+			done := map[string]chan res{}
+			for _, who := range []string{"leader", "follower"} {
+				ctxs[who], cancels[who] = context.WithCancel(context.Background())
+				defer cancels[who]()
+				done[who] = make(chan res, 1)
+			}
+			fetch := func(who string) {
+				r, err := e.fetch(ctxs[who], http.MethodGet, "/both")
+				done[who] <- res{r, err}
+			}
+			go fetch("leader")
+			<-o.started
+			go fetch("follower")
+			waitFor(t, "the follower to join", func() bool { return e.store.Stats().Coalesced == 1 })
+			cancels[leaving]()
+			if got := <-done[leaving]; got.err == nil {
+				t.Fatalf("%s: want a cancellation error", leaving)
+			}
+			waitFor(t, "the departure to be counted", func() bool { return e.cache.flights.waiters() == 1 })
+			close(o.release)
+			stayed := "follower"
+			if leaving == "follower" {
+				stayed = "leader"
+			}
+			if got := <-done[stayed]; got.err != nil || got.r.status != 200 || got.r.body != "kept" {
+				t.Errorf("%s: %v %d %q, want 200 kept", stayed, got.err, got.r.status, got.r.body)
+			}
+			waitFor(t, "the fill to be stored", func() bool { return e.store.Stats().Stores == 1 })
+			if r := e.get("/both"); !r.isHit() || r.body != "kept" {
+				t.Errorf("after the fill: %q %q, want a hit", r.body, r.cacheStatus())
+			}
+			if st := e.store.Stats(); o.cancelled.Load() != 0 || st.Abandoned != 0 || e.hits.Load() != 1 {
+				t.Errorf("origin cancellations %d, abandoned %d, origin requests %d; want 0, 0, 1",
+					o.cancelled.Load(), st.Abandoned, e.hits.Load())
+			}
+		})
+	}
+}
+
+// TestBackgroundRefreshNotAbandoned: a stale-while-revalidate refresh has
+// no waiter; neither the client that triggered it finishing nor a request
+// that joins it and leaves cancels it.
+func TestBackgroundRefreshNotAbandoned(t *testing.T) {
+	e := newEnv(t, Config{FillTimeout: time.Hour})
+	var version atomic.Int64
+	release := make(chan struct{})
+	quit := make(chan struct{})
+	t.Cleanup(func() { close(quit) })
+	var cancelled atomic.Bool
+	e.handle(func(w http.ResponseWriter, r *http.Request) {
+		v := version.Add(1)
+		if v == 2 {
+			select {
+			case <-release:
+			case <-r.Context().Done():
+				cancelled.Store(true)
+				return
+			case <-quit:
+				return
+			}
+		}
+		w.Header().Set("Cache-Control", "max-age=1, stale-while-revalidate=600")
+		w.Header().Set("Date", e.clock.Now().UTC().Format(http.TimeFormat))
+		fmt.Fprintf(w, "v%d", v)
+	})
+	e.get("/bg")
+	waitFor(t, "v1 stored", func() bool { return e.store.Stats().Stores == 1 })
+	e.clock.Advance(5 * time.Second)
+	if r := e.get("/bg"); r.body != "v1" || !strings.HasSuffix(r.cacheStatus(), "detail=stale") {
+		t.Fatalf("stale request: %q %q, want stale v1", r.body, r.cacheStatus())
+	}
+	e.client.CloseIdleConnections() // the triggering client is gone
+	waitFor(t, "the refresh to reach the origin", func() bool { return e.hits.Load() == 2 })
+
+	// A request that may not have the stale response joins the refresh,
+	// then leaves.
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := e.fetch(ctx, http.MethodGet, "/bg", "Cache-Control: max-age=0")
+		errc <- err
+	}()
+	waitFor(t, "the request to join the refresh", func() bool { return e.store.Stats().Coalesced == 1 })
+	cancel()
+	if err := <-errc; err == nil {
+		t.Fatal("cancelled request: want an error")
+	}
+	waitFor(t, "its departure to be counted", func() bool { return e.cache.flights.waiters() == 1 })
+	if got := e.store.Stats().Abandoned; got != 0 {
+		t.Errorf("abandoned = %d, want 0", got)
+	}
+	close(release)
+	waitFor(t, "the refresh to be stored", func() bool { return e.store.Stats().Stores == 2 })
+	if r := e.get("/bg"); r.body != "v2" || !r.isHit() {
+		t.Errorf("after the refresh: %q %q, want a fresh v2", r.body, r.cacheStatus())
+	}
+	if cancelled.Load() {
+		t.Error("the refresh's origin request was cancelled")
+	}
+}

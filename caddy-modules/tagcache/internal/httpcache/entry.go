@@ -113,11 +113,14 @@ func (e *entry) headerMap() http.Header {
 }
 
 // hitMemo caches the per-second header values of a hit on one entry.
+// Each is a one-element slice (len == cap), shared by every hit in that
+// second like the stored fields.
 type hitMemo struct {
 	sec   int64 // current_age in whole seconds
-	age   string
-	hit   string
-	stale string
+	age   []string
+	hit   []string
+	stale []string
+	vals  [3]string // backs age, hit and stale
 }
 
 // memoFor returns the Age and Cache-Status values at time now, building
@@ -129,12 +132,12 @@ func (e *entry) memoFor(now int64) *hitMemo {
 		return m
 	}
 	ttl := strconv.FormatInt(e.lifetime/int64(time.Second)-sec, 10)
-	m := &hitMemo{
-		sec:   sec,
-		age:   strconv.FormatInt(sec, 10),
-		hit:   "meridian; hit; ttl=" + ttl,
-		stale: "meridian; hit; ttl=" + ttl + "; detail=stale",
-	}
+	m := &hitMemo{sec: sec, vals: [3]string{
+		strconv.FormatInt(sec, 10),
+		"meridian; hit; ttl=" + ttl,
+		"meridian; hit; ttl=" + ttl + "; detail=stale",
+	}}
+	m.age, m.hit, m.stale = m.vals[0:1:1], m.vals[1:2:2], m.vals[2:3:3]
 	e.memo.Store(m)
 	return m
 }

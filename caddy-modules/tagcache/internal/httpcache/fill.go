@@ -27,7 +27,9 @@ const (
 // response to during a fill. It streams the response to the client (if
 // any) while buffering it for the store, strips Surrogate-Key, and adds
 // Cache-Status. Once the response is known to be cacheable, a client that
-// goes away does not abort the fill: writes to it stop, buffering goes on.
+// goes away does not abort the fill by itself: writes to it stop and
+// buffering goes on while other requests wait for the fill (when none do,
+// the fill's context is cancelled; see Cache.leave).
 type fillWriter struct {
 	c       *Cache
 	w       http.ResponseWriter // the client; nil for a background refresh

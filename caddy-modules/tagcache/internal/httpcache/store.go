@@ -373,6 +373,7 @@ type Stats struct {
 	Denied         uint64 `json:"denied"`          // stored responses not served: the caller's token lacks a grant
 	Quarantined    uint64 `json:"quarantined"`     // responses not stored: their tags were purged moments ago
 	UpstreamErrors uint64 `json:"upstream_errors"` // fills that failed or got 500/502/503/504
+	Abandoned      uint64 `json:"abandoned"`       // fills cancelled: every request waiting for them went away
 	PurgeHard      uint64 `json:"purge_tags_hard"` // tags hard-purged
 	PurgeSoft      uint64 `json:"purge_tags_soft"` // tags soft-purged
 	PurgeURL       uint64 `json:"purge_urls"`      // paths purged
@@ -390,7 +391,7 @@ type Stats struct {
 type counters struct {
 	hits, stale, misses, coalesced, bypass, revalidated  atomic.Uint64
 	stores, uncacheable, upstreamErrors, denied          atomic.Uint64
-	quarantined                                          atomic.Uint64
+	quarantined, abandoned                               atomic.Uint64
 	purgeHard, purgeSoft, purgeURL, purgePrefix, invalid atomic.Uint64
 	evictions, expired                                   atomic.Uint64
 }
@@ -410,6 +411,7 @@ func (s *Store) Stats() Stats {
 		Denied:         c.denied.Load(),
 		Quarantined:    c.quarantined.Load(),
 		UpstreamErrors: c.upstreamErrors.Load(),
+		Abandoned:      c.abandoned.Load(),
 		PurgeHard:      c.purgeHard.Load(),
 		PurgeSoft:      c.purgeSoft.Load(),
 		PurgeURL:       c.purgeURL.Load(),

@@ -1,0 +1,5 @@
+//go:build !race
+
+package tagcache
+
+const raceEnabled = false
