@@ -1,7 +1,9 @@
 package tiles
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 
@@ -47,7 +49,7 @@ func (s *Server) overviewSQL(c *compiled, co tile.Coord) (sql string, t overview
 		return "", t, false
 	}
 	t, ok = overviewTable(c)
-	if !ok {
+	if !ok || s.overviewsHeld(t.Conn) {
 		return "", t, false
 	}
 	ov, ok := s.overviews.Get(t)
@@ -82,6 +84,53 @@ func (s *Server) overviewSQL(c *compiled, co tile.Coord) (sql string, t overview
 		return st.sql[0], t, true
 	}
 	return st.sql[ov.Band(int(co.Z), c.src.Layer.Extent)], t, true
+}
+
+// overviewHold is how long tiles of a connection render from their
+// tables after an invalidation. An overview serves the table state of the
+// catalog fingerprint it was built for, and that fingerprint reads
+// insert/update/delete counters, which a writing session publishes up to
+// 10 s after its commit (PostgreSQL's idle statistics flush): an
+// invalidation can arrive before the fingerprint moves. The catalog is
+// read again when the hold ends; a changed fingerprint then retires the
+// overview, an unchanged one (a purge with no write) lets it serve again.
+const overviewHold = 12 * time.Second
+
+// holdOverviews starts the hold of conn and the catalog read that ends it.
+func (s *Server) holdOverviews(conn string) {
+	if s.overviews == nil {
+		return
+	}
+	s.mu.Lock()
+	s.ovHold[conn] = time.Now().Add(overviewHold)
+	s.mu.Unlock()
+	time.AfterFunc(overviewHold-time.Second, func() {
+		ctx, cancel := context.WithTimeout(s.base, 30*time.Second)
+		defer cancel()
+		if s.catalogs.Current(conn) == nil || ctx.Err() != nil {
+			return
+		}
+		cat, err := s.catalogs.Refresh(ctx, conn)
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("refreshing catalog after an invalidation hold", "conn", conn, "err", err)
+			}
+			return
+		}
+		s.noteCatalog(cat)
+	})
+}
+
+// overviewsHeld reports whether conn's tiles render from tables for now.
+func (s *Server) overviewsHeld(conn string) bool {
+	s.mu.Lock()
+	until, ok := s.ovHold[conn]
+	if ok && time.Now().After(until) {
+		delete(s.ovHold, conn)
+		ok = false
+	}
+	s.mu.Unlock()
+	return ok
 }
 
 // isUndefinedTable reports a statement that found a relation gone (an

@@ -1,6 +1,7 @@
 package tiles
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"github.com/paulmach/orb/geojson"
 
+	"github.com/meridian-gis/meridian/internal/cachetag"
 	"github.com/meridian-gis/meridian/internal/grant"
 )
 
@@ -111,5 +113,54 @@ func TestOverviewsServePointTiles(t *testing.T) {
 	}
 	if g, w := cells(got), cells(want); !maps.Equal(g, w) {
 		t.Errorf("cells from the overview %v, from the table %v", g, w)
+	}
+}
+
+// An invalidation published right after a write (before PostgreSQL's
+// statistics show it, so before the catalog fingerprint moves) must not
+// let a tile render from the overview of the old state: the next tile
+// shows the write.
+func TestOverviewsHeldAfterInvalidation(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.Overviews = OverviewsConfig{MinBytes: 1, Bands: 3} }))
+	tok := e.is.token(t, []grant.API{grant.APIMaps}, "public.buildings")
+	tmpl := e.tileTemplate(e.instantiate("table", tok, "name", "public.buildings", "columns", "building"), tok)
+	if r := e.get(expand(tmpl, 14, 4753, 6218), bearer(tok)); r.status != 200 {
+		t.Fatalf("first tile: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for e.metric("meridian_tiles_overview_builds_total") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no overview built after 3 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ctx := context.Background()
+	// One session writes twice in a row: the first write's statistics are
+	// flushed at once, the second's wait (PostgreSQL flushes a session's
+	// statistics at most once a second, else when idle 10 s later), so
+	// the catalog fingerprint does not show the second write yet. The
+	// second moves every building of the tile and its buffer (inside the
+	// z12 parent) a degree east, out of the tile (the overview's pieces
+	// would still be where they were).
+	conn, err := e.db.Pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, "UPDATE places SET name = name WHERE name = 'Paris'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Exec(ctx, `UPDATE buildings SET geom = ST_Translate(geom, 1, 0)
+		WHERE geom && ST_Transform(ST_TileEnvelope(12, 1188, 1554), 4326)`); err != nil {
+		t.Fatal(err)
+	}
+	e.srv.Invalidate(ctx, cachetag.Invalidation{Tags: []string{cachetag.Source("pg", "public.buildings")}}, time.Now())
+	tmpl = e.tileTemplate(e.instantiate("table", tok, "name", "public.buildings", "columns", "building"), tok)
+	r := e.get(expand(tmpl, 14, 4753, 6218), bearer(tok))
+	if r.status == 200 {
+		t.Fatalf("tile after the write and its invalidation has %d buildings, want none: rendered from the old state", len(decodeTile(t, r)[0].Features))
+	}
+	if r.status != 204 {
+		t.Fatalf("tile after the write: %d %s", r.status, r.body)
 	}
 }

@@ -93,16 +93,19 @@ type Server struct {
 	// overviews finds and builds the overviews of large tables; nil when
 	// they are off.
 	overviews *overview.Manager
-	env       source.Env
-	sources   *registry
-	gens      *generations
-	cache     *tilecache.Cache[tileKey, *entry]
-	fills     flight.Group[tileKey, *entry]
-	compiles  flight.Group[string, *compiled]
-	stats     *dropStats
-	metrics   *metrics
-	health    *obs.Health
-	hangups   hangup.Watcher // clients that leave while their request waits (clientContext)
+	// ovHold: per connection, until when tiles render from tables rather
+	// than overviews after an invalidation (see holdOverviews). Under mu.
+	ovHold   map[string]time.Time
+	env      source.Env
+	sources  *registry
+	gens     *generations
+	cache    *tilecache.Cache[tileKey, *entry]
+	fills    flight.Group[tileKey, *entry]
+	compiles flight.Group[string, *compiled]
+	stats    *dropStats
+	metrics  *metrics
+	health   *obs.Health
+	hangups  hangup.Watcher // clients that leave while their request waits (clientContext)
 
 	peers *peercache.Pool
 	group *groupcache.Group
@@ -150,6 +153,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		stats:        newDropStats(),
 		health:       obs.NewHealth(),
 		fingerprints: map[string]uint64{},
+		ovHold:       map[string]time.Time{},
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	s.catalogs = catalog.NewStore(catalog.StoreConfig{},

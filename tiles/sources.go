@@ -310,6 +310,7 @@ func (s *Server) Invalidate(ctx context.Context, inv cachetag.Invalidation, at t
 		conns[conn] = true
 	}
 	for conn := range conns {
+		s.holdOverviews(conn)
 		// Query sources depend on the whole connection.
 		s.gens.bump(queriesTag(conn), at.UnixMilli())
 		s.sources.dropConn(conn)

@@ -205,6 +205,7 @@ func (h *SQLJobHandler) run(parent context.Context, pool *pgxpool.Pool, row *sql
 		// The script ended the transaction itself (COMMIT): what it
 		// changed is committed, and we cannot tell whether it wrote.
 		res.Wrote = true
+		flushStats(qctx, conn)
 		return sqlOutcome{res: res}
 	}
 	if err := tx.QueryRow(qctx, "SELECT pg_current_xact_id_if_assigned() IS NOT NULL").Scan(&res.Wrote); err != nil {
@@ -216,7 +217,19 @@ func (h *SQLJobHandler) run(parent context.Context, pool *pgxpool.Pool, row *sql
 	if err := tx.Commit(qctx); err != nil {
 		return sqlOutcome{err: fmt.Errorf("committing: %w", err)}
 	}
+	if res.Wrote {
+		flushStats(qctx, conn)
+	}
 	return sqlOutcome{res: res}
+}
+
+// flushStats makes the session's table statistics visible now rather than
+// up to 10 s later: the tiles engine's catalog fingerprints (and the
+// overviews keyed by them) read the insert/update/delete counters, and the
+// invalidation this job publishes makes it look at once. Best effort:
+// PostgreSQL before 15 has no such function.
+func flushStats(ctx context.Context, conn *pgxpool.Conn) {
+	conn.Exec(ctx, "SELECT pg_stat_force_next_flush()")
 }
 
 // succeed announces the writes, then marks the job successful (a failed
