@@ -379,11 +379,15 @@ func (m *Manager) build(ctx context.Context, pool *pgxpool.Pool, t Table, ov mvt
 	return true, nil
 }
 
-// dropOld drops t's copies of earlier states. A node still on an older
-// catalog finds its copy gone, forgets it and renders from the table.
+// dropOld drops t's copies of earlier states, and the copies of tables
+// that no longer exist (an import replaces a table by a new one). A node
+// still on an older catalog finds its copy gone, forgets it and renders
+// from the table. The schema is the engine's: nothing else belongs there.
 func (m *Manager) dropOld(ctx context.Context, pool *pgxpool.Pool, t Table) {
 	rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-		WHERE n.nspname = $1 AND c.relkind = 'r' AND starts_with(c.relname, $2) AND NOT starts_with(c.relname, $3)`,
+		WHERE n.nspname = $1 AND c.relkind = 'r' AND (
+		  (starts_with(c.relname, $2) AND NOT starts_with(c.relname, $3))
+		  OR NOT EXISTS (SELECT 1 FROM pg_class s WHERE s.oid = substring(c.relname from '^o([0-9]+)_')::oid))`,
 		Schema, prefix(t), Name(t)+"_")
 	if err != nil {
 		m.log.Warn("overview: listing old copies", "err", err)

@@ -216,6 +216,26 @@ func TestOverviewFollowsTheTable(t *testing.T) {
 		t.Errorf("the new copy has %d pieces (%v)", n, err)
 	}
 
+	// A table dropped (as an import replaces one) leaves no copy behind
+	// once another copy is built.
+	if _, err := db.Pool.Exec(ctx, "CREATE TABLE gone AS SELECT * FROM buildings; ALTER TABLE gone ADD PRIMARY KEY (id); ANALYZE gone"); err != nil {
+		t.Fatal(err)
+	}
+	gone := tableOf(t, ctx, db.Pool, "gone")
+	ovGone, st := await(t, m, gone)
+	if st != overview.Ready {
+		t.Fatalf("status %v for the table to drop, want ready", st)
+	}
+	if _, err := db.Pool.Exec(ctx, "DROP TABLE gone"); err != nil {
+		t.Fatal(err)
+	}
+	if _, st := await(t, m, tableOf(t, ctx, db.Pool, geotest.Admin1)); st != overview.Ready {
+		t.Fatalf("status %v for admin1, want ready", st)
+	}
+	if err := db.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_class WHERE relname = $1", ovGone.BandTable(0)).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the copy of a dropped table is still there (%d, %v)", n, err)
+	}
+
 	// No primary key: rendered from the table.
 	if _, err := db.Pool.Exec(ctx, "CREATE TABLE nokey AS SELECT name, geom FROM admin1; ANALYZE nokey"); err != nil {
 		t.Fatal(err)
