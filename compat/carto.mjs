@@ -16,6 +16,8 @@
 //                  grant it, e.g. with *, or the answer is 403, not 404)
 //   DENIED_TOKEN   optional: a token without grants for QUERY and SQL; the
 //                  query source and query() must then fail with CartoAPIError
+//   QUADBIN_TABLE  optional: a table with a bigint quadbin column named quadbin,
+//                  for the quadbinTableSource check
 //   WIDGETS        optional JSON: the widget calls to make through the sources'
 //                  widgetSource (the Model and Stats APIs), on columns of TABLE:
 //                    {"category": "<text column>", "number": "<numeric column>",
@@ -32,6 +34,9 @@
 //   sqlPost          the same, padded: POST
 //   missingTable     vectorTableSource(MISSING_TABLE) throws CartoAPIError for a 404
 //   deniedQuery, deniedQueryPost, deniedSql   with DENIED_TOKEN: CartoAPIError for a 403
+//   quadbinTableSource  with QUADBIN_TABLE: quadbinTableSource (count(*) AS n,
+//                    aggregationResLevel 4) → TileJSON; the root cell's tile
+//                    fetched from its {i} template and decoded
 //   with WIDGETS (values as the client returns them, asserted by the caller):
 //   widgetFormula      getFormula: count, sum(number), count within filter, within
 //                      polygon (spatialFilter), and with a filter owned by the widget
@@ -50,7 +55,7 @@
 // report.requests is the wire log: every fetch the client and the script made.
 
 import {readFileSync} from 'node:fs';
-import {vectorTableSource, vectorQuerySource, query, CartoAPIError, WidgetQuerySource} from '@carto/api-client';
+import {vectorTableSource, vectorQuerySource, quadbinTableSource, query, CartoAPIError, WidgetQuerySource} from '@carto/api-client';
 import {VectorTile} from '@mapbox/vector-tile';
 import {PbfReader} from 'pbf';
 
@@ -92,6 +97,7 @@ const sqlParams = jsonArray('SQL_PARAMS');
 const missingTable = env('MISSING_TABLE', 'public.meridian_compat_missing');
 const deniedToken = process.env.DENIED_TOKEN || '';
 const widgets = process.env.WIDGETS ? JSON.parse(process.env.WIDGETS) : null;
+const quadbinTable = process.env.QUADBIN_TABLE || '';
 
 // pad makes sql long enough that the client must POST it: a trailing
 // block comment, which the server's grant matching ignores (grants hold
@@ -193,6 +199,57 @@ async function fetchTile(tj, z, x, y) {
   return out;
 }
 
+// fetchSpatialTile gets the tile of cell (hex) from a spatial-index
+// TileJSON's {i} template, as deck.gl's QuadbinTileLayer would, and decodes
+// CARTO's spatial-index tile (Tile{scheme=1; cells=2}, Cells{indices=1;
+// properties=2; numericProps=3}, indices packed fixed64, numeric values
+// packed doubles).
+async function fetchSpatialTile(tj, cell) {
+  const url = tj.tiles[0].replace('{i}', cell);
+  const res = await fetch(url, {headers: {Authorization: `Bearer ${cfg.accessToken}`}});
+  const buf = new Uint8Array(await res.arrayBuffer());
+  const out = {cell, status: res.status, contentType: res.headers.get('content-type'), bytes: buf.length};
+  if (res.status !== 200) {
+    out.body = new TextDecoder().decode(buf).slice(0, 500);
+    return out;
+  }
+  const tile = new PbfReader(buf).readFields((tag, obj, pbf) => {
+    if (tag === 1) obj.scheme = pbf.readVarint();
+    else if (tag === 2) {
+      pbf.readFields((tag, cells, pbf) => {
+        if (tag === 1) {
+          pbf.readFields((tag, ix, pbf) => {
+            if (tag === 1) ix.bytes = pbf.readBytes();
+          }, cells.indices, pbf.readVarint() + pbf.pos);
+        } else if (tag === 3) {
+          const kv = pbf.readFields((tag, kv, pbf) => {
+            if (tag === 1) kv.key = pbf.readString();
+            else if (tag === 2) {
+              pbf.readFields((tag, v, pbf) => {
+                if (tag === 1) v.bytes = pbf.readBytes();
+              }, kv, pbf.readVarint() + pbf.pos);
+            }
+          }, {}, pbf.readVarint() + pbf.pos);
+          cells.numeric[kv.key] = kv.bytes;
+        } else pbf.skip(tag);
+      }, obj.cells, pbf.readVarint() + pbf.pos);
+    }
+  }, {scheme: -1, cells: {indices: {}, numeric: {}}});
+  const ib = tile.cells.indices.bytes ?? new Uint8Array();
+  const ids = new DataView(ib.buffer, ib.byteOffset, ib.byteLength);
+  out.scheme = tile.scheme;
+  out.cells = ib.byteLength / 8;
+  out.resolutions = [...new Set(Array.from({length: out.cells}, (_, i) => Number((ids.getBigUint64(8 * i, true) >> 52n) & 0x1fn)))];
+  out.sums = {};
+  for (const [key, b] of Object.entries(tile.cells.numeric)) {
+    const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
+    let sum = 0;
+    for (let i = 0; i < b.byteLength / 8; i++) sum += dv.getFloat64(8 * i, true);
+    out.sums[key] = sum;
+  }
+  return out;
+}
+
 const report = {
   client: {name: '@carto/api-client', version: readPackageVersion('@carto/api-client')},
   node: process.version,
@@ -276,6 +333,20 @@ if (deniedToken) {
     await query({...denied, sqlQuery: sqlSQL, queryParameters: sqlParams});
     return {};
   }, {expectStatus: 403});
+}
+
+if (quadbinTable) {
+  await check('quadbinTableSource', async () => {
+    const tj = await quadbinTableSource({...cfg, tableName: quadbinTable, aggregationExp: 'count(*) AS n', aggregationResLevel: 4});
+    return {
+      ...summarize(tj),
+      scheme: tj.scheme,
+      spatialIndex: new URL(tj.tiles[0]).searchParams.get('spatialIndex'),
+      minresolution: tj.minresolution,
+      maxresolution: tj.maxresolution,
+      spatialTile: await fetchSpatialTile(tj, '480fffffffffffff'),
+    };
+  });
 }
 
 if (widgets) {

@@ -375,7 +375,8 @@ func TestCartoClientCompat(t *testing.T) {
 	// Grants for the exact texts (a padded copy differs only by a comment,
 	// which grant matching ignores), and for the missing table so that its
 	// answer is a 404, not a 403.
-	tok := u.token(t, mapsSQL, "public.countries", compatQuery, compatSQL, compatMissing, compatTimeQuery)
+	tok := u.token(t, mapsSQL, "public.countries", compatQuery, compatSQL, compatMissing, compatTimeQuery, compatQuadbinTable)
+	wantQuadbinRows := loadQuadbinTable(t, u) // compat_spatialindex_test.go
 	denied := u.token(t, mapsSQL, "public.countries")
 
 	const minPop, continent = 100_000_000, "Africa"
@@ -402,6 +403,7 @@ func TestCartoClientCompat(t *testing.T) {
 		`SQL_PARAMS=["`+continent+`"]`,
 		"MISSING_TABLE="+compatMissing,
 		"WIDGETS="+compatWidgets,
+		"QUADBIN_TABLE="+compatQuadbinTable,
 	)
 	saveArtifact(t, "carto-report.json", out)
 	var rep cartoReport
@@ -417,6 +419,7 @@ func TestCartoClientCompat(t *testing.T) {
 		}
 		t.Fatalf("carto.mjs: ok=%v exit %v", rep.OK, err)
 	}
+	checkQuadbinReport(t, out, wantQuadbinRows)
 
 	// Sources: TileJSON as deck.gl reads it, and one decoded tile each.
 	for _, tt := range []struct {

@@ -83,6 +83,8 @@ func (s *Server) maps(rc *fasthttp.RequestCtx, rest []byte) {
 		s.instantiate(rc, conn, typ)
 	case bytes.Equal(rest, []byte("tilejson")):
 		s.tileJSON(rc, conn, typ)
+	case isIndexPath(rc, rest):
+		s.indexTile(rc, conn, typ, rest) // spatialindex.go
 	default:
 		s.tile(rc, conn, typ, rest)
 	}

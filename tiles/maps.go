@@ -205,6 +205,10 @@ func (s *Server) tileJSON(rc *fasthttp.RequestCtx, conn, typ []byte) {
 		s.fail(rc, err)
 		return
 	}
+	if c.src.Index != nil {
+		s.indexTileJSON(rc, c) // spatialindex.go
+		return
+	}
 	b := s.boundsOf(ctx, c)
 	src := c.src
 	tiles := s.sourceURL(c, "/{z}/{x}/{y}") + "?k=" + src.Key + "&cache=" + c.genStr + "&formatTiles=mvt"
@@ -299,18 +303,9 @@ func (s *Server) tile(rc *fasthttp.RequestCtx, conn, typ, zxy []byte) {
 		s.fail(rc, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: "formatTiles must be mvt"})
 		return
 	}
-	claims, err := s.verify(rc)
-	if err != nil {
-		s.fail(rc, err)
-		return
-	}
-	c := s.lookup(rc, conn, typ)
-	if c != nil {
-		err = authorize(claims, grant.APIMaps, c)
-	} else {
-		ctx, cancel := s.clientContext(rc, s.cfg.RequestTimeout.D(), "tile")
-		c, err = s.resolve(ctx, rc, claims, conn, typ)
-		cancel()
+	c, err := s.tileSource(rc, conn, typ)
+	if err == nil && c.src.Index != nil {
+		err = errIsIndex // spatialindex.go
 	}
 	if err != nil {
 		s.fail(rc, err)
@@ -332,9 +327,29 @@ func (s *Server) tile(rc *fasthttp.RequestCtx, conn, typ, zxy []byte) {
 	s.writeTile(rc, c, e, versioned(rc, c))
 }
 
+// tileSource verifies a tile request's token and finds its source,
+// authorized; a source already compiled is found without allocating.
+func (s *Server) tileSource(rc *fasthttp.RequestCtx, conn, typ []byte) (*compiled, error) {
+	claims, err := s.verify(rc)
+	if err != nil {
+		return nil, err
+	}
+	if c := s.lookup(rc, conn, typ); c != nil {
+		return c, authorize(claims, grant.APIMaps, c)
+	}
+	ctx, cancel := s.clientContext(rc, s.cfg.RequestTimeout.D(), "tile")
+	defer cancel()
+	return s.resolve(ctx, rc, claims, conn, typ)
+}
+
 // writeTile answers a finished tile: 204 when empty, 304 when the client
 // has it, else the bytes in the best encoding the client accepts.
 func (s *Server) writeTile(rc *fasthttp.RequestCtx, c *compiled, e *entry, versioned bool) {
+	s.writeTileAs(rc, c, e, versioned, mvtContentType)
+}
+
+// writeTileAs is writeTile for content of type ct.
+func (s *Server) writeTileAs(rc *fasthttp.RequestCtx, c *compiled, e *entry, versioned bool, ct string) {
 	s.cacheHeaders(rc, c, versioned)
 	h := &rc.Response.Header
 	h.Set("Vary", "Accept-Encoding")
@@ -349,7 +364,7 @@ func (s *Server) writeTile(rc *fasthttp.RequestCtx, c *compiled, e *entry, versi
 		s.metrics.tiles304.Inc()
 		return
 	}
-	h.SetContentType(mvtContentType)
+	h.SetContentType(ct)
 	ae := rc.Request.Header.Peek("Accept-Encoding")
 	switch {
 	case accepts(ae, "br"):

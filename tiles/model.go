@@ -140,7 +140,11 @@ func widgetSpec(conn, typ string, name json.RawMessage, p source.Params) (source
 		return source.Spec{}, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST",
 			msg: "source type " + strconv.Quote(typ) + " is not supported (table or query)"}
 	}
-	return source.ParseSpec(conn, source.Type(typ), sp)
+	spec, err := source.ParseSpec(conn, source.Type(typ), sp)
+	if err == nil && spec.Index != "" {
+		return source.Spec{}, errIndexWidgets // spatialindex.go
+	}
+	return spec, err
 }
 
 // widgetAPI is the API a widget or stats call is checked against, as the

@@ -37,6 +37,7 @@ import (
 	"github.com/meridian-gis/meridian/tiles/internal/filter"
 	"github.com/meridian-gis/meridian/tiles/internal/mvt"
 	"github.com/meridian-gis/meridian/tiles/internal/render"
+	"github.com/meridian-gis/meridian/tiles/internal/spatialindex"
 )
 
 // Errors about source parameters; all are the client's fault (400).
@@ -94,6 +95,11 @@ type Spec struct {
 	Filters json.RawMessage `json:"f,omitempty"`
 	// Aggregation is aggregationExp.
 	Aggregation string `json:"a,omitempty"`
+	// Index is the spatial index (quadbin or h3) of a spatial-index
+	// source, whose Geom is then the cell column; "" for geometries.
+	Index string `json:"si,omitempty"`
+	// ResLevel is aggregationResLevel (spatial-index sources).
+	ResLevel int `json:"rl,omitempty"`
 }
 
 // Params is a request's parameters by name: the raw JSON value for a POST
@@ -178,6 +184,10 @@ func ParseSpec(conn string, typ Type, p Params) (Spec, error) {
 	}
 	switch t := p.String("spatialDataType"); t {
 	case "", "geo", "geometry":
+	case string(spatialindex.Quadbin), string(spatialindex.H3):
+		if err := parseIndexSpec(&s, spatialindex.Kind(t), p); err != nil {
+			return Spec{}, err
+		}
 	default:
 		return Spec{}, fmt.Errorf("%w: spatialDataType %q is not supported yet (geo only)", ErrBadParams, t)
 	}
@@ -421,6 +431,9 @@ type Source struct {
 	Fingerprint uint64
 	// Tags are the cache tags of the source (src:… then conn:…).
 	Tags []string
+	// Index is set for spatial-index sources (index.go); SQL is then
+	// their tile statement and Layer is unused.
+	Index *Index
 }
 
 // Env is what Compile needs.
@@ -438,6 +451,9 @@ type Env struct {
 // catalog.ErrUnknownColumn; bad parameters wrap ErrBadParams.
 func Compile(ctx context.Context, env Env, s Spec) (*Source, error) {
 	env.Limits.setDefaults()
+	if s.Index != "" {
+		return compileIndex(ctx, env, s)
+	}
 	src := &Source{Spec: s, Key: s.Key(), EstRows: -1}
 	src.ID = ID(src.Key)
 	var lookup func(string) (catalog.Column, bool)

@@ -84,7 +84,8 @@ func TestParseSpecErrors(t *testing.T) {
 	}{
 		{"no name", TypeTable, getParams()},
 		{"bad resolution", TypeTable, getParams("name", "t", "tileResolution", "3")},
-		{"h3", TypeTable, getParams("name", "t", "spatialDataType", "h3")},
+		{"h3int", TypeTable, getParams("name", "t", "spatialDataType", "h3int")},
+		{"bad aggregationResLevel", TypeTable, getParams("name", "t", "spatialDataType", "h3", "aggregationResLevel", "x")},
 		{"legacy geo_column", TypeTable, getParams("name", "t", "geo_column", "geom")},
 		{"bad filters", TypeTable, getParams("name", "t", "filters", `{"a":{"nope":{}}}`)},
 		{"tileset", Type("tileset"), getParams("name", "t")},
