@@ -273,6 +273,11 @@ func TestEndToEndThroughCaddy(t *testing.T) {
 	if got := metricValue(t, "meridian_cache_entries", ""); got < 1 {
 		t.Errorf("meridian_cache_entries = %v, want >= 1", got)
 	}
+	// This suite runs without a purge quarantine: the counter is
+	// exported, at zero.
+	if got := metricValue(t, "meridian_cache_quarantined_total", ""); got != 0 {
+		t.Errorf("meridian_cache_quarantined_total = %v, want 0", got)
+	}
 }
 
 func TestReloadKeepsStoreWarm(t *testing.T) {

@@ -16,7 +16,7 @@ type collector struct {
 
 	hits, stale, misses, coalesced, bypass, revalidated        *prometheus.Desc
 	stores, uncacheable, upstreamErrors, invalidations, denied *prometheus.Desc
-	abandoned                                                  *prometheus.Desc
+	abandoned, quarantined                                     *prometheus.Desc
 	purges, evictions, expired                                 *prometheus.Desc
 	entries, bytes                                             *prometheus.Desc
 }
@@ -38,6 +38,7 @@ func newCollector(s *httpcache.Store) *collector {
 		denied:         d("denied_total", "Stored responses not served because the caller's token lacks a grant for their sources."),
 		upstreamErrors: d("upstream_errors_total", "Fills that failed or got a server error."),
 		abandoned:      d("abandoned_total", "Fills cancelled because every request waiting for them went away (background refreshes never are)."),
+		quarantined:    d("quarantined_total", "Responses not stored because their tags were purged moments before (purge_quarantine)."),
 		invalidations:  d("invalidations_total", "URLs invalidated by unsafe requests."),
 		purges:         d("purges_total", "Purges applied, by kind.", "kind"),
 		evictions:      d("evictions_total", "Entries evicted to stay within max_size."),
@@ -49,7 +50,7 @@ func newCollector(s *httpcache.Store) *collector {
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.hits, c.stale, c.misses, c.coalesced, c.bypass, c.revalidated,
-		c.stores, c.uncacheable, c.upstreamErrors, c.abandoned, c.invalidations, c.denied, c.purges, c.evictions, c.expired, c.entries, c.bytes} {
+		c.stores, c.uncacheable, c.upstreamErrors, c.abandoned, c.quarantined, c.invalidations, c.denied, c.purges, c.evictions, c.expired, c.entries, c.bytes} {
 		ch <- d
 	}
 }
@@ -73,6 +74,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.denied, s.Denied)
 	counter(c.upstreamErrors, s.UpstreamErrors)
 	counter(c.abandoned, s.Abandoned)
+	counter(c.quarantined, s.Quarantined)
 	counter(c.invalidations, s.Invalidations)
 	counter(c.purges, s.PurgeHard, "tag_hard")
 	counter(c.purges, s.PurgeSoft, "tag_soft")
