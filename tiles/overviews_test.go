@@ -164,3 +164,45 @@ func TestOverviewsHeldAfterInvalidation(t *testing.T) {
 		t.Fatalf("tile after the write: %d %s", r.status, r.body)
 	}
 }
+
+// An overview dropped under the engine (another node built a newer one,
+// or an operator dropped the schema) costs no failed tile: the tile
+// renders from the table, and the overview is looked for, and built,
+// again.
+func TestOverviewDroppedUnderTheEngine(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *Config) { c.Overviews = OverviewsConfig{MinBytes: 1, Bands: 2} }))
+	tok := e.is.token(t, []grant.API{grant.APIMaps}, "public.buildings")
+	tile := func(columns string) resp {
+		tmpl := e.tileTemplate(e.instantiate("table", tok, "name", "public.buildings", "columns", columns), tok)
+		return e.get(expand(tmpl, 14, 4753, 6218), bearer(tok))
+	}
+	if r := tile("building"); r.status != 200 {
+		t.Fatalf("first tile: %d %s", r.status, r.body)
+	}
+	waitBuilds := func(n float64) {
+		deadline := time.Now().Add(3 * time.Minute)
+		for e.metric("meridian_tiles_overview_builds_total") < n {
+			if time.Now().After(deadline) {
+				t.Fatalf("%v overviews built after 3 minutes, want %v", e.metric("meridian_tiles_overview_builds_total"), n)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitBuilds(1)
+	if r := tile("building,name"); r.status != 200 || e.metric("meridian_tiles_overview_tiles_total") != 1 {
+		t.Fatalf("tile from the overview: %d, %v overview tiles", r.status, e.metric("meridian_tiles_overview_tiles_total"))
+	}
+	if _, err := e.db.Pool.Exec(context.Background(), "DROP SCHEMA meridian_overviews CASCADE"); err != nil {
+		t.Fatal(err)
+	}
+	r := tile("building,name,id")
+	if r.status != 200 || len(decodeTile(t, r)[0].Features) == 0 {
+		t.Fatalf("tile after the overview was dropped: %d %s", r.status, r.body)
+	}
+	if n := e.metric("meridian_tiles_overview_tiles_total"); n != 1 {
+		t.Errorf("%v tiles from an overview, want still 1", n)
+	}
+	// The next tile asks again: the overview is built anew.
+	tile("building,id")
+	waitBuilds(2)
+}
