@@ -329,12 +329,10 @@ func castBack(v string, p Prop) string {
 	return v
 }
 
-func buildFeatures(l Layer) string {
-	_, _, _, lod := l.Args()
-	geom := l.geomExpr()
-	perWorld, known := l.unitsPerWorld()
-
-	var b strings.Builder
+// writeFeaturesHead writes the outer SELECT of a line or polygon
+// statement over features s (kept/total from the window count __mn when
+// capped).
+func (l Layer) writeFeaturesHead(b *strings.Builder) {
 	b.WriteString("SELECT ")
 	b.WriteString(l.asMVT())
 	if l.MaxFeatures > 0 {
@@ -342,15 +340,29 @@ func buildFeatures(l Layer) string {
 	} else {
 		b.WriteString(", count(*), count(*)\n")
 	}
-	b.WriteString("FROM (\n  SELECT ")
-	b.WriteString(geom)
-	b.WriteString(" AS __mg")
+}
+
+// writeProps writes ", <property of row a> AS <name>" for every property.
+func (l Layer) writeProps(b *strings.Builder, a string) {
 	for _, p := range l.Props {
 		b.WriteString(", ")
-		b.WriteString(propExpr("g", p))
+		b.WriteString(propExpr(a, p))
 		b.WriteString(" AS ")
 		b.WriteString(ident(p.Name))
 	}
+}
+
+func buildFeatures(l Layer) string {
+	_, _, _, lod := l.Args()
+	geom := l.geomExpr()
+	perWorld, known := l.unitsPerWorld()
+
+	var b strings.Builder
+	l.writeFeaturesHead(&b)
+	b.WriteString("FROM (\n  SELECT ")
+	b.WriteString(geom)
+	b.WriteString(" AS __mg")
+	l.writeProps(&b, "g")
 	if l.MaxFeatures > 0 {
 		b.WriteString(", count(*) OVER () AS __mn")
 	}
@@ -519,12 +531,7 @@ func (l Layer) writePointFeatures(b *strings.Builder, byKey bool) {
 		"), round((20037508.342789244 - " + y + " * " + size + " - a.__my) * " + ext + " / " + size + ")) AS __mvt_geom")
 	switch {
 	case byKey:
-		for _, p := range l.Props {
-			b.WriteString(", ")
-			b.WriteString(propExpr("r", p))
-			b.WriteString(" AS ")
-			b.WriteString(ident(p.Name))
-		}
+		l.writeProps(b, "r")
 	case len(l.Aggs) > 0:
 		for _, a := range l.Aggs {
 			b.WriteString(", a.")
@@ -609,20 +616,9 @@ func BuildOverview(l Layer, ov Overview, band int) (string, error) {
 	_, _, _, lod := l.Args()
 
 	var b strings.Builder
-	b.WriteString("SELECT ")
-	b.WriteString(l.asMVT())
-	if l.MaxFeatures > 0 {
-		b.WriteString(", count(*), coalesce(max(s.__mn), 0)::int8\n")
-	} else {
-		b.WriteString(", count(*), count(*)\n")
-	}
+	l.writeFeaturesHead(&b)
 	b.WriteString("FROM (\n  SELECT f.__mg")
-	for _, p := range l.Props {
-		b.WriteString(", ")
-		b.WriteString(propExpr("g", p))
-		b.WriteString(" AS ")
-		b.WriteString(ident(p.Name))
-	}
+	l.writeProps(&b, "g")
 	b.WriteString(", f.__mn\n  FROM (\n    SELECT o.key AS __mk, ST_Collect(o.geom) AS __mg, min(o.w) AS __w, min(o.h) AS __h, min(o.x0) AS __x0, min(o.y0) AS __y0")
 	if l.MaxFeatures > 0 {
 		b.WriteString(", count(*) OVER () AS __mn")

@@ -20,7 +20,6 @@ import (
 	"github.com/meridian-gis/meridian/internal/cachetag"
 	"github.com/meridian-gis/meridian/tiles/internal/aggexp"
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
-	"github.com/meridian-gis/meridian/tiles/internal/filter"
 	"github.com/meridian-gis/meridian/tiles/internal/render"
 	"github.com/meridian-gis/meridian/tiles/internal/spatialindex"
 )
@@ -178,20 +177,8 @@ func compileIndex(ctx context.Context, env Env, s Spec) (*Source, error) {
 		q.Aggs = append(q.Aggs, spatialindex.Agg{SQL: it.Agg.SQL, Alias: it.Agg.Alias})
 		src.Schema = append(src.Schema, catalog.Column{Name: it.Agg.Alias, Type: it.Type})
 	}
-	if len(s.Filters) > 0 {
-		fl, err := filter.Parse(s.Filters)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrBadParams, err)
-		}
-		where, args, err := fl.SQL("g", lookup, len(src.Args), false)
-		if err != nil {
-			if errors.Is(err, catalog.ErrUnknownColumn) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %w", ErrBadParams, err)
-		}
-		q.Filter = where
-		src.Args = append(src.Args, args...)
+	if q.Filter, err = src.addFilters(s.Filters, lookup); err != nil {
+		return nil, err
 	}
 	q.ArgsBefore = len(src.Args)
 	ix.Query = q

@@ -568,21 +568,11 @@ func Compile(ctx context.Context, env Env, s Spec) (*Source, error) {
 		src.Schema = append(src.Schema, catalog.Column{Name: mvt.DensityProp, Type: catalog.TypeNumber, PGType: "bigint"})
 	}
 
-	if len(s.Filters) > 0 {
-		fl, err := filter.Parse(s.Filters)
-		if err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrBadParams, err)
-		}
-		where, args, err := fl.SQL("g", lookup, len(src.Args), false)
-		if err != nil {
-			if errors.Is(err, catalog.ErrUnknownColumn) {
-				return nil, err
-			}
-			return nil, fmt.Errorf("%w: %w", ErrBadParams, err)
-		}
-		l.Filter = where
-		src.Args = append(src.Args, args...)
+	where, err := src.addFilters(s.Filters, lookup)
+	if err != nil {
+		return nil, err
 	}
+	l.Filter = where
 	l.ArgsBefore = len(src.Args)
 	sql, err := mvt.Build(*l)
 	if err != nil {
@@ -590,6 +580,29 @@ func Compile(ctx context.Context, env Env, s Spec) (*Source, error) {
 	}
 	src.SQL = sql
 	return src, nil
+}
+
+// addFilters turns the CARTO filters into a boolean SQL expression over
+// the row alias g, its values bound after src.Args (to which they are
+// appended). No filters give "". Unknown columns wrap
+// catalog.ErrUnknownColumn; other faults ErrBadParams.
+func (src *Source) addFilters(filters json.RawMessage, lookup func(string) (catalog.Column, bool)) (string, error) {
+	if len(filters) == 0 {
+		return "", nil
+	}
+	fl, err := filter.Parse(filters)
+	if err != nil {
+		return "", fmt.Errorf("%w: %w", ErrBadParams, err)
+	}
+	where, args, err := fl.SQL("g", lookup, len(src.Args), false)
+	if err != nil {
+		if errors.Is(err, catalog.ErrUnknownColumn) {
+			return "", err
+		}
+		return "", fmt.Errorf("%w: %w", ErrBadParams, err)
+	}
+	src.Args = append(src.Args, args...)
+	return where, nil
 }
 
 type queryInfo struct {
