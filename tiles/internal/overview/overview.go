@@ -256,12 +256,13 @@ func (m *Manager) Run(ctx context.Context) {
 }
 
 // ensure finds t's copy, building it when it is missing and worth it. A
-// role without the rights to read or create the schema skips the table.
+// role without the rights to read or create the schema, or a read-only
+// connection, skips the table.
 func (m *Manager) ensure(ctx context.Context, t Table) (Status, mvt.Overview, error) {
 	st, ov, err := m.find(ctx, t)
 	var pe *pgconn.PgError
-	if errors.As(err, &pe) && pe.Code == "42501" {
-		m.log.Info("overview: no right to make or read it; tiles render from the table", "conn", t.Conn,
+	if errors.As(err, &pe) && (pe.Code == "42501" || pe.Code == "25006") { // no privilege; read-only connection
+		m.log.Info("overview: not allowed here (no right, or a read-only connection); tiles render from the table", "conn", t.Conn,
 			"table", t.Schema+"."+t.Name, "err", pe.Message)
 		return Skipped, ov, nil
 	}

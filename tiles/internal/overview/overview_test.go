@@ -269,6 +269,20 @@ func TestOverviewFollowsTheTable(t *testing.T) {
 	if _, st := await(t, newManager(t, reader, overview.Config{MinBytes: 1}), tableOf(t, ctx, db.Pool, geotest.Rivers)); st != overview.Skipped {
 		t.Errorf("no right to create the schema: status %v, want skipped", st)
 	}
+	// A read-only connection: skipped as well.
+	roCfg, err := pgxpool.ParseConfig(db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roCfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	ro, err := pgxpool.NewWithConfig(ctx, roCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, st := await(t, newManager(t, ro, overview.Config{MinBytes: 1}), tableOf(t, ctx, db.Pool, geotest.Places)); st != overview.Skipped {
+		t.Errorf("read-only connection: status %v, want skipped", st)
+	}
 	// Views are not eligible.
 	if _, err := db.Pool.Exec(ctx, "CREATE VIEW admin1_view AS SELECT * FROM admin1"); err != nil {
 		t.Fatal(err)
