@@ -144,25 +144,9 @@ func (s *cacheHit) Setup(ctx context.Context, env *bench.Env) (_ bench.Teardown,
 		s.targets["meridian-cache"] = &cacheTarget{skip: noCacheModule}
 		return teardown, nil
 	}
-	if dir, err = openScratch(env, "meridian-cache"); err != nil {
-		return teardown, err
-	}
-	if origin, err = startOrigin(body, &stop); err != nil {
-		return teardown, err
-	}
-	if addr, err = freeAddr(); err != nil {
-		return teardown, err
-	}
-	site := peers.EdgeSite{Listen: addr, Upstream: origin.Addr, WorkDir: dir, Lifetime: lifetime}
-	if s.cfg.CacheCaddyfile, err = site.Caddyfile(); err != nil {
-		return teardown, err
-	}
-	if srv, err = edge.Start(ctx, site); err != nil {
-		return teardown, err
-	}
-	stop.add(srv.Stop)
-	t = &cacheTarget{url: "http://" + srv.Addr + tilePath, server: srv, origin: origin}
-	if err := verify(ctx, client, t.url, body, "HTTP/1.1", meridianHit); err != nil {
+	site := peers.EdgeSite{Lifetime: lifetime}
+	t, s.cfg.CacheCaddyfile, err = startMeridianCache(ctx, env, edge, site, body, client, "HTTP/1.1", &stop)
+	if err != nil {
 		return teardown, err
 	}
 	s.cfg.MeridianCache = "runs"

@@ -162,26 +162,9 @@ func (s *cacheHitH2) Setup(ctx context.Context, env *bench.Env) (_ bench.Teardow
 		s.targets["meridian-cache"] = &cacheTarget{skip: noCacheModule}
 		return teardown, nil
 	}
-	if dir, err = openScratch(env, "meridian-cache"); err != nil {
-		return teardown, err
-	}
-	if origin, err = startOrigin(body, &stop); err != nil {
-		return teardown, err
-	}
-	if addr, err = freeAddr(); err != nil {
-		return teardown, err
-	}
-	site := peers.EdgeSite{Listen: addr, Upstream: origin.Addr, WorkDir: dir,
-		CertFile: s.cert.CertFile, KeyFile: s.cert.KeyFile, Lifetime: lifetime}
-	if s.cfg.CacheCaddyfile, err = site.Caddyfile(); err != nil {
-		return teardown, err
-	}
-	if srv, err = edge.Start(ctx, site); err != nil {
-		return teardown, err
-	}
-	stop.add(srv.Stop)
-	t = &cacheTarget{url: "https://" + srv.Addr + tilePath, server: srv, origin: origin}
-	if err := verify(ctx, client, t.url, body, "HTTP/2.0", meridianHit); err != nil {
+	site := peers.EdgeSite{CertFile: s.cert.CertFile, KeyFile: s.cert.KeyFile, Lifetime: lifetime}
+	t, s.cfg.CacheCaddyfile, err = startMeridianCache(ctx, env, edge, site, body, client, "HTTP/2.0", &stop)
+	if err != nil {
 		return teardown, err
 	}
 	s.cfg.MeridianCache = "runs"

@@ -154,6 +154,45 @@ func startOrigin(body []byte, stop *cleanup) (*peers.Origin, error) {
 // freeAddr returns a loopback address for a peer.
 func freeAddr() (string, error) { return proc.FreeLoopbackAddr() }
 
+// startMeridianCache starts edge with meridian_cache in front of an origin
+// of its own serving body, as site says (TLS when it names a certificate;
+// Listen, Upstream and WorkDir are filled in), and checks that the second
+// request is a HIT over proto. It returns the target and the Caddyfile it
+// ran. What it starts is stopped by stop.
+func startMeridianCache(ctx context.Context, env *bench.Env, edge peers.Edge, site peers.EdgeSite, body []byte,
+	client *http.Client, proto string, stop *cleanup) (*cacheTarget, string, error) {
+	dir, err := openScratch(env, "meridian-cache")
+	if err != nil {
+		return nil, "", err
+	}
+	origin, err := startOrigin(body, stop)
+	if err != nil {
+		return nil, "", err
+	}
+	if site.Listen, err = freeAddr(); err != nil {
+		return nil, "", err
+	}
+	site.Upstream, site.WorkDir = origin.Addr, dir
+	conf, err := site.Caddyfile()
+	if err != nil {
+		return nil, "", err
+	}
+	srv, err := edge.Start(ctx, site)
+	if err != nil {
+		return nil, "", err
+	}
+	stop.add(srv.Stop)
+	scheme := "http://"
+	if site.CertFile != "" {
+		scheme = "https://"
+	}
+	t := &cacheTarget{url: scheme + srv.Addr + tilePath, server: srv, origin: origin}
+	if err := verify(ctx, client, t.url, body, proto, meridianHit); err != nil {
+		return nil, "", err
+	}
+	return t, conf, nil
+}
+
 // hitCheck tells a cache hit from the response header of one cache.
 type hitCheck func(http.Header) bool
 
