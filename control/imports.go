@@ -606,14 +606,8 @@ func (s *Server) cancelImport(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	tag, err := s.d.Meta.Exec(ctx, `UPDATE imports SET status = 'cancelled', error = 'cancelled by the user',
-			finished_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('pending', 'running')`, rec.ID)
-	if err != nil {
-		return fmt.Errorf("cancelling import %s: %w", rec.ID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return apiError{Status: http.StatusConflict, Code: "CONFLICT", Msg: "import already finished with status " + rec.Status}
+	if err := s.cancelRun(ctx, "imports", "import", rec.ID, rec.Status); err != nil {
+		return err
 	}
 	if rec.Status == "pending" && rec.filePath != "" {
 		os.Remove(rec.filePath) // no worker has it; the worker would remove it too

@@ -167,14 +167,8 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	tag, err := s.d.Meta.Exec(ctx, `UPDATE jobs SET status = 'cancelled', error = 'cancelled by the user',
-			finished_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('pending', 'running')`, rec.JobID)
-	if err != nil {
-		return fmt.Errorf("cancelling job %s: %w", rec.JobID, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return apiError{Status: http.StatusConflict, Code: "CONFLICT", Msg: "job already finished with status " + rec.Status}
+	if err := s.cancelRun(ctx, "jobs", "job", rec.JobID, rec.Status); err != nil {
+		return err
 	}
 	if rec, err = s.loadJob(ctx, claims, conn, rec.JobID); err != nil {
 		return err

@@ -1,7 +1,10 @@
 package control
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"time"
 )
 
@@ -31,4 +34,20 @@ func (s *runState) settle(status string, result []byte) {
 	if status != "failure" && status != "cancelled" {
 		s.RetryReason, s.Error = s.Error, ""
 	}
+}
+
+// cancelRun marks the pending or running row id of table (imports or
+// jobs: a constant, never client input) cancelled by the user. Work that
+// has already finished is a 409 naming its status.
+func (s *Server) cancelRun(ctx context.Context, table, what, id, status string) error {
+	tag, err := s.d.Meta.Exec(ctx, `UPDATE `+table+` SET status = 'cancelled', error = 'cancelled by the user',
+			finished_at = now(), updated_at = now()
+		WHERE id = $1 AND status IN ('pending', 'running')`, id)
+	if err != nil {
+		return fmt.Errorf("cancelling %s %s: %w", what, id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return apiError{Status: http.StatusConflict, Code: "CONFLICT", Msg: what + " already finished with status " + status}
+	}
+	return nil
 }
