@@ -66,6 +66,8 @@ test: deps static
 	@scripts/ensure-deps.sh browser
 	$(GO) vet $(PKGS)
 	MERIDIAN_REQUIRE_DB=1 $(GO) run ./internal/pgcluster/withpg -- $(GO) test -race $(TESTFLAGS) $(PKGS)
+	@# The Helm chart, rendered and checked by its own Go module (Helm's deps stay out of ours).
+	@if [ "$(PKGS)" = "./..." ]; then cd deploy/helm/check && $(GO) test ./...; fi
 
 bench: build
 	@scripts/ensure-deps.sh core build bench

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -41,12 +42,13 @@ type Config struct {
 	// MetaMaxConns caps connections to the metadata database. Default: 10.
 	MetaMaxConns int32 `json:"meta_max_conns,omitempty" env:"MERIDIAN_META_MAX_CONNS"`
 
-	Log     obs.LogConfig       `json:"log"`
-	Broker  brokerconfig.Config `json:"broker"`
-	Edge    EdgeConfig          `json:"edge"`
-	Control control.Config      `json:"control"`
-	Worker  workers.Config      `json:"worker"`
-	Tiles   tiles.Config        `json:"tiles"`
+	Log      obs.LogConfig       `json:"log"`
+	Registry RegistryConfig      `json:"registry"`
+	Broker   brokerconfig.Config `json:"broker"`
+	Edge     EdgeConfig          `json:"edge"`
+	Control  control.Config      `json:"control"`
+	Worker   workers.Config      `json:"worker"`
+	Tiles    tiles.Config        `json:"tiles"`
 }
 
 // EdgeConfig configures the edge (the Caddy server) under `meridian up`.
@@ -64,6 +66,19 @@ type EdgeConfig struct {
 	Caddyfile string `json:"caddyfile,omitempty" env:"MERIDIAN_CADDYFILE"`
 }
 
+// RegistryConfig configures how this process's components register in
+// the node registry (internal/noderegistry).
+type RegistryConfig struct {
+	// Address is the host name or IP other nodes reach this process on;
+	// each component registers it with its own port. Default: the host of
+	// the component's listen address, or the host name when it listens on
+	// every interface.
+	Address string `json:"address,omitempty" env:"MERIDIAN_NODE_ADDR"`
+	// Heartbeat is how often each component reports its readiness.
+	// Default: 5s.
+	Heartbeat config.Duration `json:"heartbeat,omitempty" env:"MERIDIAN_NODE_HEARTBEAT"`
+}
+
 func (c *Config) setDefaults() {
 	if c.PublicURL == "" {
 		c.PublicURL = "http://localhost:8080"
@@ -76,6 +91,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MetaMaxConns == 0 {
 		c.MetaMaxConns = 10
+	}
+	if c.Registry.Heartbeat == 0 {
+		c.Registry.Heartbeat = config.Duration(5 * time.Second)
 	}
 	c.Broker.SetDefaults()
 	if c.Edge.Addr == "" {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/meridian-gis/meridian"
 	"github.com/meridian-gis/meridian/control"
+	"github.com/meridian-gis/meridian/internal/noderegistry"
 	"github.com/meridian-gis/meridian/internal/pgdb"
 	"github.com/meridian-gis/meridian/workers"
 )
@@ -93,6 +94,7 @@ func (nd *node) components(names ...string) ([]component, error) {
 			return nil, fmt.Errorf("building %s: %w", name, err)
 		}
 		out = append(out, c)
+		nd.register(name)
 	}
 	return out, nil
 }
@@ -212,6 +214,7 @@ func startEdge(cfg *Config) error {
 		"MERIDIAN_BROKER":         cfg.Broker.Driver,
 		"MERIDIAN_PUBSUB_PROJECT": cfg.Broker.PubSubProject,
 		"MERIDIAN_NODE":           cfg.Node,
+		"MERIDIAN_EDGE_ADVERTISE": noderegistry.Advertised(cfg.Edge.Addr, cfg.Registry.Address, cfg.Node),
 	}
 	for k, v := range defaults {
 		if _, ok := os.LookupEnv(k); !ok {

@@ -21,6 +21,8 @@ func init() {
 //		pubsub_endpoint <host:port>
 //		pubsub_insecure
 //		node           <name>
+//		address        <host:port>
+//		version        <version>
 //		max_conns      <n>
 //		reload_interval <duration>
 //	}
@@ -57,6 +59,16 @@ func parseGlobal(d *caddyfile.Dispenser, _ any) (any, error) {
 				return nil, d.ArgErr()
 			}
 			app.Node = d.Val()
+		case "address":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.Address = d.Val()
+		case "version":
+			if !d.NextArg() {
+				return nil, d.ArgErr()
+			}
+			app.Version = d.Val()
 		case "max_conns":
 			if !d.NextArg() {
 				return nil, d.ArgErr()

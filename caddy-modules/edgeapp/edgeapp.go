@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/broker/brokerconfig"
 	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/noderegistry"
 	"github.com/meridian-gis/meridian/internal/pgdb"
 	"github.com/meridian-gis/meridian/internal/tokenstore"
 )
@@ -39,6 +41,15 @@ type App struct {
 	// Node names this edge in its own fan-out subscriptions
 	// ("edge-<node>-…"). Default: the host name.
 	Node string `json:"node,omitempty"`
+	// Address is this edge's host:port as other nodes and operators
+	// reach it, recorded in the node registry. Optional.
+	Address string `json:"address,omitempty"`
+	// Version is recorded in the node registry. Default: the meridian
+	// module's build version.
+	Version string `json:"version,omitempty"`
+	// Heartbeat is how often this edge refreshes its node registry row.
+	// Default: 5s.
+	Heartbeat caddy.Duration `json:"heartbeat,omitempty"`
 	// MaxConns caps connections to the metadata database. Default: 4.
 	MaxConns int32 `json:"max_conns,omitempty"`
 	// ReloadInterval is how often signing keys and revocations are
@@ -68,6 +79,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 	repl := caddy.NewReplacer()
 	a.DatabaseURL = repl.ReplaceAll(a.DatabaseURL, "")
 	a.Node = repl.ReplaceAll(a.Node, "")
+	a.Address = repl.ReplaceAll(a.Address, "")
+	a.Version = repl.ReplaceAll(a.Version, "")
 	a.Broker.Driver = repl.ReplaceAll(a.Broker.Driver, "")
 	a.Broker.PubSubProject = repl.ReplaceAll(a.Broker.PubSubProject, "")
 	a.Broker.PubSubEndpoint = repl.ReplaceAll(a.Broker.PubSubEndpoint, "")
@@ -76,6 +89,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	}
 	if a.MaxConns == 0 {
 		a.MaxConns = 4
+	}
+	if a.Heartbeat == 0 {
+		a.Heartbeat = caddy.Duration(5 * time.Second)
+	}
+	if a.Version == "" {
+		a.Version = buildVersion()
 	}
 	if a.ReloadInterval == 0 {
 		a.ReloadInterval = caddy.Duration(30 * time.Second)
@@ -137,7 +156,22 @@ func (a *App) Start() error {
 	a.Go("revocations", func(ctx context.Context) error {
 		return a.broker.Receive(ctx, sub, a.tokens.HandleRevocation)
 	})
+	hb := &noderegistry.Heartbeater{
+		Node:     noderegistry.Node{Component: noderegistry.Edge, Name: a.Node, Version: a.Version, Address: a.Address, StartedAt: time.Now()},
+		Interval: time.Duration(a.Heartbeat),
+		Log:      a.log,
+	}
+	a.Go("node registry", func(ctx context.Context) error { return hb.Run(ctx, a.pool) })
 	return nil
+}
+
+// buildVersion is the main module's version as the Go toolchain recorded
+// it (a VCS pseudo-version, or "(devel)").
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return ""
 }
 
 // Go runs fn until the app stops; other modules use it for their own
@@ -178,6 +212,9 @@ func (a *App) Cleanup() error {
 
 // Tokens verifies access tokens (cached, zero-allocation on repeats).
 func (a *App) Tokens() *tokenstore.Watcher { return a.tokens }
+
+// Pool is the edge's metadata database pool (the node registry, keys).
+func (a *App) Pool() *pgxpool.Pool { return a.pool }
 
 // Messages is the edge's broker connection.
 func (a *App) Messages() broker.Broker { return a.broker }
