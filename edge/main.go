@@ -19,6 +19,7 @@ import (
 	_ "github.com/meridian-gis/meridian/caddy-modules/edgeapp"
 	_ "github.com/meridian-gis/meridian/caddy-modules/nodeupstreams"
 	_ "github.com/meridian-gis/meridian/caddy-modules/tagcache"
+	_ "github.com/meridian-gis/meridian/caddy-modules/tilemetrics"
 	_ "github.com/meridian-gis/meridian/caddy-modules/tokenauth"
 	_ "github.com/meridian-gis/meridian/caddy-modules/webapps"
 )

@@ -11,6 +11,7 @@ import (
 
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/obs"
+	"github.com/meridian-gis/meridian/internal/opsmetrics"
 	"github.com/meridian-gis/meridian/internal/pgdb"
 	"github.com/meridian-gis/meridian/internal/secret"
 	"github.com/meridian-gis/meridian/internal/tokenstore"
@@ -60,6 +61,7 @@ func openNode(ctx context.Context, cfg *Config, svc string, n needs, withBroker 
 			return nil, fmt.Errorf("MERIDIAN_DATABASE_URL: %w", err)
 		}
 		nd.meta = pool
+		nd.metrics.MustRegister(opsmetrics.NewPoolCollector(pool, "metadata"))
 		nd.health.Add("metadata_db", func(ctx context.Context) error { return pool.Ping(ctx) })
 	}
 	if withBroker {

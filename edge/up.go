@@ -14,6 +14,7 @@ import (
 	"github.com/meridian-gis/meridian"
 	"github.com/meridian-gis/meridian/control"
 	"github.com/meridian-gis/meridian/internal/noderegistry"
+	"github.com/meridian-gis/meridian/internal/opsmetrics"
 	"github.com/meridian-gis/meridian/internal/pgdb"
 	"github.com/meridian-gis/meridian/workers"
 )
@@ -115,6 +116,9 @@ func (nd *node) controlComponent() (component, error) {
 	if err != nil {
 		return component{}, err
 	}
+	// The broker's backlog and the node registry, reported by control
+	// nodes only (every node would report the same numbers).
+	nd.metrics.MustRegister(opsmetrics.NewClusterCollector(nd.meta, nd.log.With("component", "opsmetrics")))
 	return component{"control", s.Run}, nil
 }
 

@@ -17,11 +17,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/broker/brokerconfig"
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/noderegistry"
+	"github.com/meridian-gis/meridian/internal/opsmetrics"
 	"github.com/meridian-gis/meridian/internal/pgdb"
 	"github.com/meridian-gis/meridian/internal/tokenstore"
 )
@@ -108,6 +110,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("meridian app: metadata database: %w", err)
 	}
 	a.pool = pool
+	if err := ctx.GetMetricsRegistry().Register(opsmetrics.NewPoolCollector(pool, "metadata")); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if !errors.As(err, &are) {
+			return fmt.Errorf("meridian app: registering pool metrics: %w", err)
+		}
+	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	a.wg = new(sync.WaitGroup)
 	b, err := brokerconfig.Open(ctx, a.Broker, pool, a.log)
