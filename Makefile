@@ -62,10 +62,12 @@ run: deps static build
 # broken harness cannot pass as all-skipped (likewise a missing node,
 # Chromium or MapLibre build for the compatibility tests in edge/). go
 # test's own output is printed as is (CI reads its closing lines).
-test: deps static
+# The multi-host cluster test (internal/netcluster) runs bin/meridian (built
+# without -race) on network namespaces.
+test: deps static build
 	@scripts/ensure-deps.sh browser
 	$(GO) vet $(PKGS)
-	MERIDIAN_REQUIRE_DB=1 $(GO) run ./internal/pgcluster/withpg -- $(GO) test -race $(TESTFLAGS) $(PKGS)
+	MERIDIAN_REQUIRE_DB=1 MERIDIAN_BINARY=$(CURDIR)/bin/meridian $(GO) run ./internal/pgcluster/withpg -- $(GO) test -race $(TESTFLAGS) $(PKGS)
 	@# The Helm chart, rendered and checked by its own Go module (Helm's deps stay out of ours).
 	@if [ "$(PKGS)" = "./..." ]; then cd deploy/helm/check && $(GO) test ./...; fi
 

@@ -39,11 +39,19 @@ func (nd *node) tilesComponent() (component, error) {
 			return nd.broker.Receive(ctx, sub, srv.HandleInvalidation)
 		}})
 	}
+	// The pools close only once the server has drained: a request still
+	// in flight at shutdown must not find them closed.
+	drained := make(chan struct{})
 	nd.background = append(nd.background, component{"data connection pools", func(ctx context.Context) error {
 		defer pools.Close()
-		return pools.Run(ctx)
+		err := pools.Run(ctx)
+		<-drained
+		return err
 	}})
-	return component{"tiles", srv.Run}, nil
+	return component{"tiles", func(ctx context.Context) error {
+		defer close(drained)
+		return srv.Run(ctx)
+	}}, nil
 }
 
 // watcherAuth lets the tiles engine verify tokens through the node's

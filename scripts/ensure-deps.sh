@@ -36,7 +36,7 @@ commands=() # "command package" pairs: install package when command is missing
 check_node_version=
 for g in "${groups[@]}"; do
 	case "$g" in
-	core) pkgs+=(postgresql-15 postgresql-15-postgis-3 gdal-bin) ;;
+	core) pkgs+=(postgresql-15 postgresql-15-postgis-3 gdal-bin iproute2) ;;
 	build) pkgs+=(gcc libc6-dev make git ca-certificates) ;;
 	bench) pkgs+=(wrk varnish nginx nghttp2-client) ;;
 	node) commands+=("node nodejs" "npm npm") ;;
