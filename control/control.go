@@ -16,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meridian-gis/meridian/control/admin"
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/httpserver"
@@ -32,6 +33,10 @@ type Config struct {
 	ShutdownTimeout config.Duration `json:"shutdown_timeout,omitempty" env:"MERIDIAN_CONTROL_SHUTDOWN_TIMEOUT"`
 	// Jobs configures the imports and batch SQL APIs.
 	Jobs JobsConfig `json:"jobs"`
+	// AdminToken is the bearer secret of the admin API (/api/admin/)
+	// until administrators sign in with the admin role; empty turns the
+	// admin API off. Never logged.
+	AdminToken string `json:"admin_token,omitempty" env:"MERIDIAN_CONTROL_ADMIN_TOKEN"`
 }
 
 // SetDefaults fills zero fields.
@@ -75,6 +80,9 @@ type Deps struct {
 	Metrics *prometheus.Registry
 	// Version is reported by /api/version.
 	Version string
+	// Config is the process's effective configuration, shown (secrets
+	// redacted) by the admin API. Optional.
+	Config any
 }
 
 // Server is the control plane's HTTP server.
@@ -109,6 +117,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 		s.mux.HandleFunc("DELETE /api/v3/sql/{conn}/job/{id}", s.handler(s.cancelJob))
 		s.mux.HandleFunc("POST /api/v3/sql/{conn}/job/{id}/cancel", s.handler(s.cancelJob))
 		s.mux.HandleFunc("GET /api/v3/sql/jobs", s.handler(s.listJobs))
+	}
+	if d.Broker != nil {
+		if err := admin.Mount(s.mux, admin.Deps{Log: d.Log.With("api", "admin"), Meta: d.Meta, Broker: d.Broker,
+			Config: d.Config, Require: admin.BearerSecret(cfg.AdminToken), Timeout: cfg.RequestTimeout.D()}); err != nil {
+			return nil, err
+		}
 	}
 	s.mux.HandleFunc("/api/", s.notFound)
 	return s, nil

@@ -112,6 +112,7 @@ func (nd *node) controlComponent() (component, error) {
 		Tokens:  tokens,
 		Metrics: nd.metrics,
 		Version: version,
+		Config:  nd.cfg,
 	})
 	if err != nil {
 		return component{}, err

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"time"
 
@@ -58,10 +59,11 @@ type App struct {
 	// reloaded as a backstop to broker messages. Default: 30s.
 	ReloadInterval caddy.Duration `json:"reload_interval,omitempty"`
 
-	log    *slog.Logger
-	pool   *pgxpool.Pool
-	broker broker.Broker
-	tokens *tokenstore.Watcher
+	log     *slog.Logger
+	metrics prometheus.Gatherer
+	pool    *pgxpool.Pool
+	broker  broker.Broker
+	tokens  *tokenstore.Watcher
 
 	// ctx lives from Provision to Stop; background work runs under it.
 	ctx    context.Context
@@ -77,6 +79,7 @@ func (App) CaddyModule() caddy.ModuleInfo {
 // Provision opens the pool and the broker and loads keys and revocations.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.log = ctx.Slogger()
+	a.metrics = ctx.GetMetricsRegistry()
 	// Runtime placeholders ({env.X}) keep secrets out of the adapted JSON.
 	repl := caddy.NewReplacer()
 	a.DatabaseURL = repl.ReplaceAll(a.DatabaseURL, "")
@@ -167,10 +170,31 @@ func (a *App) Start() error {
 	hb := &noderegistry.Heartbeater{
 		Node:     noderegistry.Node{Component: noderegistry.Edge, Name: a.Node, Version: a.Version, Address: a.Address, StartedAt: time.Now()},
 		Interval: time.Duration(a.Heartbeat),
+		Stats:    a.cacheStats,
 		Log:      a.log,
 	}
 	a.Go("node registry", func(ctx context.Context) error { return hb.Run(ctx, a.pool) })
 	return nil
+}
+
+// cacheStats sums this edge's meridian_cache_* metrics (any labels) from
+// Caddy's metrics registry, for the admin console's per-node cache view.
+func (a *App) cacheStats() map[string]float64 {
+	mfs, err := a.metrics.Gather()
+	if err != nil && len(mfs) == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for _, mf := range mfs {
+		name, ok := strings.CutPrefix(mf.GetName(), "meridian_cache_")
+		if !ok {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			out[name] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+		}
+	}
+	return out
 }
 
 // buildVersion is the main module's version as the Go toolchain recorded

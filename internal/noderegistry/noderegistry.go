@@ -45,6 +45,8 @@ type Node struct {
 	HeartbeatAt time.Time         `json:"heartbeat_at"`
 	Ready       bool              `json:"ready"`
 	Checks      map[string]string `json:"checks,omitempty"`
+	// Stats are counters the node reports (an edge: its cache's).
+	Stats map[string]float64 `json:"stats,omitempty"`
 	// Alive is set by List: the heartbeat is fresher than its stale bound.
 	Alive bool `json:"alive"`
 }
@@ -67,16 +69,20 @@ func Beat(ctx context.Context, db *pgxpool.Pool, n Node) error {
 	if err := n.validate(); err != nil {
 		return err
 	}
-	checks, _ := json.Marshal(n.Checks)
-	if n.Checks == nil {
-		checks = []byte("{}")
+	checks, stats := []byte("{}"), []byte("{}")
+	if n.Checks != nil {
+		checks, _ = json.Marshal(n.Checks)
+	}
+	if n.Stats != nil {
+		stats, _ = json.Marshal(n.Stats)
 	}
 	_, err := db.Exec(ctx, `
-INSERT INTO nodes (component, name, version, address, started_at, heartbeat_at, ready, checks)
-VALUES ($1, $2, $3, $4, $5, now(), $6, $7)
+INSERT INTO nodes (component, name, version, address, started_at, heartbeat_at, ready, checks, stats)
+VALUES ($1, $2, $3, $4, $5, now(), $6, $7, $8)
 ON CONFLICT (component, name) DO UPDATE SET version = EXCLUDED.version, address = EXCLUDED.address,
-    started_at = EXCLUDED.started_at, heartbeat_at = now(), ready = EXCLUDED.ready, checks = EXCLUDED.checks`,
-		n.Component, n.Name, n.Version, n.Address, n.StartedAt, n.Ready, checks)
+    started_at = EXCLUDED.started_at, heartbeat_at = now(), ready = EXCLUDED.ready, checks = EXCLUDED.checks,
+    stats = EXCLUDED.stats`,
+		n.Component, n.Name, n.Version, n.Address, n.StartedAt, n.Ready, checks, stats)
 	if err != nil {
 		return fmt.Errorf("heartbeat of %s/%s: %w", n.Component, n.Name, err)
 	}
@@ -121,6 +127,7 @@ type nodeRow struct {
 	HeartbeatAt time.Time `db:"heartbeat_at"`
 	Ready       bool      `db:"ready"`
 	Checks      []byte    `db:"checks"`
+	Stats       []byte    `db:"stats"`
 	Alive       bool      `db:"alive"`
 }
 
@@ -130,7 +137,7 @@ func List(ctx context.Context, db *pgxpool.Pool, f Filter) ([]Node, error) {
 		f.StaleAfter = 15 * time.Second
 	}
 	rows, err := db.Query(ctx, `
-SELECT component, name, version, address, started_at, heartbeat_at, ready, checks,
+SELECT component, name, version, address, started_at, heartbeat_at, ready, checks, stats,
        heartbeat_at >= now() - make_interval(secs => $2) AS alive
 FROM nodes
 WHERE ($1 = '' OR component = $1)
@@ -150,6 +157,9 @@ ORDER BY component, name`, f.Component, f.StaleAfter.Seconds(), f.LiveReadyOnly)
 		if len(r.Checks) > 2 {
 			json.Unmarshal(r.Checks, &out[i].Checks)
 		}
+		if len(r.Stats) > 2 {
+			json.Unmarshal(r.Stats, &out[i].Stats)
+		}
 	}
 	return out, nil
 }
@@ -164,6 +174,8 @@ type Heartbeater struct {
 	Node Node
 	// Ready is asked before each beat. Nil: always ready.
 	Ready ReadyFunc
+	// Stats, when set, is asked before each beat for the node's counters.
+	Stats func() map[string]float64
 	// Interval between beats. Default: 5s.
 	Interval time.Duration
 	// ExpireAfter: rows silent this long are deleted (by every
@@ -202,6 +214,9 @@ func (h *Heartbeater) Run(ctx context.Context, db *pgxpool.Pool) error {
 		n.Ready, n.Checks = true, nil
 		if h.Ready != nil {
 			n.Ready, n.Checks = h.Ready(bctx)
+		}
+		if h.Stats != nil {
+			n.Stats = h.Stats()
 		}
 		err := Beat(bctx, db, n)
 		if err == nil && time.Since(lastExpire) > time.Minute {

@@ -1,0 +1,359 @@
+// Package admin is the operators' API under /api/admin/ (admin role): the
+// nodes of the cluster from the node registry (version, uptime, readiness,
+// heartbeat), each edge's cache counters, cluster-wide purges by tag
+// through the invalidations topic, the broker's subscriptions, backlogs
+// and dead letters (inspect, replay, drop), and the effective
+// configuration with secrets redacted.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/broker/pgbroker"
+	"github.com/meridian-gis/meridian/internal/cachetag"
+	"github.com/meridian-gis/meridian/internal/noderegistry"
+)
+
+// Deps are the admin API's collaborators.
+type Deps struct {
+	// Log receives errors. Required.
+	Log *slog.Logger
+	// Meta is the metadata database (node registry). Required.
+	Meta *pgxpool.Pool
+	// Broker publishes purges; its dead letters are inspected through it.
+	// Required.
+	Broker broker.Broker
+	// Config is the effective configuration, shown with every secret
+	// redacted (see Redact). Optional.
+	Config any
+	// Require wraps every route: it must let only administrators through
+	// (and answer the others itself). Required.
+	Require func(http.Handler) http.Handler
+	// Timeout bounds each request's database work. Default: 10s.
+	Timeout time.Duration
+}
+
+// Mount adds the admin routes to mux.
+func Mount(mux *http.ServeMux, d Deps) error {
+	if d.Log == nil || d.Meta == nil || d.Broker == nil || d.Require == nil {
+		return errors.New("admin: Log, Meta, Broker and Require are required")
+	}
+	if d.Timeout <= 0 {
+		d.Timeout = 10 * time.Second
+	}
+	a := &api{d: d}
+	for pattern, h := range map[string]func(http.ResponseWriter, *http.Request) error{
+		"GET /api/admin/nodes":                                                 a.nodes,
+		"GET /api/admin/cache":                                                 a.cache,
+		"POST /api/admin/purge":                                                a.purge,
+		"GET /api/admin/broker/subscriptions":                                  a.subscriptions,
+		"GET /api/admin/broker/subscriptions/{name}/dead-letters":              a.deadLetters,
+		"POST /api/admin/broker/subscriptions/{name}/dead-letters/{id}/replay": a.replay,
+		"DELETE /api/admin/broker/subscriptions/{name}/dead-letters/{id}":      a.drop,
+		"GET /api/admin/config":                                                a.config,
+	} {
+		mux.Handle(pattern, d.Require(a.handler(h)))
+	}
+	return nil
+}
+
+// Error is an API error: Msg and Status go to the client, Err to the logs.
+type Error struct {
+	Status int
+	Code   string
+	Msg    string
+	Err    error
+}
+
+func (e Error) Error() string { return e.Msg }
+
+type api struct{ d Deps }
+
+// handler maps errors to JSON answers in one place.
+func (a *api) handler(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := fn(w, r)
+		if err == nil {
+			return
+		}
+		var e Error
+		switch {
+		case errors.As(err, &e):
+		case errors.Is(err, pgbroker.ErrNoDeadLetter):
+			e = Error{Status: http.StatusNotFound, Code: "NOT_FOUND", Msg: "no such dead letter"}
+		case errors.Is(err, broker.ErrBadSubscription):
+			e = Error{Status: http.StatusNotFound, Code: "NOT_FOUND", Msg: "no such subscription"}
+		default:
+			e = Error{Status: http.StatusInternalServerError, Code: "INTERNAL", Msg: "internal error", Err: err}
+		}
+		if e.Status >= 500 {
+			a.d.Log.Error("admin request failed", "path", r.URL.Path, "err", e.Err)
+		}
+		WriteJSON(w, e.Status, map[string]any{"error": e.Msg, "status": e.Status, "code": e.Code})
+	})
+}
+
+// WriteJSON answers v as JSON with status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// nodeView is a node as the console shows it.
+type nodeView struct {
+	noderegistry.Node
+	UptimeSeconds      float64 `json:"uptime_seconds"`
+	SinceHeartbeatSecs float64 `json:"seconds_since_heartbeat"`
+}
+
+func (a *api) list(r *http.Request, component string) ([]nodeView, error) {
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+	defer cancel()
+	nodes, err := noderegistry.List(ctx, a.d.Meta, noderegistry.Filter{Component: component})
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	out := make([]nodeView, len(nodes))
+	for i, n := range nodes {
+		out[i] = nodeView{Node: n, UptimeSeconds: now.Sub(n.StartedAt).Seconds(), SinceHeartbeatSecs: max(0, now.Sub(n.HeartbeatAt).Seconds())}
+	}
+	return out, nil
+}
+
+// nodes: GET /api/admin/nodes[?component=tiles]
+func (a *api) nodes(w http.ResponseWriter, r *http.Request) error {
+	comp := r.URL.Query().Get("component")
+	switch comp {
+	case "", noderegistry.Edge, noderegistry.Tiles, noderegistry.Control, noderegistry.Worker:
+	default:
+		return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: fmt.Sprintf("component %q: want edge, tiles, control or worker", comp)}
+	}
+	nodes, err := a.list(r, comp)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
+	return nil
+}
+
+// cache: GET /api/admin/cache — every edge's cache counters as of its last
+// heartbeat.
+func (a *api) cache(w http.ResponseWriter, r *http.Request) error {
+	nodes, err := a.list(r, noderegistry.Edge)
+	if err != nil {
+		return err
+	}
+	type edgeCache struct {
+		Name     string             `json:"name"`
+		Address  string             `json:"address"`
+		Alive    bool               `json:"alive"`
+		HitRatio *float64           `json:"hit_ratio"`
+		Stats    map[string]float64 `json:"stats"`
+	}
+	out := []edgeCache{}
+	for _, n := range nodes {
+		e := edgeCache{Name: n.Name, Address: n.Address, Alive: n.Alive, Stats: n.Stats}
+		if total := n.Stats["hits_total"] + n.Stats["stale_total"] + n.Stats["misses_total"]; total > 0 {
+			v := n.Stats["hits_total"] / total
+			e.HitRatio = &v
+		}
+		out = append(out, e)
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"edges": out})
+	return nil
+}
+
+// PurgeRequest is the body of POST /api/admin/purge.
+type PurgeRequest struct {
+	// Tags to purge on every edge and tiles node (cachetag syntax:
+	// src:<conn>/<schema.table>, conn:<conn>, map:<id>, org:<id>).
+	Tags []string `json:"tags"`
+	// Soft marks entries stale instead of removing them.
+	Soft bool `json:"soft,omitempty"`
+	// URLs and Prefix are not supported across the cluster yet (each
+	// edge's own Caddy admin API purges them locally).
+	URLs   []string `json:"urls,omitempty"`
+	Prefix string   `json:"prefix,omitempty"`
+}
+
+// purge: POST /api/admin/purge {"tags":[…],"soft":false} publishes one
+// invalidation every edge and tiles node applies.
+func (a *api) purge(w http.ResponseWriter, r *http.Request) error {
+	var req PurgeRequest
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "body: want {\"tags\":[…]}", Err: err}
+	}
+	if len(req.URLs) > 0 || req.Prefix != "" {
+		return Error{Status: http.StatusNotImplemented, Code: "NOT_IMPLEMENTED", Msg: "purging by URL or prefix across the cluster is not supported; purge by tag"}
+	}
+	if len(req.Tags) == 0 || len(req.Tags) > 1000 {
+		return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "tags: want 1 to 1000 tags"}
+	}
+	for _, tag := range req.Tags {
+		kind, _, ok := strings.Cut(tag, ":")
+		if !ok || strings.ContainsAny(tag, " \t\n,") || !validKind(kind) {
+			return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: fmt.Sprintf("tag %q: want src:<conn>/<schema.table>, conn:<conn>, map:<id> or org:<id>", tag)}
+		}
+	}
+	data, _ := json.Marshal(cachetag.Invalidation{Tags: req.Tags, Soft: req.Soft, Reason: "admin purge"})
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+	defer cancel()
+	id, err := a.d.Broker.Publish(ctx, broker.TopicInvalidations, data, nil)
+	if err != nil {
+		return fmt.Errorf("publishing purge: %w", err)
+	}
+	WriteJSON(w, http.StatusAccepted, map[string]any{"message_id": id, "tags": req.Tags, "soft": req.Soft})
+	return nil
+}
+
+func validKind(k string) bool {
+	switch k {
+	case "src", "conn", "map", "org":
+		return true
+	}
+	return false
+}
+
+// stats is the postgres broker's operator view.
+type stats interface {
+	Subscriptions(ctx context.Context) ([]pgbroker.SubscriptionStats, error)
+	ReplayDeadLetter(ctx context.Context, subscription, id string) (string, error)
+	DropDeadLetter(ctx context.Context, subscription, id string) error
+}
+
+func (a *api) pg() (stats, error) {
+	s, ok := a.d.Broker.(stats)
+	if !ok {
+		return nil, Error{Status: http.StatusNotImplemented, Code: "NOT_IMPLEMENTED", Msg: "this broker (Pub/Sub) is managed in the cloud console"}
+	}
+	return s, nil
+}
+
+// subscriptions: GET /api/admin/broker/subscriptions
+func (a *api) subscriptions(w http.ResponseWriter, r *http.Request) error {
+	s, err := a.pg()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+	defer cancel()
+	subs, err := s.Subscriptions(ctx)
+	if err != nil {
+		return err
+	}
+	if subs == nil {
+		subs = []pgbroker.SubscriptionStats{}
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"subscriptions": subs})
+	return nil
+}
+
+// deadLetters: GET /api/admin/broker/subscriptions/{name}/dead-letters[?limit=]
+func (a *api) deadLetters(w http.ResponseWriter, r *http.Request) error {
+	limit := 100
+	if v := r.URL.Query().Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 1000 {
+			return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "limit: want 1 to 1000"}
+		}
+		limit = n
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+	defer cancel()
+	msgs, err := a.d.Broker.DeadLetters(ctx, r.PathValue("name"), limit)
+	if err != nil {
+		return err
+	}
+	type letter struct {
+		ID          string            `json:"id"`
+		Topic       string            `json:"topic"`
+		Data        json.RawMessage   `json:"data,omitempty"`
+		DataText    string            `json:"data_text,omitempty"`
+		Attributes  map[string]string `json:"attributes,omitempty"`
+		PublishedAt time.Time         `json:"published_at"`
+		Attempts    int               `json:"attempts"`
+		LastError   string            `json:"last_error"`
+	}
+	out := []letter{}
+	for _, m := range msgs {
+		l := letter{ID: m.ID, Topic: m.Topic, Attributes: m.Attributes, PublishedAt: m.PublishedAt, Attempts: m.Attempt, LastError: m.LastError}
+		if json.Valid(m.Data) {
+			l.Data = m.Data
+		} else {
+			l.DataText = string(m.Data)
+		}
+		out = append(out, l)
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
+	return nil
+}
+
+// replay: POST …/dead-letters/{id}/replay
+func (a *api) replay(w http.ResponseWriter, r *http.Request) error {
+	s, err := a.pg()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+	defer cancel()
+	id, err := s.ReplayDeadLetter(ctx, r.PathValue("name"), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, map[string]any{"replayed": r.PathValue("id"), "message_id": id})
+	return nil
+}
+
+// drop: DELETE …/dead-letters/{id}
+func (a *api) drop(w http.ResponseWriter, r *http.Request) error {
+	s, err := a.pg()
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
+	defer cancel()
+	if err := s.DropDeadLetter(ctx, r.PathValue("name"), r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// config: GET /api/admin/config
+func (a *api) config(w http.ResponseWriter, r *http.Request) error {
+	WriteJSON(w, http.StatusOK, map[string]any{"config": Redact(a.d.Config)})
+	return nil
+}
+
+// BearerSecret lets through requests whose bearer token is secret: the
+// interim admin gate until administrators sign in with the admin role.
+// An empty secret lets no one through.
+func BearerSecret(secret string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+			if secret == "" || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(secret)) != 1 {
+				WriteJSON(w, http.StatusUnauthorized, map[string]any{"error": "administrator credentials required", "status": http.StatusUnauthorized, "code": "UNAUTHORIZED"})
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
+}
