@@ -131,6 +131,9 @@ type cluster struct {
 	client           *http.Client
 }
 
+// adminToken opens the admin API in the cluster.
+const adminToken = "cluster-admin-secret"
+
 var tilesNodes = []string{"t1", "t2", "t3"}
 var edgeNodes = []string{"e1", "e2"}
 
@@ -234,7 +237,8 @@ func startCluster(t *testing.T) *cluster {
 			log: filepath.Join(dir, name+".log")}
 		c.order = append(c.order, name)
 	}
-	add("ctl", "ctl", []string{"control"}, "MERIDIAN_CONTROL_ADDR="+c.hosts["ctl"].Addr(controlPort))
+	add("ctl", "ctl", []string{"control"}, "MERIDIAN_CONTROL_ADDR="+c.hosts["ctl"].Addr(controlPort),
+		"MERIDIAN_CONTROL_ADMIN_TOKEN="+adminToken)
 	add("wrk", "wrk", []string{"worker"}, "MERIDIAN_WORKER_ADDR="+c.hosts["wrk"].Addr(workerPort))
 	for _, name := range tilesNodes {
 		h := c.hosts[name]

@@ -1,6 +1,8 @@
 package netcluster_test
 
 import (
+	"encoding/json"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -26,6 +28,99 @@ func TestCluster(t *testing.T) {
 	t.Run("rolling restart under load", func(t *testing.T) { c.rollingRestart(t) })
 	t.Run("postgres and broker outage under load", func(t *testing.T) { c.postgresOutage(t) })
 	t.Run("partitioned edge catches up on purges", func(t *testing.T) { c.partitionEdge(t) })
+	t.Run("admin API sees every node and purges across the cluster", func(t *testing.T) { c.adminAPI(t) })
+}
+
+// adminCall calls the admin API through edge e1.
+func (c *cluster) adminCall(t *testing.T, method, path, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(method, "http://"+c.hosts["e1"].Addr(edgePort)+path, strings.NewReader(body))
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var v map[string]any
+	json.NewDecoder(res.Body).Decode(&v)
+	return res.StatusCode, v
+}
+
+// The admin API (through an edge, served by control) lists every node of
+// every host, ready, with each edge's cache counters, and one purge by tag
+// empties that source from both edges.
+func (c *cluster) adminAPI(t *testing.T) {
+	want := map[string]bool{"e1": true, "e2": true, "t1": true, "t2": true, "t3": true, "ctl": true, "wrk": true}
+	var nodes []any
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		_, v := c.adminCall(t, "GET", "/api/admin/nodes", "")
+		nodes, _ = v["nodes"].([]any)
+		ready := 0
+		for _, n := range nodes {
+			m := n.(map[string]any)
+			if want[m["name"].(string)] && m["ready"] == true && m["alive"] == true {
+				ready++
+			}
+		}
+		if ready == len(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin nodes = %v, want %d ready nodes", v, len(want))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, n := range nodes {
+		m := n.(map[string]any)
+		if m["address"] == "" || m["version"] == nil {
+			t.Errorf("node %v lacks address or version", m)
+		}
+	}
+	p := tilePath(0, 0, 0)
+	for _, e := range edgeNodes {
+		for deadline := time.Now().Add(30 * time.Second); ; {
+			if _, h, _, _ := c.get(e, p); strings.Contains(h.Get("Cache-Status"), "hit") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never cached %s", e, p)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	if code, v := c.adminCall(t, "POST", "/api/admin/purge", `{"tags":["src:local/public.places"]}`); code != 202 {
+		t.Fatalf("admin purge = %d %v", code, v)
+	}
+	for _, e := range edgeNodes {
+		for deadline := time.Now().Add(10 * time.Second); ; {
+			if _, h, _, _ := c.get(e, p); !strings.Contains(h.Get("Cache-Status"), "hit") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still serves %s from cache 10s after the admin purge", e, p)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	// Cache counters of both edges arrive with their heartbeats.
+	for deadline := time.Now().Add(15 * time.Second); ; {
+		_, v := c.adminCall(t, "GET", "/api/admin/cache", "")
+		edges, _ := v["edges"].([]any)
+		withStats := 0
+		for _, e := range edges {
+			st, _ := e.(map[string]any)["stats"].(map[string]any)
+			if st["hits_total"] != nil && st["hits_total"].(float64) > 0 {
+				withStats++
+			}
+		}
+		if withStats == 2 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("admin cache = %v, want hit counters of both edges", v)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // Tiles asked through both edges (separate caches) are rendered once in
