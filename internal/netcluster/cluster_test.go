@@ -598,6 +598,13 @@ func coldTiles(seed uint64) func(i int64) string {
 // and waits until the import succeeds.
 func (c *cluster) upload(t *testing.T, geojson []byte) {
 	t.Helper()
+	c.waitImport(t, c.sendImport(t, geojson), 60*time.Second)
+}
+
+// sendImport uploads a GeoJSON file replacing public.places through edge
+// e1 and returns the queued import's ID.
+func (c *cluster) sendImport(t *testing.T, geojson []byte) string {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField("connection", "local")
@@ -618,8 +625,14 @@ func (c *cluster) upload(t *testing.T, geojson []byte) {
 	if res.StatusCode != http.StatusCreated {
 		t.Fatalf("import upload = %d %s", res.StatusCode, body)
 	}
-	id := jsonField(body, "id")
-	deadline := time.Now().Add(60 * time.Second)
+	return jsonField(body, "id")
+}
+
+// waitImport polls an import until it succeeds (and fails the test if it
+// fails, is cancelled or takes longer than limit).
+func (c *cluster) waitImport(t *testing.T, id string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for {
 		req, _ := http.NewRequest("GET", "http://"+c.hosts["e1"].Addr(edgePort)+"/api/v3/imports/"+id, nil)
 		req.Header.Set("Authorization", "Bearer "+c.token)
@@ -635,7 +648,7 @@ func (c *cluster) upload(t *testing.T, geojson []byte) {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("import %s not done within 60s", id)
+			t.Fatalf("import %s not done within %v", id, limit)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -273,6 +273,9 @@ func (c *cluster) postgresOutage(t *testing.T) {
 		done <- c.load(4, 20000, 40*time.Second, func(i int64) string { return warm[i%int64(len(warm))] }, stop)
 	}()
 	time.Sleep(time.Second)
+	// An import queued just before the outage is not lost: it completes
+	// once the database is back (redelivered if the worker failed on it).
+	queued := c.sendImport(t, geojsonPoints("queued", "before", "the", "outage"))
 	c.procs["pg"].stop(syscall.SIGINT, 20*time.Second)
 	down := time.Now()
 	time.Sleep(4 * time.Second)
@@ -281,6 +284,8 @@ func (c *cluster) postgresOutage(t *testing.T) {
 	time.Sleep(time.Second)
 	close(stop)
 	(<-done).check(t, "cached tiles during the postgres outage")
+	c.waitImport(t, queued, 90*time.Second)
+	t.Logf("the import queued before the outage succeeded %v after postgres went down", time.Since(down).Round(time.Millisecond))
 
 	// Invalidations flow again through the broker once it is back.
 	p := tilePath(0, 0, 0)
