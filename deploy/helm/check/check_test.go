@@ -203,6 +203,14 @@ func TestChartObjects(t *testing.T) {
 			t.Errorf("edge %s = %q, want %s at its Service port", envName, e.Value, svc)
 		}
 	}
+	ctl := r.deployments["prod-meridian-control"].Spec.Template.Spec.Containers[0]
+	if e, _ := env(ctl, "MERIDIAN_CONTROL_ADMIN_TOKEN"); e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+		r.secrets[e.ValueFrom.SecretKeyRef.Name].Data[e.ValueFrom.SecretKeyRef.Key] == nil {
+		t.Error("control's admin token does not come from a key of the chart's Secret")
+	}
+	if e, _ := env(edge, "MERIDIAN_EDGE_ADVERTISE"); e.Value != "$(POD_IP):8080" {
+		t.Errorf("edge MERIDIAN_EDGE_ADVERTISE = %q", e.Value)
+	}
 	if e, _ := env(edge, "MERIDIAN_TILES_DYNAMIC"); e.Value != "dynamic meridian_nodes tiles" {
 		t.Errorf("edge MERIDIAN_TILES_DYNAMIC = %q, want the node registry upstream source", e.Value)
 	}
