@@ -25,9 +25,10 @@ var (
 	webAppPages = []struct{ src, dst string }{
 		{"workspace/index.html", "index.html"},
 		{"accounts/index.html", "acc/index.html"},
+		{"admin/index.html", "admin/index.html"},
 	}
 	// webAssetDirs are the folders whose other files become assets.
-	webAssetDirs = []string{"common", "workspace", "accounts"}
+	webAssetDirs = []string{"common", "workspace", "accounts", "admin"}
 )
 
 // AssetDir is the folder of the versioned assets in WebApps.
@@ -65,7 +66,7 @@ func BuildWebApps(fsys fs.FS) (fs.FS, error) {
 			}
 			if path.Ext(p) == ".html" {
 				if !slices.ContainsFunc(webAppPages, func(pg struct{ src, dst string }) bool { return pg.src == p }) {
-					return fmt.Errorf("%s: only workspace/index.html and accounts/index.html are pages", p)
+					return fmt.Errorf("%s: only the apps' index.html files are pages", p)
 				}
 				return nil
 			}

@@ -18,6 +18,8 @@ func srcFS(extra map[string]string) fstest.MapFS {
 		"workspace/workspace.js": {Data: []byte("console.log('workspace');")},
 		"accounts/index.html":    {Data: []byte(`<script defer src="../common/app.js"></script><script defer src="accounts.js"></script>`)},
 		"accounts/accounts.js":   {Data: []byte("console.log('accounts');")},
+		"admin/index.html":       {Data: []byte(`<script defer src="admin.js"></script>`)},
+		"admin/admin.js":         {Data: []byte("console.log('admin');")},
 		"common/app.js":          {Data: []byte("window.App = {};")},
 		"common/app.css":         {Data: []byte("body { margin: 0 }")},
 	}
@@ -41,8 +43,8 @@ func TestBuildWebApps(t *testing.T) {
 		}
 		return err
 	})
-	if len(assets) != 4 {
-		t.Fatalf("assets = %q, want app.js, app.css, workspace.js and accounts.js, once each", assets)
+	if len(assets) != 5 {
+		t.Fatalf("assets = %q, want app.js, app.css, workspace.js, accounts.js and admin.js, once each", assets)
 	}
 	for _, a := range assets {
 		if !assetName.MatchString(a) {
@@ -92,7 +94,7 @@ func TestBuildWebAppsRejects(t *testing.T) {
 	}{
 		{"missing asset", map[string]string{"accounts/index.html": `<script src="nope.js"></script>`}, `"nope.js" names no asset`},
 		{"asset with a query", map[string]string{"accounts/index.html": `<script src="accounts.js?v=1"></script>`}, "names no asset"},
-		{"another page", map[string]string{"workspace/about.html": `<p>about</p>`}, "only workspace/index.html and accounts/index.html are pages"},
+		{"another page", map[string]string{"workspace/about.html": `<p>about</p>`}, "only the apps' index.html files are pages"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := BuildWebApps(srcFS(tt.extra))

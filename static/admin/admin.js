@@ -1,0 +1,202 @@
+// Meridian admin console: nodes, edge caches, cluster purges, the broker's
+// subscriptions and dead letters (replay, drop), the effective config.
+// Everything goes through the admin API with the administrator's bearer
+// secret, kept in sessionStorage for this tab only.
+'use strict';
+(function () {
+  const KEY = 'meridian.admin';
+  const $ = (id) => document.getElementById(id);
+  let token = sessionStorage.getItem(KEY) || '';
+  let timer = null;
+  let deadSub = '';
+
+  async function api(method, path, body) {
+    const init = {method, headers: {Authorization: 'Bearer ' + token}};
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, init);
+    if (res.status === 401) {
+      signOut('The admin token was refused.');
+      throw new Error('unauthorized');
+    }
+    const text = await res.text();
+    const v = text ? JSON.parse(text) : {};
+    if (!res.ok) throw new Error(v.error || res.status + ' ' + res.statusText);
+    return v;
+  }
+
+  function cell(tr, text, cls) {
+    const td = document.createElement('td');
+    td.textContent = text;
+    if (cls) td.className = cls;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function duration(s) {
+    if (s < 60) return Math.round(s) + ' s';
+    if (s < 3600) return Math.round(s / 60) + ' min';
+    if (s < 86400) return (s / 3600).toFixed(1) + ' h';
+    return (s / 86400).toFixed(1) + ' d';
+  }
+
+  function fill(tbody, rows) {
+    tbody.replaceChildren(...rows);
+  }
+
+  async function refreshNodes() {
+    const {nodes} = await api('GET', '/api/admin/nodes');
+    const rows = nodes.map((n) => {
+      const tr = document.createElement('tr');
+      tr.dataset.name = n.name;
+      tr.dataset.component = n.component;
+      cell(tr, n.component);
+      cell(tr, n.name);
+      cell(tr, n.version || '');
+      cell(tr, n.address || '');
+      cell(tr, duration(n.uptime_seconds));
+      const ready = n.alive ? (n.ready ? 'ready' : 'not ready') : 'stale';
+      cell(tr, ready, 'state-' + ready.replace(' ', '-'));
+      cell(tr, duration(n.seconds_since_heartbeat) + ' ago');
+      return tr;
+    });
+    fill($('nodes').tBodies[0], rows);
+    const ready = nodes.filter((n) => n.alive && n.ready).length;
+    $('nodes-summary').textContent = ready + ' of ' + nodes.length + ' ready';
+  }
+
+  async function refreshCaches() {
+    const {edges} = await api('GET', '/api/admin/cache');
+    fill($('caches').tBodies[0], edges.map((e) => {
+      const tr = document.createElement('tr');
+      tr.dataset.name = e.name;
+      const s = e.stats || {};
+      cell(tr, e.name);
+      cell(tr, e.hit_ratio == null ? '–' : (100 * e.hit_ratio).toFixed(1) + ' %');
+      cell(tr, String(s.hits_total || 0));
+      cell(tr, String(s.misses_total || 0));
+      cell(tr, String(s.entries || 0));
+      cell(tr, String(s.purges_total || 0));
+      return tr;
+    }));
+  }
+
+  async function refreshSubs() {
+    const {subscriptions} = await api('GET', '/api/admin/broker/subscriptions');
+    fill($('subs').tBodies[0], subscriptions.map((s) => {
+      const tr = document.createElement('tr');
+      tr.dataset.name = s.name;
+      cell(tr, s.topic);
+      cell(tr, s.name);
+      cell(tr, String(s.backlog));
+      cell(tr, s.backlog ? duration(s.oldest_unacked_seconds) : '–');
+      cell(tr, String(s.dead_letters));
+      const td = cell(tr, '');
+      if (s.dead_letters > 0) {
+        const b = document.createElement('button');
+        b.className = 'small';
+        b.textContent = 'Dead letters';
+        b.addEventListener('click', () => showDead(s.name));
+        td.appendChild(b);
+      }
+      return tr;
+    }));
+  }
+
+  async function showDead(sub) {
+    deadSub = sub;
+    $('dead').hidden = false;
+    $('dead-sub').textContent = sub;
+    const {dead_letters: letters} = await api('GET', '/api/admin/broker/subscriptions/' + encodeURIComponent(sub) + '/dead-letters');
+    fill($('dead-letters').tBodies[0], letters.map((l) => {
+      const tr = document.createElement('tr');
+      tr.dataset.id = l.id;
+      cell(tr, l.id);
+      cell(tr, new Date(l.published_at).toLocaleString());
+      cell(tr, String(l.attempts));
+      cell(tr, l.last_error);
+      cell(tr, l.data_text || JSON.stringify(l.data));
+      const td = cell(tr, '');
+      for (const [label, method, suffix] of [['Replay', 'POST', '/replay'], ['Drop', 'DELETE', '']]) {
+        const b = document.createElement('button');
+        b.className = 'small';
+        b.textContent = label;
+        b.addEventListener('click', async () => {
+          try {
+            await api(method, '/api/admin/broker/subscriptions/' + encodeURIComponent(sub) + '/dead-letters/' + encodeURIComponent(l.id) + suffix);
+            $('dead-msg').textContent = (label === 'Replay' ? 'Replayed ' : 'Dropped ') + l.id + '.';
+            await showDead(sub);
+            await refreshSubs();
+          } catch (e) {
+            $('dead-msg').textContent = e.message;
+          }
+        });
+        td.appendChild(b);
+      }
+      return tr;
+    }));
+    if (letters.length === 0) $('dead-msg').textContent ||= 'No dead letters.';
+  }
+
+  async function refresh() {
+    try {
+      await Promise.all([refreshNodes(), refreshCaches(), refreshSubs()]);
+    } catch (e) {
+      if (e.message !== 'unauthorized') $('nodes-summary').textContent = 'refresh failed: ' + e.message;
+    }
+  }
+
+  async function open() {
+    $('signin').hidden = true;
+    $('console').hidden = false;
+    const who = $('who');
+    const out = document.createElement('button');
+    out.textContent = 'Sign out';
+    out.addEventListener('click', () => signOut(''));
+    who.replaceChildren(document.createTextNode('administrator'), out);
+    try {
+      const {config} = await api('GET', '/api/admin/config');
+      $('config').textContent = JSON.stringify(config, null, 2);
+    } catch (e) {
+      if (e.message === 'unauthorized') return;
+      $('config').textContent = e.message;
+    }
+    await refresh();
+    timer = setInterval(refresh, 2000);
+  }
+
+  function signOut(msg) {
+    token = '';
+    sessionStorage.removeItem(KEY);
+    if (timer) clearInterval(timer);
+    timer = null;
+    $('console').hidden = true;
+    $('signin').hidden = false;
+    $('who').replaceChildren();
+    $('signin-msg').textContent = msg;
+  }
+
+  $('signin-form').addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    token = $('token').value.trim();
+    $('token').value = '';
+    sessionStorage.setItem(KEY, token);
+    open();
+  });
+
+  $('purge-form').addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    const tags = $('purge-tags').value.split(/\s+/).filter(Boolean);
+    try {
+      const v = await api('POST', '/api/admin/purge', {tags, soft: $('purge-soft').checked});
+      $('purge-msg').textContent = 'Purge of ' + v.tags.join(' ') + ' published (message ' + v.message_id + ').';
+    } catch (e) {
+      $('purge-msg').textContent = 'Purge failed: ' + e.message;
+    }
+  });
+
+  if (token) open();
+  else $('signin').hidden = false;
+}());
