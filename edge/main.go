@@ -16,7 +16,7 @@ import (
 
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	_ "github.com/meridian-gis/meridian/caddy-modules/edgeapp"
+	"github.com/meridian-gis/meridian/caddy-modules/edgeapp"
 	_ "github.com/meridian-gis/meridian/caddy-modules/nodeupstreams"
 	_ "github.com/meridian-gis/meridian/caddy-modules/tagcache"
 	_ "github.com/meridian-gis/meridian/caddy-modules/tilemetrics"
@@ -28,6 +28,7 @@ import (
 var version = "dev"
 
 func main() {
+	edgeapp.BinaryVersion = version
 	// Caddy registers its own "version" command; ours names both.
 	if len(os.Args) == 2 && (os.Args[1] == "version" || os.Args[1] == "--version") {
 		fmt.Println(versionString())

@@ -197,9 +197,17 @@ func (a *App) cacheStats() map[string]float64 {
 	return out
 }
 
-// buildVersion is the main module's version as the Go toolchain recorded
-// it (a VCS pseudo-version, or "(devel)").
+// BinaryVersion is the meridian binary's version (its -X main.version),
+// set by its main before Caddy starts; the default for App.Version, so an
+// edge reports the same version as the binary's other components.
+var BinaryVersion string
+
+// buildVersion is BinaryVersion, else the main module's version as the Go
+// toolchain recorded it (a VCS pseudo-version, or "(devel)").
 func buildVersion() string {
+	if BinaryVersion != "" {
+		return BinaryVersion
+	}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		return bi.Main.Version
 	}

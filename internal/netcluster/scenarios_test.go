@@ -29,6 +29,7 @@ func TestCluster(t *testing.T) {
 	t.Run("postgres and broker outage under load", func(t *testing.T) { c.postgresOutage(t) })
 	t.Run("partitioned edge catches up on purges", func(t *testing.T) { c.partitionEdge(t) })
 	t.Run("admin API sees every node and purges across the cluster", func(t *testing.T) { c.adminAPI(t) })
+	t.Run("admin console in Chromium", func(t *testing.T) { c.adminConsole(t) })
 }
 
 // adminCall calls the admin API through edge e1.
@@ -223,7 +224,9 @@ func (c *cluster) killTiles(t *testing.T) {
 	r := <-done
 	r.check(t, "load across kill -9 of t2")
 
-	// Back in rotation: t2 answers its share of a fresh load.
+	// Back in rotation: t2 answers its share of a fresh load (once the
+	// edges' passive failure marks of the kill, 2s, have expired).
+	time.Sleep(2 * time.Second)
 	before := c.tilesMetric(t, "t2", "meridian_tiles_tiles_served_total")
 	r2 := c.load(6, 1500, 4*time.Second, coldTiles(2), nil)
 	r2.check(t, "load after t2 came back")

@@ -126,9 +126,10 @@
         b.addEventListener('click', async () => {
           try {
             await api(method, '/api/admin/broker/subscriptions/' + encodeURIComponent(sub) + '/dead-letters/' + encodeURIComponent(l.id) + suffix);
-            $('dead-msg').textContent = (label === 'Replay' ? 'Replayed ' : 'Dropped ') + l.id + '.';
+            $('dead-msg').textContent = '';
             await showDead(sub);
             await refreshSubs();
+            $('dead-msg').textContent = (label === 'Replay' ? 'Replayed ' : 'Dropped ') + l.id + '.';
           } catch (e) {
             $('dead-msg').textContent = e.message;
           }
@@ -137,7 +138,7 @@
       }
       return tr;
     }));
-    if (letters.length === 0) $('dead-msg').textContent ||= 'No dead letters.';
+    if (letters.length === 0 && !$('dead-msg').textContent) $('dead-msg').textContent = 'No dead letters.';
   }
 
   async function refresh() {
