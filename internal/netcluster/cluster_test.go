@@ -125,6 +125,7 @@ type cluster struct {
 	pgCred *syscall.SysProcAttr
 
 	metaURL, dataURL string
+	pubsubAddr       string // the emulator, when the broker is Pub/Sub
 	meta             *pgxpool.Pool
 	key              string
 	token            string
@@ -152,7 +153,21 @@ func meridianBinary(t *testing.T, dir string) string {
 	return out
 }
 
-func startCluster(t *testing.T) *cluster {
+// options vary the cluster.
+type options struct {
+	// pubsub runs a Pub/Sub emulator (pstest) on host ps and makes it
+	// the broker; otherwise the broker is postgres, on the metadata DB.
+	pubsub bool
+}
+
+// pubsubPort is where the emulator listens on host ps.
+const pubsubPort = 8085
+
+func startCluster(t *testing.T, opts ...options) *cluster {
+	var o options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
 	ctx := context.Background()
 	if _, err := pgcluster.BinDir(); err != nil {
 		if os.Getenv("MERIDIAN_REQUIRE_DB") != "" {
@@ -199,7 +214,11 @@ func startCluster(t *testing.T) *cluster {
 		n.Close()
 	})
 	c.bin = meridianBinary(t, dir)
-	for i, name := range []string{"pg", "ctl", "wrk", "e1", "e2", "t1", "t2", "t3"} {
+	hostNames := []string{"pg", "ctl", "wrk", "e1", "e2", "t1", "t2", "t3"}
+	if o.pubsub {
+		hostNames = append(hostNames, "ps")
+	}
+	for i, name := range hostNames {
 		h, err := n.AddHost(ctx, name, 10+i)
 		if err != nil {
 			t.Fatal(err)
@@ -208,12 +227,32 @@ func startCluster(t *testing.T) *cluster {
 	}
 	c.startPostgres(t)
 	c.prepareData(t)
+	var brokerEnv []string
+	if o.pubsub {
+		addr := c.hosts["ps"].Addr(pubsubPort)
+		c.procs["ps"] = &proc{name: "ps", host: c.hosts["ps"], log: filepath.Join(dir, "ps.log"),
+			env: []string{"NETCLUSTER_HELPER=pstest", "NETCLUSTER_ADDR=" + addr}}
+		c.order = append(c.order, "ps")
+		c.procs["ps"].start(t, os.Args[0])
+		for deadline := time.Now().Add(20 * time.Second); ; {
+			if conn, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+				conn.Close()
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("pstest did not listen on %s", addr)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.pubsubAddr = addr
+		brokerEnv = []string{"MERIDIAN_BROKER=pubsub", "MERIDIAN_PUBSUB_PROJECT=meridian-cluster", "PUBSUB_EMULATOR_HOST=" + addr}
+	}
 
 	common := func(name string) []string {
 		h := c.hosts[name]
 		home := filepath.Join(dir, name)
 		os.MkdirAll(home, 0o755)
-		return []string{
+		return append([]string{
 			"MERIDIAN_DATABASE_URL=" + c.metaURL,
 			"MERIDIAN_SECRET_KEY=" + c.key,
 			"MERIDIAN_NODE=" + name,
@@ -223,7 +262,7 @@ func startCluster(t *testing.T) *cluster {
 			"MERIDIAN_IMPORT_DIR=" + filepath.Join(dir, "imports"),
 			"MERIDIAN_IMPORT_ALLOW_PRIVATE=true",
 			"HOME=" + home, "XDG_DATA_HOME=" + home, "XDG_CONFIG_HOME=" + home,
-		}
+		}, brokerEnv...)
 	}
 	os.MkdirAll(filepath.Join(dir, "imports"), 0o777)
 	var peers []string

@@ -11,12 +11,21 @@ import (
 	"testing"
 	"time"
 
+	"cloud.google.com/go/pubsub/v2/pstest"
+
 	"github.com/meridian-gis/meridian/internal/netcluster"
 )
 
 // The test binary doubles as a tiny server and client run on hosts.
 func TestMain(m *testing.M) {
 	switch os.Getenv("NETCLUSTER_HELPER") {
+	case "pstest":
+		// A Pub/Sub emulator on a host of the cluster: the in-process
+		// fake of cloud.google.com/go/pubsub/v2/pstest behind its gRPC
+		// server, until killed.
+		srv := pstest.NewServerWithAddress(os.Getenv("NETCLUSTER_ADDR"))
+		defer srv.Close()
+		select {}
 	case "serve":
 		http.ListenAndServe(os.Getenv("NETCLUSTER_ADDR"), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, "hello from "+os.Getenv("NETCLUSTER_ADDR"))
