@@ -69,7 +69,7 @@ test: deps static build
 	$(GO) vet $(PKGS)
 	MERIDIAN_REQUIRE_DB=1 MERIDIAN_BINARY=$(CURDIR)/bin/meridian $(GO) run ./internal/pgcluster/withpg -- $(GO) test -race $(TESTFLAGS) $(PKGS)
 	@# The Helm chart, rendered and checked by its own Go module (Helm's deps stay out of ours).
-	@if [ "$(PKGS)" = "./..." ]; then cd deploy/helm/check && $(GO) test ./...; fi
+	@if [ "$(PKGS)" = "./..." ]; then cd deploy/helm/check && MERIDIAN_REQUIRE_DB=1 MERIDIAN_BINARY=$(CURDIR)/bin/meridian $(GO) test ./...; fi
 
 bench: build
 	@scripts/ensure-deps.sh core build bench
