@@ -48,7 +48,7 @@ func TestEdgeCaddyfileAdapts(t *testing.T) {
 	}
 	js := string(out)
 	for _, want := range []string{
-		`"source":"meridian_nodes"`,      // tiles from the node registry
+		`"source":"meridian_nodes"`,         // tiles from the node registry
 		`"dial":"prod-meridian-tiles:8081"`, // the Service as the fallback
 		`"dial":"prod-meridian-control:8082"`,
 		`"handler":"metrics"`, // the metrics listener
