@@ -58,7 +58,7 @@ func TestRootCaddyfileAdapts(t *testing.T) {
 			r.chains("", chains)
 		}
 	}
-	want := []string{"meridian_auth", "meridian_cache", "reverse_proxy"}
+	want := []string{"meridian_tile_metrics", "meridian_auth", "meridian_cache", "reverse_proxy"}
 	got := chains["/api/v3/maps/*"]
 	if len(got) != len(want) {
 		t.Fatalf("handlers for /api/v3/maps/* = %v, want %v", got, want)
