@@ -62,6 +62,13 @@ func (p *proc) start(t *testing.T, bin string) {
 	t.Helper()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.exited != nil {
+		select {
+		case <-p.exited:
+		default:
+			t.Fatalf("starting %s while its previous process still runs", p.name)
+		}
+	}
 	cmd := p.host.Command(context.Background(), bin, p.args...)
 	cmd.Env = append(os.Environ(), p.env...)
 	f, err := os.OpenFile(p.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
