@@ -16,11 +16,15 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/meridian-gis/meridian/control/accounts"
 	"github.com/meridian-gis/meridian/control/admin"
+	"github.com/meridian-gis/meridian/control/authn"
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/httpserver"
+	"github.com/meridian-gis/meridian/internal/identity"
 	"github.com/meridian-gis/meridian/internal/obs"
+	"github.com/meridian-gis/meridian/internal/tokenstore"
 )
 
 // Config configures the control plane.
@@ -37,6 +41,10 @@ type Config struct {
 	// until administrators sign in with the admin role; empty turns the
 	// admin API off. Never logged.
 	AdminToken string `json:"admin_token,omitempty" env:"MERIDIAN_CONTROL_ADMIN_TOKEN"`
+	// Auth configures sessions and user tokens.
+	Auth authn.Config `json:"auth"`
+	// Accounts configures sign-up, sign-in, invites, resets and mail.
+	Accounts accounts.Config `json:"accounts"`
 }
 
 // SetDefaults fills zero fields.
@@ -51,6 +59,8 @@ func (c *Config) SetDefaults() {
 		c.ShutdownTimeout = config.Duration(20 * time.Second)
 	}
 	c.Jobs.SetDefaults()
+	c.Auth.SetDefaults()
+	c.Accounts.SetDefaults()
 }
 
 // Validate reports every problem in c.
@@ -76,6 +86,10 @@ type Deps struct {
 	// Tokens verifies API access tokens. The imports and batch SQL APIs
 	// are served only when it is set.
 	Tokens TokenVerifier
+	// TokenStore mints API access tokens (a session's data token). Optional.
+	TokenStore *tokenstore.Store
+	// Mailer overrides the SMTP mailer of Config.Accounts.Mail (tests). Optional.
+	Mailer accounts.Mailer
 	// Metrics registry. Optional.
 	Metrics *prometheus.Registry
 	// Version is reported by /api/version.
@@ -91,6 +105,7 @@ type Server struct {
 	d      Deps
 	health *obs.Health
 	mux    *http.ServeMux
+	auth   *authn.Authenticator
 }
 
 // New builds the server and its routes.
@@ -106,6 +121,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.health.Add("metadata_db", func(ctx context.Context) error { return d.Meta.Ping(ctx) })
 	s.health.Mount(s.mux, d.Metrics)
 	s.mux.HandleFunc("GET /api/version", s.version)
+	var verifier authn.TokenVerifier
+	if d.Tokens != nil {
+		verifier = d.Tokens
+	}
+	s.auth = authn.New(cfg.Auth, d.Meta, verifier, d.Log.With("api", "authn"))
+	accounts.Routes(s.mux, cfg.Accounts, accounts.Deps{Log: d.Log.With("api", "accounts"), Meta: d.Meta, Auth: s.auth, Tokens: d.TokenStore, Mailer: d.Mailer})
 	if d.Tokens != nil {
 		s.mux.HandleFunc("POST /api/v3/imports", s.handler(s.createImport))
 		s.mux.HandleFunc("GET /api/v3/imports", s.handler(s.listImports))
@@ -120,20 +141,22 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if d.Broker != nil {
 		if err := admin.Mount(s.mux, admin.Deps{Log: d.Log.With("api", "admin"), Meta: d.Meta, Broker: d.Broker,
-			Config: d.Config, Require: admin.BearerSecret(cfg.AdminToken), Timeout: cfg.RequestTimeout.D()}); err != nil {
+			Config: d.Config, Require: adminOnly(cfg.AdminToken), Timeout: cfg.RequestTimeout.D()}); err != nil {
 			return nil, err
 		}
 	}
 	s.mux.HandleFunc("/api/", s.notFound)
+	s.mux.HandleFunc("/accounts-api/", s.notFound)
+	s.mux.HandleFunc("/workspace-api/", s.notFound)
 	return s, nil
 }
 
 // Handler returns the server's routes (for tests).
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.auth.Middleware(s.mux) }
 
 // Run listens on Config.Addr and serves until ctx ends, then drains.
 func (s *Server) Run(ctx context.Context) error {
-	srv, err := httpserver.Listen(httpserver.Config{Addr: s.cfg.Addr, ShutdownTimeout: s.cfg.ShutdownTimeout.D()}, s.mux, s.d.Log)
+	srv, err := httpserver.Listen(httpserver.Config{Addr: s.cfg.Addr, ShutdownTimeout: s.cfg.ShutdownTimeout.D()}, s.Handler(), s.d.Log)
 	if err != nil {
 		return err
 	}
@@ -168,4 +191,20 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// adminOnly lets through signed-in admins (session or user token) and,
+// for operators' scripts, callers presenting the admin bearer secret.
+func adminOnly(secret string) func(http.Handler) http.Handler {
+	bySecret := admin.BearerSecret(secret)
+	return func(next http.Handler) http.Handler {
+		fallback := bySecret(next)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if p, ok := authn.Caller(r); ok && p.IsUser() && p.Role == identity.RoleAdmin {
+				next.ServeHTTP(w, r)
+				return
+			}
+			fallback.ServeHTTP(w, r)
+		})
+	}
 }

@@ -33,6 +33,8 @@ type node struct {
 
 	// tokens verifies access tokens (set by prepareTokens).
 	tokens *tokenstore.Watcher
+	// tokenStore mints tokens (set by prepareTokens).
+	tokenStore *tokenstore.Store
 	// background components run beside the main ones (watchers,
 	// subscriptions).
 	background []component

@@ -319,6 +319,7 @@ func (nd *node) prepareTokens(ctx context.Context) error {
 		return fmt.Errorf("loading signing keys and revocations: %w", err)
 	}
 	nd.tokens = w
+	nd.tokenStore = store
 	nd.background = append(nd.background, component{"token-watcher", w.Run})
 	if nd.broker != nil {
 		sub := broker.Subscription{

@@ -105,14 +105,17 @@ func (nd *node) controlComponent() (component, error) {
 	if nd.tokens != nil {
 		tokens = nd.tokens
 	}
-	s, err := control.New(nd.cfg.Control, control.Deps{
-		Log:     nd.log.With("component", "control"),
-		Meta:    nd.meta,
-		Broker:  nd.broker,
-		Tokens:  tokens,
-		Metrics: nd.metrics,
-		Version: version,
-		Config:  nd.cfg,
+	ccfg := nd.cfg.Control
+	ccfg.Accounts.PublicURL = nd.cfg.PublicURL
+	s, err := control.New(ccfg, control.Deps{
+		Log:        nd.log.With("component", "control"),
+		Meta:       nd.meta,
+		Broker:     nd.broker,
+		Tokens:     tokens,
+		TokenStore: nd.tokenStore,
+		Metrics:    nd.metrics,
+		Version:    version,
+		Config:     nd.cfg,
 	})
 	if err != nil {
 		return component{}, err

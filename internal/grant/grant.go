@@ -231,3 +231,24 @@ func ValidConnectionName(name string) bool {
 	}
 	return true
 }
+
+// BearerToken returns a request's access token from its Authorization
+// header (scheme Bearer, case-insensitive), else from its access_token
+// query parameter (CARTO_API.md §1.4). An Authorization header of another
+// scheme means no token; the literal "undefined" some clients send means
+// none.
+func BearerToken(authorization, accessTokenParam string) string {
+	if authorization != "" {
+		scheme, tok, ok := strings.Cut(authorization, " ")
+		if ok && strings.EqualFold(scheme, "Bearer") {
+			if tok = strings.TrimSpace(tok); tok != "" && tok != "undefined" {
+				return tok
+			}
+		}
+		return ""
+	}
+	if accessTokenParam == "undefined" {
+		return ""
+	}
+	return accessTokenParam
+}
