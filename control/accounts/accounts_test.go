@@ -267,7 +267,10 @@ func TestRolesAndOrgIsolation(t *testing.T) {
 
 	// Role escalation: nobody below admin manages people or the org.
 	for _, u := range []*controltest.User{editorA, viewerA, guestA} {
-		for _, c := range []struct{ method, path string; body any }{
+		for _, c := range []struct {
+			method, path string
+			body         any
+		}{
 			{"PATCH", "/workspace-api/users/" + u.ID, map[string]string{"role": "admin"}},
 			{"POST", "/workspace-api/invites", map[string]string{"email": "z@example.test", "role": "admin"}},
 			{"PATCH", "/workspace-api/org", map[string]string{"signupPolicy": "open"}},
