@@ -141,7 +141,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if d.Broker != nil {
 		if err := admin.Mount(s.mux, admin.Deps{Log: d.Log.With("api", "admin"), Meta: d.Meta, Broker: d.Broker,
-			Config: d.Config, Require: adminOnly(cfg.AdminToken), Timeout: cfg.RequestTimeout.D()}); err != nil {
+			Config: d.Config, Require: adminOnly(cfg.AdminToken), Timeout: cfg.RequestTimeout.D(), ClientIP: s.auth.ClientIP}); err != nil {
 			return nil, err
 		}
 	}

@@ -20,6 +20,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/meridian-gis/meridian/control/audit"
+	"github.com/meridian-gis/meridian/control/authn"
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/broker/pgbroker"
 	"github.com/meridian-gis/meridian/internal/cachetag"
@@ -43,6 +45,8 @@ type Deps struct {
 	Require func(http.Handler) http.Handler
 	// Timeout bounds each request's database work. Default: 10s.
 	Timeout time.Duration
+	// ClientIP tells the caller's address for the audit log. Optional.
+	ClientIP func(*http.Request) string
 }
 
 // Mount adds the admin routes to mux.
@@ -66,8 +70,22 @@ func Mount(mux *http.ServeMux, d Deps) error {
 	} {
 		mux.Handle(pattern, d.Require(a.handler(h)))
 	}
+	// Whether the caller may use the admin API, without a 401: the
+	// console asks before showing itself or its sign-in.
+	mux.HandleFunc("GET /api/admin/session", func(w http.ResponseWriter, r *http.Request) {
+		allowed := false
+		d.Require(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { allowed = true })).ServeHTTP(discard{}, r)
+		WriteJSON(w, http.StatusOK, map[string]bool{"admin": allowed})
+	})
 	return nil
 }
+
+// discard is a ResponseWriter that keeps nothing.
+type discard struct{}
+
+func (discard) Header() http.Header         { return http.Header{} }
+func (discard) Write(b []byte) (int, error) { return len(b), nil }
+func (discard) WriteHeader(int)             {}
 
 // Error is an API error: Msg and Status go to the client, Err to the logs.
 type Error struct {
@@ -111,6 +129,24 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
+}
+
+// record writes an administrator's change to the audit log: the signed-in
+// admin (their organization), or "admin-token" for the bearer secret. A
+// failure to record is logged; the change is already made.
+func (a *api) record(r *http.Request, action, target string, detail map[string]any) {
+	e := audit.Event{ActorID: "admin-token", Action: action, Target: target, Detail: detail}
+	if p, ok := authn.Caller(r); ok && p.IsUser() {
+		e.OrgID, e.ActorID = p.OrgID, p.UserID
+	}
+	if a.d.ClientIP != nil {
+		e.IP = a.d.ClientIP(r)
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), a.d.Timeout)
+	defer cancel()
+	if err := audit.Record(ctx, a.d.Meta, e); err != nil {
+		a.d.Log.Error("recording an admin action", "action", action, "err", err)
+	}
 }
 
 // nodeView is a node as the console shows it.
@@ -219,6 +255,7 @@ func (a *api) purge(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("publishing purge: %w", err)
 	}
+	a.record(r, "admin.purge", strings.Join(req.Tags, " "), map[string]any{"soft": req.Soft, "message_id": id})
 	WriteJSON(w, http.StatusAccepted, map[string]any{"message_id": id, "tags": req.Tags, "soft": req.Soft})
 	return nil
 }
@@ -317,6 +354,7 @@ func (a *api) replay(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	a.record(r, "admin.dead_letter.replay", r.PathValue("name")+"/"+r.PathValue("id"), map[string]any{"message_id": id})
 	WriteJSON(w, http.StatusOK, map[string]any{"replayed": r.PathValue("id"), "message_id": id})
 	return nil
 }
@@ -332,6 +370,7 @@ func (a *api) drop(w http.ResponseWriter, r *http.Request) error {
 	if err := s.DropDeadLetter(ctx, r.PathValue("name"), r.PathValue("id")); err != nil {
 		return err
 	}
+	a.record(r, "admin.dead_letter.drop", r.PathValue("name")+"/"+r.PathValue("id"), nil)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/meridian-gis/meridian/control/admin"
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/broker/pgbroker"
@@ -27,6 +29,7 @@ const secret = "s3cret-admin"
 type fixture struct {
 	srv *httptest.Server
 	b   *pgbroker.Broker
+	db  *pgxpool.Pool
 }
 
 func (f fixture) do(t *testing.T, method, path, token, body string) (int, map[string]any) {
@@ -63,7 +66,7 @@ func setup(t *testing.T, cfg any) fixture {
 		Stats: map[string]float64{"hits_total": 90, "misses_total": 10, "entries": 42}})
 	noderegistry.Beat(ctx, db.Pool, noderegistry.Node{Component: "tiles", Name: "t1", Version: "v9", Address: "10.0.0.2:8081", StartedAt: start, Ready: false,
 		Checks: map[string]string{"metadata_db": "connection refused"}})
-	return fixture{srv: srv, b: b}
+	return fixture{srv: srv, b: b, db: db.Pool}
 }
 
 func TestAdminRequiresTheSecret(t *testing.T) {
@@ -228,6 +231,19 @@ func TestAdminDeadLettersInspectReplayDrop(t *testing.T) {
 	}
 	if code, _ := f.do(t, "DELETE", "/api/admin/broker/subscriptions/imports-workers/dead-letters/"+bID, secret, ""); code != 204 {
 		t.Errorf("drop = %d, want 204", code)
+	}
+	// Both changes are in the audit log, by the admin token.
+	var actions []string
+	rows, _ := f.db.Query(context.Background(), `SELECT action || ' ' || target || ' ' || actor_id FROM audit_log ORDER BY id`)
+	for rows.Next() {
+		var a string
+		rows.Scan(&a)
+		actions = append(actions, a)
+	}
+	rows.Close()
+	want := []string{"admin.dead_letter.replay imports-workers/" + aID + " admin-token", "admin.dead_letter.drop imports-workers/" + bID + " admin-token"}
+	if strings.Join(actions, "|") != strings.Join(want, "|") {
+		t.Errorf("audit log = %q, want %q", actions, want)
 	}
 	for _, p := range []string{aID, bID, "999999", "x"} {
 		if code, _ := f.do(t, "DELETE", "/api/admin/broker/subscriptions/imports-workers/dead-letters/"+p, secret, ""); code != 404 {

@@ -10,8 +10,11 @@
   let timer = null;
   let deadSub = '';
 
+  // Without a token the console works as the signed-in user (session
+  // cookie), which must be an administrator.
   async function api(method, path, body) {
-    const init = {method, headers: {Authorization: 'Bearer ' + token}};
+    const init = {method, headers: {}};
+    if (token) init.headers.Authorization = 'Bearer ' + token;
     if (body !== undefined) {
       init.headers['Content-Type'] = 'application/json';
       init.body = JSON.stringify(body);
@@ -141,9 +144,40 @@
     if (letters.length === 0 && !$('dead-msg').textContent) $('dead-msg').textContent = 'No dead letters.';
   }
 
+  async function refreshAudit() {
+    const box = $('audit');
+    if (token) {
+      box.textContent = 'Sign in as an administrator (not with the admin token) to see your organization\'s audit log.';
+      return;
+    }
+    const res = await fetch('/workspace-api/audit?limit=50');
+    if (!res.ok) {
+      box.textContent = 'The audit log is not available (' + res.status + ').';
+      return;
+    }
+    const {events} = await res.json();
+    const table = document.createElement('table');
+    const head = table.createTHead().insertRow();
+    for (const h of ['When', 'Action', 'Target', 'Actor', 'Address']) {
+      const th = document.createElement('th');
+      th.textContent = h;
+      head.appendChild(th);
+    }
+    const body = table.createTBody();
+    for (const e of events) {
+      const tr = body.insertRow();
+      cell(tr, new Date(e.at).toLocaleString());
+      cell(tr, e.action);
+      cell(tr, e.target);
+      cell(tr, e.actorId);
+      cell(tr, e.ip);
+    }
+    box.replaceChildren(table);
+  }
+
   async function refresh() {
     try {
-      await Promise.all([refreshNodes(), refreshCaches(), refreshSubs()]);
+      await Promise.all([refreshNodes(), refreshCaches(), refreshSubs(), refreshAudit()]);
     } catch (e) {
       if (e.message !== 'unauthorized') $('nodes-summary').textContent = 'refresh failed: ' + e.message;
     }
@@ -156,7 +190,7 @@
     const out = document.createElement('button');
     out.textContent = 'Sign out';
     out.addEventListener('click', () => signOut(''));
-    who.replaceChildren(document.createTextNode('administrator'), out);
+    who.replaceChildren(document.createTextNode(token ? 'administrator (token)' : 'administrator'), out);
     try {
       const {config} = await api('GET', '/api/admin/config');
       $('config').textContent = JSON.stringify(config, null, 2);
@@ -169,6 +203,11 @@
   }
 
   function signOut(msg) {
+    if (!token && !msg) {
+      // A session: the accounts app signs out.
+      location.assign('/acc/');
+      return;
+    }
     token = '';
     sessionStorage.removeItem(KEY);
     if (timer) clearInterval(timer);
@@ -198,6 +237,13 @@
     }
   });
 
-  if (token) open();
-  else $('signin').hidden = false;
+  if (token) {
+    open();
+  } else {
+    // Signed in as an administrator already? Then no token is needed.
+    fetch('/api/admin/session').then((res) => res.json()).then((v) => {
+      if (v.admin) open();
+      else $('signin').hidden = false;
+    }, () => { $('signin').hidden = false; });
+  }
 }());
