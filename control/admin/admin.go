@@ -22,6 +22,7 @@ import (
 
 	"github.com/meridian-gis/meridian/control/audit"
 	"github.com/meridian-gis/meridian/control/authn"
+	"github.com/meridian-gis/meridian/control/httpapi"
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/broker/pgbroker"
 	"github.com/meridian-gis/meridian/internal/cachetag"
@@ -75,7 +76,7 @@ func Mount(mux *http.ServeMux, d Deps) error {
 	mux.HandleFunc("GET /api/admin/session", func(w http.ResponseWriter, r *http.Request) {
 		allowed := false
 		d.Require(http.HandlerFunc(func(http.ResponseWriter, *http.Request) { allowed = true })).ServeHTTP(discard{}, r)
-		WriteJSON(w, http.StatusOK, map[string]bool{"admin": allowed})
+		httpapi.WriteJSON(w, http.StatusOK, map[string]bool{"admin": allowed})
 	})
 	return nil
 }
@@ -87,48 +88,22 @@ func (discard) Header() http.Header         { return http.Header{} }
 func (discard) Write(b []byte) (int, error) { return len(b), nil }
 func (discard) WriteHeader(int)             {}
 
-// Error is an API error: Msg and Status go to the client, Err to the logs.
-type Error struct {
-	Status int
-	Code   string
-	Msg    string
-	Err    error
-}
-
-func (e Error) Error() string { return e.Msg }
-
 type api struct{ d Deps }
 
-// handler maps errors to JSON answers in one place.
+// handler maps the broker's errors to answers; httpapi does the rest.
 func (a *api) handler(fn func(http.ResponseWriter, *http.Request) error) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return httpapi.Handler(a.d.Log, func(w http.ResponseWriter, r *http.Request) error {
 		err := fn(w, r)
-		if err == nil {
-			return
-		}
-		var e Error
 		switch {
-		case errors.As(err, &e):
+		case err == nil:
+			return nil
 		case errors.Is(err, pgbroker.ErrNoDeadLetter):
-			e = Error{Status: http.StatusNotFound, Code: "NOT_FOUND", Msg: "no such dead letter"}
+			return httpapi.NotFound("dead letter")
 		case errors.Is(err, broker.ErrBadSubscription):
-			e = Error{Status: http.StatusNotFound, Code: "NOT_FOUND", Msg: "no such subscription"}
-		default:
-			e = Error{Status: http.StatusInternalServerError, Code: "INTERNAL", Msg: "internal error", Err: err}
+			return httpapi.NotFound("subscription")
 		}
-		if e.Status >= 500 {
-			a.d.Log.Error("admin request failed", "path", r.URL.Path, "err", e.Err)
-		}
-		WriteJSON(w, e.Status, map[string]any{"error": e.Msg, "status": e.Status, "code": e.Code})
+		return err
 	})
-}
-
-// WriteJSON answers v as JSON with status.
-func WriteJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
 }
 
 // record writes an administrator's change to the audit log: the signed-in
@@ -177,13 +152,13 @@ func (a *api) nodes(w http.ResponseWriter, r *http.Request) error {
 	switch comp {
 	case "", noderegistry.Edge, noderegistry.Tiles, noderegistry.Control, noderegistry.Worker:
 	default:
-		return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: fmt.Sprintf("component %q: want edge, tiles, control or worker", comp)}
+		return httpapi.BadRequest("component %q: want edge, tiles, control or worker", comp)
 	}
 	nodes, err := a.list(r, comp)
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"nodes": nodes})
 	return nil
 }
 
@@ -210,7 +185,7 @@ func (a *api) cache(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, e)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"edges": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"edges": out})
 	return nil
 }
 
@@ -231,21 +206,19 @@ type PurgeRequest struct {
 // invalidation every edge and tiles node applies.
 func (a *api) purge(w http.ResponseWriter, r *http.Request) error {
 	var req PurgeRequest
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&req); err != nil {
-		return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "body: want {\"tags\":[…]}", Err: err}
+	if err := httpapi.Decode(w, r, &req, 0); err != nil {
+		return err
 	}
 	if len(req.URLs) > 0 || req.Prefix != "" {
-		return Error{Status: http.StatusNotImplemented, Code: "NOT_IMPLEMENTED", Msg: "purging by URL or prefix across the cluster is not supported; purge by tag"}
+		return notImplemented("purging by URL or prefix across the cluster is not supported; purge by tag")
 	}
 	if len(req.Tags) == 0 || len(req.Tags) > 1000 {
-		return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "tags: want 1 to 1000 tags"}
+		return httpapi.BadRequest("tags: want 1 to 1000 tags")
 	}
 	for _, tag := range req.Tags {
 		kind, _, ok := strings.Cut(tag, ":")
 		if !ok || strings.ContainsAny(tag, " \t\n,") || !validKind(kind) {
-			return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: fmt.Sprintf("tag %q: want src:<conn>/<schema.table>, conn:<conn>, map:<id> or org:<id>", tag)}
+			return httpapi.BadRequest("tag %q: want src:<conn>/<schema.table>, conn:<conn>, map:<id> or org:<id>", tag)
 		}
 	}
 	data, _ := json.Marshal(cachetag.Invalidation{Tags: req.Tags, Soft: req.Soft, Reason: "admin purge"})
@@ -256,7 +229,7 @@ func (a *api) purge(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("publishing purge: %w", err)
 	}
 	a.record(r, "admin.purge", strings.Join(req.Tags, " "), map[string]any{"soft": req.Soft, "message_id": id})
-	WriteJSON(w, http.StatusAccepted, map[string]any{"message_id": id, "tags": req.Tags, "soft": req.Soft})
+	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"message_id": id, "tags": req.Tags, "soft": req.Soft})
 	return nil
 }
 
@@ -278,7 +251,7 @@ type stats interface {
 func (a *api) pg() (stats, error) {
 	s, ok := a.d.Broker.(stats)
 	if !ok {
-		return nil, Error{Status: http.StatusNotImplemented, Code: "NOT_IMPLEMENTED", Msg: "this broker (Pub/Sub) is managed in the cloud console"}
+		return nil, notImplemented("this broker (Pub/Sub) is managed in the cloud console")
 	}
 	return s, nil
 }
@@ -298,7 +271,7 @@ func (a *api) subscriptions(w http.ResponseWriter, r *http.Request) error {
 	if subs == nil {
 		subs = []pgbroker.SubscriptionStats{}
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"subscriptions": subs})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"subscriptions": subs})
 	return nil
 }
 
@@ -308,7 +281,7 @@ func (a *api) deadLetters(w http.ResponseWriter, r *http.Request) error {
 	if v := r.URL.Query().Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 1000 {
-			return Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "limit: want 1 to 1000"}
+			return httpapi.BadRequest("limit: want 1 to 1000")
 		}
 		limit = n
 	}
@@ -338,7 +311,7 @@ func (a *api) deadLetters(w http.ResponseWriter, r *http.Request) error {
 		}
 		out = append(out, l)
 	}
-	WriteJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"dead_letters": out})
 	return nil
 }
 
@@ -355,7 +328,7 @@ func (a *api) replay(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	a.record(r, "admin.dead_letter.replay", r.PathValue("name")+"/"+r.PathValue("id"), map[string]any{"message_id": id})
-	WriteJSON(w, http.StatusOK, map[string]any{"replayed": r.PathValue("id"), "message_id": id})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"replayed": r.PathValue("id"), "message_id": id})
 	return nil
 }
 
@@ -375,9 +348,13 @@ func (a *api) drop(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func notImplemented(msg string) *httpapi.Error {
+	return &httpapi.Error{Status: http.StatusNotImplemented, Code: "NOT_IMPLEMENTED", Msg: msg, Quiet: true}
+}
+
 // config: GET /api/admin/config
 func (a *api) config(w http.ResponseWriter, r *http.Request) error {
-	WriteJSON(w, http.StatusOK, map[string]any{"config": Redact(a.d.Config)})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"config": Redact(a.d.Config)})
 	return nil
 }
 
@@ -389,7 +366,7 @@ func BearerSecret(secret string) func(http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			scheme, tok, _ := strings.Cut(r.Header.Get("Authorization"), " ")
 			if secret == "" || !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(tok)), []byte(secret)) != 1 {
-				WriteJSON(w, http.StatusUnauthorized, map[string]any{"error": "administrator credentials required", "status": http.StatusUnauthorized, "code": "UNAUTHORIZED"})
+				httpapi.WriteError(w, httpapi.Unauthorized("administrator credentials required"))
 				return
 			}
 			next.ServeHTTP(w, r)
