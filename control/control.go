@@ -19,8 +19,11 @@ import (
 	"github.com/meridian-gis/meridian/control/accounts"
 	"github.com/meridian-gis/meridian/control/admin"
 	"github.com/meridian-gis/meridian/control/authn"
+	"github.com/meridian-gis/meridian/control/connections"
+	"github.com/meridian-gis/meridian/control/tokens"
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/config"
+	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/httpserver"
 	"github.com/meridian-gis/meridian/internal/identity"
 	"github.com/meridian-gis/meridian/internal/obs"
@@ -88,6 +91,9 @@ type Deps struct {
 	Tokens TokenVerifier
 	// TokenStore mints API access tokens (a session's data token). Optional.
 	TokenStore *tokenstore.Store
+	// Connections stores data connections (the Connections API is served
+	// only when it is set).
+	Connections *dataconn.Store
 	// Mailer overrides the SMTP mailer of Config.Accounts.Mail (tests). Optional.
 	Mailer accounts.Mailer
 	// Metrics registry. Optional.
@@ -127,6 +133,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	s.auth = authn.New(cfg.Auth, d.Meta, verifier, d.Log.With("api", "authn"))
 	accounts.Routes(s.mux, cfg.Accounts, accounts.Deps{Log: d.Log.With("api", "accounts"), Meta: d.Meta, Auth: s.auth, Tokens: d.TokenStore, Mailer: d.Mailer})
+	if d.TokenStore != nil {
+		tokens.Routes(s.mux, tokens.Deps{Log: d.Log.With("api", "tokens"), Meta: d.Meta, Tokens: d.TokenStore, ClientIP: s.auth.ClientIP})
+	}
+	if d.Connections != nil {
+		connections.Routes(s.mux, connections.Deps{Log: d.Log.With("api", "connections"), Meta: d.Meta, Store: d.Connections, ClientIP: s.auth.ClientIP})
+	}
 	if d.Tokens != nil {
 		s.mux.HandleFunc("POST /api/v3/imports", s.handler(s.createImport))
 		s.mux.HandleFunc("GET /api/v3/imports", s.handler(s.listImports))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/meridian-gis/meridian/internal/dataconn"
 	"net"
 	"os"
 	"sync"
@@ -108,14 +109,15 @@ func (nd *node) controlComponent() (component, error) {
 	ccfg := nd.cfg.Control
 	ccfg.Accounts.PublicURL = nd.cfg.PublicURL
 	s, err := control.New(ccfg, control.Deps{
-		Log:        nd.log.With("component", "control"),
-		Meta:       nd.meta,
-		Broker:     nd.broker,
-		Tokens:     tokens,
-		TokenStore: nd.tokenStore,
-		Metrics:    nd.metrics,
-		Version:    version,
-		Config:     nd.cfg,
+		Log:         nd.log.With("component", "control"),
+		Meta:        nd.meta,
+		Broker:      nd.broker,
+		Tokens:      tokens,
+		TokenStore:  nd.tokenStore,
+		Connections: dataconn.New(nd.meta, nd.keyring),
+		Metrics:     nd.metrics,
+		Version:     version,
+		Config:      nd.cfg,
 	})
 	if err != nil {
 		return component{}, err

@@ -661,7 +661,7 @@ func (a *API) dataToken(w http.ResponseWriter, r *http.Request) error {
 		return httpapi.Conflict("your organization has no connection yet; add one first")
 	}
 	exp := time.Now().Add(a.cfg.DataTokenTTL.D()).Truncate(time.Second)
-	tok, t, err := a.toks.Create(ctx, tokenstore.Spec{Org: p.OrgID, Owner: p.UserID, Name: "session data token",
+	tok, t, err := a.toks.Create(ctx, tokenstore.Spec{Org: p.OrgID, Owner: p.UserID, Name: "session data token", Kind: tokenstore.KindSession,
 		Grants: grants, APIs: []grant.API{grant.APIMaps, grant.APISQL, grant.APIImports, grant.APILDS}, ExpiresAt: exp})
 	if err != nil {
 		return fmt.Errorf("accounts: data token: %w", err)

@@ -31,11 +31,13 @@ import (
 
 // Env is a running control plane.
 type Env struct {
-	Base   string
-	DB     *pgtest.DB
-	Tokens *tokenstore.Store
-	Broker *pgbroker.Broker
-	Auth   *authn.Authenticator
+	Base string
+	// Keyring seals connection credentials.
+	Keyring *secret.Keyring
+	DB      *pgtest.DB
+	Tokens  *tokenstore.Store
+	Broker  *pgbroker.Broker
+	Auth    *authn.Authenticator
 	// Logs holds everything the control plane logged (text handler).
 	Logs *SyncBuffer
 }
@@ -51,7 +53,8 @@ func Start(t testing.TB, mod func(*control.Config, *control.Deps)) *Env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dataconn.New(db.Pool, kr).Create(ctx, dataconn.Connection{Name: "local", Kind: "postgres", URL: "postgres://u:p@127.0.0.1:1/data"}); err != nil {
+	conns := dataconn.New(db.Pool, kr)
+	if _, err := conns.Create(ctx, dataconn.Connection{Name: "local", Kind: "postgres", URL: "postgres://u:p@127.0.0.1:1/data"}); err != nil {
 		t.Fatal(err)
 	}
 	b := pgbroker.New(db.Pool, pgbroker.Config{}, log)
@@ -72,7 +75,7 @@ func Start(t testing.TB, mod func(*control.Config, *control.Deps)) *Env {
 	l.Close()
 	cfg := control.Config{Addr: addr, Jobs: control.JobsConfig{ImportDir: t.TempDir()}}
 	cfg.Accounts.PublicURL = "http://" + addr
-	deps := control.Deps{Log: log, Meta: db.Pool, Broker: b, Tokens: w, TokenStore: store, Version: "test"}
+	deps := control.Deps{Log: log, Meta: db.Pool, Broker: b, Tokens: w, TokenStore: store, Connections: conns, Version: "test"}
 	if mod != nil {
 		mod(&cfg, &deps)
 	}
@@ -89,7 +92,7 @@ func Start(t testing.TB, mod func(*control.Config, *control.Deps)) *Env {
 			t.Errorf("Run = %v", err)
 		}
 	})
-	e := &Env{Base: "http://" + addr, DB: db, Tokens: store, Broker: b, Logs: logs,
+	e := &Env{Base: "http://" + addr, Keyring: kr, DB: db, Tokens: store, Broker: b, Logs: logs,
 		Auth: authn.New(cfg.Auth, db.Pool, w, log)}
 	for i := 0; ; i++ {
 		res, err := http.Get(e.Base + "/healthz")

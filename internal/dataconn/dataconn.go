@@ -75,6 +75,11 @@ type Connection struct {
 	URL string
 	// Options tune the connection's pool.
 	Options Options
+	// Owner is the id of the user who made it ("" for the CLI's).
+	Owner string
+	// Privacy is "shared" (every member of the organization may use it,
+	// the default) or "private" (only its owner).
+	Privacy string
 	// CreatedAt and UpdatedAt are set by the store.
 	CreatedAt, UpdatedAt time.Time
 	// OpenErr is set by List on a connection whose sealed settings could
@@ -186,7 +191,13 @@ func Validate(c *Connection) error {
 	if c.Kind == "" {
 		c.Kind = KindPostgres
 	}
+	if c.Privacy == "" {
+		c.Privacy = PrivacyShared
+	}
 	var errs []error
+	if c.Privacy != PrivacyShared && c.Privacy != PrivacyPrivate {
+		errs = append(errs, fmt.Errorf("%w: privacy %q, want %q or %q", ErrInvalid, c.Privacy, PrivacyShared, PrivacyPrivate))
+	}
 	if !grant.ValidConnectionName(c.Name) {
 		errs = append(errs, fmt.Errorf("%w: name %q must match [A-Za-z0-9][A-Za-z0-9_-]{0,62}", ErrInvalid, c.Name))
 	}
@@ -271,13 +282,19 @@ func (s *Store) open(c *Connection, enc []byte, keyID string) error {
 	return nil
 }
 
-const columns = "id, org_id, name, kind, config_enc, key_id, created_at, updated_at"
+// Privacy values.
+const (
+	PrivacyShared  = "shared"
+	PrivacyPrivate = "private"
+)
+
+const columns = "id, org_id, name, kind, config_enc, key_id, created_at, updated_at, coalesce(owner_id, ''), privacy"
 
 func scan(row pgx.Row) (*Connection, []byte, string, error) {
 	var c Connection
 	var enc []byte
 	var keyID string
-	err := row.Scan(&c.ID, &c.Org, &c.Name, &c.Kind, &enc, &keyID, &c.CreatedAt, &c.UpdatedAt)
+	err := row.Scan(&c.ID, &c.Org, &c.Name, &c.Kind, &enc, &keyID, &c.CreatedAt, &c.UpdatedAt, &c.Owner, &c.Privacy)
 	return &c, enc, keyID, err
 }
 
@@ -291,8 +308,8 @@ func (s *Store) Create(ctx context.Context, c Connection) (*Connection, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating connection %s: %w", c.Name, err)
 	}
-	out, _, _, err := scan(s.pool.QueryRow(ctx, `INSERT INTO connections (org_id, name, kind, config_enc, key_id)
-		VALUES ($1, $2, $3, $4, $5) RETURNING `+columns, c.Org, c.Name, c.Kind, enc, keyID))
+	out, _, _, err := scan(s.pool.QueryRow(ctx, `INSERT INTO connections (org_id, name, kind, config_enc, key_id, owner_id, privacy)
+		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7) RETURNING `+columns, c.Org, c.Name, c.Kind, enc, keyID, c.Owner, c.Privacy))
 	if pgdb.IsUniqueViolation(err) {
 		return nil, fmt.Errorf("creating connection %s: %w", c.Name, ErrExists)
 	}
@@ -318,13 +335,13 @@ func (s *Store) Upsert(ctx context.Context, c Connection) (*Connection, bool, er
 	}
 	var out Connection
 	var created bool
-	err = s.pool.QueryRow(ctx, `INSERT INTO connections (org_id, name, kind, config_enc, key_id)
-		VALUES ($1, $2, $3, $4, $5)
+	err = s.pool.QueryRow(ctx, `INSERT INTO connections (org_id, name, kind, config_enc, key_id, owner_id, privacy)
+		VALUES ($1, $2, $3, $4, $5, nullif($6, ''), $7)
 		ON CONFLICT (name) DO UPDATE SET kind = EXCLUDED.kind, config_enc = EXCLUDED.config_enc,
 			key_id = EXCLUDED.key_id, updated_at = greatest(now(), connections.updated_at + interval '1 microsecond')
 		WHERE connections.org_id = EXCLUDED.org_id
-		RETURNING id, org_id, name, kind, created_at, updated_at, xmax = 0`,
-		c.Org, c.Name, c.Kind, enc, keyID).Scan(&out.ID, &out.Org, &out.Name, &out.Kind, &out.CreatedAt, &out.UpdatedAt, &created)
+		RETURNING id, org_id, name, kind, created_at, updated_at, coalesce(owner_id, ''), privacy, xmax = 0`,
+		c.Org, c.Name, c.Kind, enc, keyID, c.Owner, c.Privacy).Scan(&out.ID, &out.Org, &out.Name, &out.Kind, &out.CreatedAt, &out.UpdatedAt, &out.Owner, &out.Privacy, &created)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, false, fmt.Errorf("saving connection %s: %w (in another organization)", c.Name, ErrExists)
 	}

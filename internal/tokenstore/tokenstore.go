@@ -95,7 +95,16 @@ type Spec struct {
 	// ExpiresAt, if not zero, must be in the future (at second precision).
 	// Zero: the token never expires.
 	ExpiresAt time.Time
+	// Kind is what the token is for: KindAPI (default), KindSession or KindMap.
+	Kind string
 }
+
+// Token kinds (the tokens.kind column).
+const (
+	KindAPI     = "api"
+	KindSession = "session"
+	KindMap     = "map"
+)
 
 // Token is a token's metadata (never the token string: see TokenString).
 type Token struct {
@@ -305,6 +314,9 @@ func (s *Store) Create(ctx context.Context, spec Spec) (string, *Token, error) {
 	if spec.Org == "" {
 		spec.Org = "default"
 	}
+	if spec.Kind == "" {
+		spec.Kind = KindAPI
+	}
 	var problems []error
 	if spec.Owner == "" {
 		problems = append(problems, fmt.Errorf("%w: owner is required", ErrInvalid))
@@ -361,10 +373,10 @@ func (s *Store) Create(ctx context.Context, spec Spec) (string, *Token, error) {
 		}
 		sum := sha256.Sum256([]byte(token))
 		_, err = tx.Exec(ctx, `INSERT INTO tokens
-			(id, org_id, owner, name, kid, grants, apis, referers, expires_at, created_at, signing_input, token_sha256, token_hint)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			(id, org_id, owner, name, kid, grants, apis, referers, expires_at, created_at, signing_input, token_sha256, token_hint, kind)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			t.ID, t.Org, t.Owner, t.Name, t.KeyID, grants, apiStrings(t.APIs), t.Referers,
-			nullTime(t.ExpiresAt), t.CreatedAt, grant.SigningInput(token), sum[:], t.Hint)
+			nullTime(t.ExpiresAt), t.CreatedAt, grant.SigningInput(token), sum[:], t.Hint, spec.Kind)
 		return err
 	})
 	if err != nil {
@@ -461,6 +473,39 @@ func (s *Store) List(ctx context.Context, org string) ([]Token, error) {
 		return nil, fmt.Errorf("listing tokens of %s: %w", org, err)
 	}
 	return out, nil
+}
+
+// ListOwned returns the API tokens (kind 'api') owner made in org, newest
+// first; revoked ones only when withRevoked.
+func (s *Store) ListOwned(ctx context.Context, org, owner string, withRevoked bool) ([]Token, error) {
+	rows, err := s.pool.Query(ctx, "SELECT "+tokenColumns+` FROM tokens
+		WHERE org_id = $1 AND owner = $2 AND kind = 'api' AND ($3 OR revoked_at IS NULL) ORDER BY created_at DESC, id`, org, owner, withRevoked)
+	if err != nil {
+		return nil, fmt.Errorf("listing tokens of %s: %w", owner, err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (Token, error) {
+		t, err := scanToken(row)
+		if err != nil {
+			return Token{}, err
+		}
+		return *t, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing tokens of %s: %w", owner, err)
+	}
+	return out, nil
+}
+
+// Rename sets token id's display name.
+func (s *Store) Rename(ctx context.Context, id, name string) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE tokens SET name = $2 WHERE id = $1`, id, name)
+	if err != nil {
+		return fmt.Errorf("renaming token %s: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("renaming token %s: %w", id, ErrNotFound)
+	}
+	return nil
 }
 
 // TokenString re-creates token id's string by signing its stored signing
