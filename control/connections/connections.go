@@ -49,7 +49,9 @@ func Routes(mux *http.ServeMux, d Deps) {
 		d.TestTimeout = 10 * time.Second
 	}
 	a := &api{d}
-	h := func(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc { return httpapi.Handler(d.Log, fn) }
+	h := func(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+		return httpapi.Handler(d.Log, fn)
+	}
 	mux.HandleFunc("GET /api/v3/connections", h(a.list))
 	mux.HandleFunc("POST /api/v3/connections", h(a.create))
 	mux.HandleFunc("POST /api/v3/connections/test", h(a.testNew))

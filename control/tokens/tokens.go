@@ -55,7 +55,9 @@ type api struct{ d Deps }
 // Routes registers the Tokens API on mux.
 func Routes(mux *http.ServeMux, d Deps) {
 	a := &api{d}
-	h := func(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc { return httpapi.Handler(d.Log, fn) }
+	h := func(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+		return httpapi.Handler(d.Log, fn)
+	}
 	mux.HandleFunc("POST /api/v3/tokens", h(a.create))
 	mux.HandleFunc("GET /api/v3/tokens", h(a.list))
 	mux.HandleFunc("GET /api/v3/tokens/{token}", h(a.get))
