@@ -41,7 +41,7 @@ const (
 )
 
 func fakeMeridian(mode string, args []string) int {
-	known := map[string]bool{"version": true, "migrate": true, "connection": true, "token": true, "up": true}
+	known := map[string]bool{"version": true, "migrate": true, "connection": true, "token": true, "user": true, "up": true}
 	switch mode {
 	case fakeEmpty:
 		return 0
@@ -100,6 +100,8 @@ func fakeMeridian(mode string, args []string) int {
 		}
 	case "token":
 		fmt.Println("fake.token." + strings.Join(args[2:], "_"))
+	case "user":
+		fmt.Println("fake-admin-password")
 	case "up":
 		return fakeUp(mode)
 	}

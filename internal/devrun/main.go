@@ -179,6 +179,10 @@ func run(parent context.Context, o options, sigc <-chan os.Signal, out io.Writer
 	} else if out = strings.TrimSpace(out); out != "" {
 		log.Info("meridian migrate: " + out)
 	}
+	adminPassword, err := bin.ensureAdmin(ctx, o.StateDir)
+	if err != nil {
+		return err
+	}
 	var token string
 	if db.dataURL != "" {
 		if _, err := bin.run(ctx, "connection add", "connection", "add", demoConnection, "--url", db.dataURL); err != nil {
@@ -194,6 +198,7 @@ func run(parent context.Context, o options, sigc <-chan os.Signal, out io.Writer
 		health:  healthURL(),
 		public:  public,
 		token:   token,
+		admin:   adminPassword,
 		wait:    o.HealthTimeout,
 		relay:   rl,
 		out:     out,

@@ -26,7 +26,7 @@ type meridianBin struct {
 
 // requiredSubcommands lists the subcommands devrun runs.
 func requiredSubcommands() [][]string {
-	return [][]string{{"version"}, {"migrate"}, {"connection", "add"}, {"token", "create"}, {"up"}}
+	return [][]string{{"version"}, {"migrate"}, {"connection", "add"}, {"token", "create"}, {"user", "create"}, {"up"}}
 }
 
 // missingError means the binary lacks subcommands devrun needs.
@@ -44,7 +44,7 @@ func (e *missingError) Error() string {
 	if len(q) > 1 {
 		noun = "subcommands"
 	}
-	return fmt.Sprintf("%s has no %s %s (make run needs: version, migrate, connection add, token create, up); "+
+	return fmt.Sprintf("%s has no %s %s (make run needs: version, migrate, connection add, token create, user create, up); "+
 		"meanwhile `bin/devrun -prepare-only` sets up the database and demo data alone",
 		e.bin, noun, strings.Join(q, ", "))
 }
@@ -118,13 +118,40 @@ func (m *meridianBin) run(ctx context.Context, label string, args ...string) (st
 	return stdout.String(), nil
 }
 
-// demoGrants are the sources the demo token grants.
+// demoGrants are the sources the demo token grants: everything on the
+// demo connection, so that it works for every table the demo shows, for
+// SQL queries over them and for imports into it.
 func demoGrants() []string {
-	var g []string
-	for _, t := range demoTables() {
-		g = append(g, demoConnection+":public."+t.Table)
+	return []string{demoConnection + ":*"}
+}
+
+// demoAPIs are the APIs the demo token allows.
+const demoAPIs = "maps,sql,imports,lds"
+
+// Admin is the first administrator make run creates.
+const adminEmail = "admin@localhost"
+
+// ensureAdmin creates the first administrator on a fresh install and keeps
+// the generated password in stateDir/admin-password (0600); later runs
+// read it back. It returns the password ("" if the account exists but
+// its password was not made here).
+func (m *meridianBin) ensureAdmin(ctx context.Context, stateDir string) (string, error) {
+	path := filepath.Join(stateDir, "admin-password")
+	out, err := m.run(ctx, "user create", "user", "create", "--email", adminEmail, "--role", "admin", "--name", "Administrator", "--if-absent")
+	if err != nil {
+		return "", err
 	}
-	return g
+	if pw := strings.TrimSpace(out); pw != "" {
+		if err := writeFileAtomic(path, []byte(pw+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("saving the admin password: %w", err)
+		}
+		return pw, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", nil
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // createDemoToken makes a token for the demo tables (maps and SQL APIs,
@@ -134,7 +161,7 @@ func (m *meridianBin) createDemoToken(ctx context.Context, stateDir string) (str
 	for _, g := range demoGrants() {
 		args = append(args, "--grant", g)
 	}
-	args = append(args, "--api", "maps,sql", "--ttl", "720h", "--name", "make-run-demo")
+	args = append(args, "--api", demoAPIs, "--ttl", "720h", "--name", "make-run-demo")
 	out, err := m.run(ctx, "token create", args...)
 	if err != nil {
 		return "", err

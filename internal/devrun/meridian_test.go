@@ -49,8 +49,8 @@ func TestProbe(t *testing.T) {
 		wantMissing []string
 	}{
 		{fakeFull, nil},
-		{fakeEmpty, []string{"version", "migrate", "connection add", "token create", "up"}},
-		{fakePartial, []string{"connection add", "token create", "up"}},
+		{fakeEmpty, []string{"version", "migrate", "connection add", "token create", "user create", "up"}},
+		{fakePartial, []string{"connection add", "token create", "user create", "up"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.mode, func(t *testing.T) {
@@ -94,7 +94,7 @@ func TestCreateDemoToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The fake echoes its flags into the token.
-	for _, want := range []string{"--grant_local:public.countries", "--grant_local:public.populated_places", "--api_maps,sql", "--ttl_720h"} {
+	for _, want := range []string{"--grant_local:*", "--api_maps,sql,imports,lds", "--ttl_720h"} {
 		if !strings.Contains(tok, want) {
 			t.Errorf("token %q: flags lack %q", tok, want)
 		}

@@ -66,7 +66,7 @@ func TestRunEndToEnd(t *testing.T) {
 		return strings.Contains(out.String(), "Meridian is up")
 	})
 	_, edgePort, _ := net.SplitHostPort(os.Getenv("MERIDIAN_EDGE_ADDR"))
-	for _, want := range []string{"fake.token.", "access_token=fake.token.", "curl -sS", "http://localhost:" + edgePort + "/api/v3/maps/local/table/0/0/0?"} {
+	for _, want := range []string{"fake.token.", "access_token=fake.token.", "curl -sS", "admin@localhost, password fake-admin-password", "http://localhost:" + edgePort + "/api/v3/maps/local/table/0/0/0?"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("banner lacks %q:\n%s", want, out.String())
 		}
@@ -80,7 +80,7 @@ func TestRunEndToEnd(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("run did not return after SIGINT")
 	}
-	for _, f := range []string{"secret.key", "passwords.json", "env", "demo-token"} {
+	for _, f := range []string{"secret.key", "passwords.json", "env", "demo-token", "admin-password"} {
 		if fi, err := os.Stat(filepath.Join(state, f)); err != nil || fi.Mode().Perm() != 0o600 {
 			t.Errorf("%s: %v, want a 0600 file", f, err)
 		}

@@ -117,6 +117,7 @@ type upRun struct {
 	health  string // URL that answers 200 once the edge is ready
 	public  string // the URL users open
 	token   string // demo token; empty without demo data
+	admin   string // the first admin's password ("" if unknown)
 	wait    time.Duration
 	relay   *relay
 	out     io.Writer
@@ -169,7 +170,7 @@ func superviseUp(ctx context.Context, u upRun) error {
 			switch {
 			case err == nil:
 				up = true
-				printBanner(u.out, u.public, u.token, u.logPath)
+				printBanner(u.out, u.public, u.token, u.admin, u.logPath)
 			case !u.relay.signalled():
 				failure = fmt.Errorf("meridian up did not answer %s within %s: %w (see %s)", u.health, u.wait, err, u.logPath)
 				u.log.Error("giving up on meridian up; stopping it", "err", err)
@@ -305,15 +306,19 @@ func exampleTileURL(public, token string) string {
 		url.QueryEscape(token)
 }
 
-func printBanner(w io.Writer, public, token, logPath string) {
+func printBanner(w io.Writer, public, token, admin, logPath string) {
 	fmt.Fprintf(w, "\nMeridian is up: %s\n  log: %s\n  stop: Ctrl-C\n", public, logPath)
+	if admin != "" {
+		fmt.Fprintf(w, "\nSign in at %s/acc/ as %s, password %s\n  (kept in .meridian/admin-password; change it under your profile)\n", public, adminEmail, admin)
+	} else {
+		fmt.Fprintf(w, "\nSign in at %s/acc/ (%s exists; its password was not made by make run)\n", public, adminEmail)
+	}
 	if token == "" {
 		fmt.Fprintln(w, "\n(no demo data, so no demo token)")
 		return
 	}
 	tile := exampleTileURL(public, token)
-	fmt.Fprintf(w, "\nDemo token (%s; maps and sql APIs; 30 days):\n  %s\n", strings.Join(demoGrants(), ", "), token)
-	fmt.Fprintf(w, "\nWorkspace: %s/  (sign in at %s/acc/ with the token)\n", public, public)
+	fmt.Fprintf(w, "\nDemo token (%s; %s APIs; 30 days):\n  %s\n", strings.Join(demoGrants(), ", "), demoAPIs, token)
 	fmt.Fprintf(w, "\nExample tile, z/x/y = 0/0/0:\n  %s\n", tile)
 	fmt.Fprintf(w, "\n  curl -sS -o /dev/null -D - %s\n\n", shellQuote(tile))
 }
