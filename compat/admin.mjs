@@ -12,6 +12,12 @@
 //   EXPECT_NODES    node names, space-separated, to wait for as ready (required)
 //   PURGE_TAGS      tags to purge, space-separated (required)
 //   DEAD_SUB        a subscription holding a dead letter to replay (required)
+//   SESSION_COOKIE  optional: an administrator's session cookie (meridian_session);
+//                   then, in a new tab without the token, the console must open
+//                   on the session, list USER_EMAIL among the users, show the
+//                   running batch job and cancel it, purge and show the purge
+//                   in the audit log
+//   USER_EMAIL      the administrator's email (with SESSION_COOKIE)
 //   CHROMIUM        the browser executable (default: /usr/bin/chromium)
 //   TIMEOUT_MS      how long each step may wait (default: 30000)
 
@@ -37,6 +43,8 @@ const token = env('ADMIN_TOKEN');
 const expectNodes = env('EXPECT_NODES').split(/\s+/).filter(Boolean);
 const purgeTags = env('PURGE_TAGS');
 const deadSub = env('DEAD_SUB');
+const sessionCookie = env('SESSION_COOKIE', '');
+const userEmail = env('USER_EMAIL', '');
 const executablePath = env('CHROMIUM', '/usr/bin/chromium');
 const timeout = Number(env('TIMEOUT_MS', '30000'));
 
@@ -46,7 +54,11 @@ const watchdog = setTimeout(() => {
 }, 8 * timeout + 60_000);
 watchdog.unref();
 
-const redact = (s) => String(s).split(token).join('<token>');
+const redact = (s) => {
+  let out = String(s).split(token).join('<token>');
+  if (sessionCookie) out = out.split(sessionCookie).join('<session>');
+  return out;
+};
 const report = {ok: false, playwright: version('playwright-core'), browser: null, steps: [],
   pageErrors: [], consoleErrors: [], failedRequests: [], badResponses: [], problems: []};
 
@@ -137,6 +149,39 @@ try {
     });
 
     await step('config', async () => ({config: redact(await page.locator('#config').innerText())}));
+
+    if (!sessionCookie) return;
+    await context.addCookies([{name: 'meridian_session', value: sessionCookie, url: base}]);
+    const tab = await context.newPage();
+    tab.setDefaultTimeout(timeout);
+    tab.on('pageerror', (e) => report.pageErrors.push(redact(e.message)));
+    tab.on('console', (m) => {
+      if (m.type() === 'error' || m.type() === 'warning') report.consoleErrors.push(redact(`${m.type()}: ${m.text()}`));
+    });
+    tab.on('response', (r) => {
+      if (r.status() >= 400) report.badResponses.push(redact(`${r.request().method()} ${new URL(r.url()).pathname}: ${r.status()}`));
+    });
+    if (!(await step('session', async () => {
+      await tab.goto(base + '/admin/', {waitUntil: 'load'});
+      await tab.locator('#console').waitFor();
+      await tab.waitForFunction((email) => document.querySelector('#users').textContent.includes(email), userEmail, {timeout});
+      return {who: await tab.locator('#who').innerText()};
+    }))) return;
+    await step('cancelJob', async () => {
+      const row = tab.locator('#work tbody tr', {hasText: 'SQL job'}).first();
+      await row.waitFor();
+      const what = await row.innerText();
+      await row.locator('button', {hasText: 'Cancel'}).click();
+      await tab.waitForFunction(() => /Cancelled|failed/.test(document.querySelector('#work-msg').textContent), null, {timeout});
+      await tab.waitForFunction(() => !document.querySelector('#work').textContent.includes('SQL job'), null, {timeout});
+      return {row: what, message: await tab.locator('#work-msg').innerText()};
+    });
+    await step('auditedPurge', async () => {
+      await tab.locator('#purge-tags').fill(purgeTags);
+      await tab.locator('#purge-form button[type=submit]').click();
+      await tab.waitForFunction(() => document.querySelector('#audit').textContent.includes('admin.purge'), null, {timeout});
+      return {message: await tab.locator('#purge-msg').innerText()};
+    });
   };
   await go();
   report.ok = report.problems.length === 0;

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/tokenstore"
 )
 
 // needTool returns a tool's path; missing, it skips the test, or fails it
@@ -61,6 +66,12 @@ func (c *cluster) adminConsole(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// The first user to sign up is the default organization's admin; a
+	// batch job of theirs runs long enough to be cancelled in the console.
+	const email = "ops-admin@example.com"
+	cookie := c.signUpAdmin(t, email)
+	jobID := c.longJob(t)
+
 	cctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(cctx, node, filepath.Join(compat, "admin.mjs"))
@@ -71,6 +82,8 @@ func (c *cluster) adminConsole(t *testing.T) {
 		"EXPECT_NODES=e1 e2 t1 t2 t3 ctl wrk",
 		"PURGE_TAGS=src:local/public.places",
 		"DEAD_SUB="+sub,
+		"SESSION_COOKIE="+cookie,
+		"USER_EMAIL="+email,
 		"CHROMIUM="+chromium,
 		"TIMEOUT_MS=30000")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -126,6 +139,16 @@ func (c *cluster) adminConsole(t *testing.T) {
 	if i, ok := steps["config"]; !ok || strings.Contains(rep.Steps[i].Config, c.key) || !strings.Contains(rep.Steps[i].Config, "REDACTED") {
 		t.Errorf("config shown by the console leaks the key or redacts nothing")
 	}
+	for _, name := range []string{"session", "cancelJob", "auditedPurge"} {
+		if _, ok := steps[name]; !ok {
+			t.Errorf("session step %s missing: %+v", name, rep.Steps)
+		}
+	}
+	var status string
+	c.meta.QueryRow(ctx, `SELECT status FROM jobs WHERE id = $1`, jobID).Scan(&status)
+	if status != "cancelled" {
+		t.Errorf("the batch job cancelled in the console is %q, want cancelled", status)
+	}
 	// The purge reached e1; the replayed message was delivered to e2 and
 	// acked (no dead letter, no pending delivery left).
 	for deadline := time.Now().Add(10 * time.Second); ; {
@@ -139,6 +162,66 @@ func (c *cluster) adminConsole(t *testing.T) {
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after the console: e1 Cache-Status %q, %d dead letters and %d pending deliveries on %s", h.Get("Cache-Status"), dead, pending, sub)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// signUpAdmin signs up the first user through the edge (the default
+// organization's admin) and returns the session cookie's value.
+func (c *cluster) signUpAdmin(t *testing.T, email string) string {
+	t.Helper()
+	body := `{"email":"` + email + `","password":"correct horse battery staple","name":"Ops Admin"}`
+	res, err := c.client.Post("http://"+c.hosts["e1"].Addr(edgePort)+"/accounts-api/signup", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusCreated || !strings.Contains(string(b), `"admin"`) {
+		t.Fatalf("sign-up of the first user = %d %s, want 201 as admin", res.StatusCode, b)
+	}
+	for _, ck := range res.Cookies() {
+		if ck.Name == "meridian_session" {
+			return ck.Value
+		}
+	}
+	t.Fatal("sign-up set no session cookie")
+	return ""
+}
+
+// longJob submits a batch SQL job that sleeps for a minute and waits until
+// it runs; it returns the job's id.
+func (c *cluster) longJob(t *testing.T) string {
+	t.Helper()
+	ctx := context.Background()
+	tok, _, err := tokenstore.New(c.meta, mustKeyring(t, c.key), nil).Create(ctx, tokenstore.Spec{Owner: "cluster-test",
+		Grants: []grant.Grant{{Connection: "local", Source: "*"}}, APIs: []grant.API{grant.APISQL}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, _ := http.NewRequest("POST", "http://"+c.hosts["e1"].Addr(edgePort)+"/api/v3/sql/local/job",
+		strings.NewReader(`{"query":"SELECT pg_sleep(60)","timeout_ms":90000}`))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Content-Type", "application/json")
+	res, err := c.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	id := jsonField(b, "jobId")
+	if res.StatusCode >= 300 || id == "" {
+		t.Fatalf("submitting a batch job = %d %s", res.StatusCode, b)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var status string
+		c.meta.QueryRow(ctx, `SELECT status FROM jobs WHERE id = $1`, id).Scan(&status)
+		if status == "running" {
+			return id
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s is %q after 30s, want running", id, status)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

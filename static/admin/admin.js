@@ -144,10 +144,109 @@
     if (letters.length === 0 && !$('dead-msg').textContent) $('dead-msg').textContent = 'No dead letters.';
   }
 
+  // table builds a table of rows (arrays of strings or nodes) under heads.
+  function table(heads, rows) {
+    const t = document.createElement('table');
+    const head = t.createTHead().insertRow();
+    for (const h of heads) {
+      const th = document.createElement('th');
+      th.textContent = h;
+      head.appendChild(th);
+    }
+    const body = t.createTBody();
+    for (const row of rows) {
+      const tr = body.insertRow();
+      for (const v of row) {
+        const td = tr.insertCell();
+        if (v instanceof Node) td.appendChild(v);
+        else td.textContent = v == null ? '' : String(v);
+      }
+    }
+    return t;
+  }
+
+  const signInFirst = 'Sign in as an administrator (not with the admin token) to see this for your organization.';
+
+  async function refreshUsers() {
+    const box = $('users');
+    if (token) {
+      box.textContent = signInFirst;
+      return;
+    }
+    const res = await fetch('/workspace-api/users');
+    if (!res.ok) {
+      box.textContent = 'Users are not available (' + res.status + ').';
+      return;
+    }
+    const {users} = await res.json();
+    box.replaceChildren(table(['Email', 'Name', 'Role', 'Since', 'State'],
+      users.map((u) => [u.email, u.name, u.role, new Date(u.createdAt).toLocaleDateString(), u.disabledAt ? 'disabled' : 'active'])));
+  }
+
+  // The imports and batch SQL APIs take an API access token: a session
+  // gets one for its organization's connections.
+  let dataToken = null;
+  async function dataAPI(method, path) {
+    if (!dataToken || dataToken.expires < Date.now() + 60000) {
+      const res = await fetch('/accounts-api/session/token', {method: 'POST'});
+      if (!res.ok) throw new Error('no data token (' + res.status + ')');
+      const v = await res.json();
+      dataToken = {token: v.token, expires: Date.parse(v.expiresAt)};
+    }
+    const res = await fetch(path, {method, headers: {Authorization: 'Bearer ' + dataToken.token}});
+    const v = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(v.error || String(res.status));
+    return v;
+  }
+
+  async function refreshWork() {
+    const box = $('work');
+    if (token) {
+      box.textContent = signInFirst;
+      return;
+    }
+    let imports = [];
+    let jobs = [];
+    try {
+      for (const st of ['pending', 'running']) {
+        imports = imports.concat((await dataAPI('GET', '/api/v3/imports?status=' + st)).imports || []);
+        jobs = jobs.concat((await dataAPI('GET', '/api/v3/sql/jobs?status=' + st)).jobs || []);
+      }
+    } catch (e) {
+      box.textContent = 'Imports and jobs are not available: ' + e.message;
+      return;
+    }
+    const cancel = (label, path) => {
+      const b = document.createElement('button');
+      b.className = 'small';
+      b.textContent = 'Cancel';
+      b.addEventListener('click', async () => {
+        try {
+          await dataAPI('POST', path);
+          $('work-msg').textContent = 'Cancelled ' + label + '.';
+        } catch (e) {
+          $('work-msg').textContent = 'Cancel failed: ' + e.message;
+        }
+        refreshWork();
+      });
+      return b;
+    };
+    if (imports.length + jobs.length === 0) {
+      box.textContent = 'Nothing is running.';
+      return;
+    }
+    box.replaceChildren(table(['Kind', 'ID', 'Status', 'What', 'Since', ''], [
+      ...imports.map((i) => ['import', i.id, i.status, i.destination, new Date(i.createdAt).toLocaleTimeString(),
+        cancel('import ' + i.id, '/api/v3/imports/' + encodeURIComponent(i.id) + '/cancel')]),
+      ...jobs.map((j) => ['SQL job', j.jobId, j.status, j.query, new Date(j.createdAt).toLocaleTimeString(),
+        cancel('job ' + j.jobId, '/api/v3/sql/' + encodeURIComponent(j.connection) + '/job/' + encodeURIComponent(j.jobId) + '/cancel')]),
+    ]));
+  }
+
   async function refreshAudit() {
     const box = $('audit');
     if (token) {
-      box.textContent = 'Sign in as an administrator (not with the admin token) to see your organization\'s audit log.';
+      box.textContent = signInFirst;
       return;
     }
     const res = await fetch('/workspace-api/audit?limit=50');
@@ -156,28 +255,13 @@
       return;
     }
     const {events} = await res.json();
-    const table = document.createElement('table');
-    const head = table.createTHead().insertRow();
-    for (const h of ['When', 'Action', 'Target', 'Actor', 'Address']) {
-      const th = document.createElement('th');
-      th.textContent = h;
-      head.appendChild(th);
-    }
-    const body = table.createTBody();
-    for (const e of events) {
-      const tr = body.insertRow();
-      cell(tr, new Date(e.at).toLocaleString());
-      cell(tr, e.action);
-      cell(tr, e.target);
-      cell(tr, e.actorId);
-      cell(tr, e.ip);
-    }
-    box.replaceChildren(table);
+    box.replaceChildren(table(['When', 'Action', 'Target', 'Actor', 'Address'],
+      events.map((e) => [new Date(e.at).toLocaleString(), e.action, e.target, e.actorId, e.ip])));
   }
 
   async function refresh() {
     try {
-      await Promise.all([refreshNodes(), refreshCaches(), refreshSubs(), refreshAudit()]);
+      await Promise.all([refreshNodes(), refreshCaches(), refreshSubs(), refreshAudit(), refreshUsers(), refreshWork()]);
     } catch (e) {
       if (e.message !== 'unauthorized') $('nodes-summary').textContent = 'refresh failed: ' + e.message;
     }
