@@ -122,17 +122,7 @@ func TestClusterBench(t *testing.T) {
 	p := tilePath(0, 0, 0)
 	var lat []float64
 	for trial := 0; trial < 12; trial++ {
-		for _, e := range edgeNodes {
-			for deadline := time.Now().Add(10 * time.Second); ; {
-				if _, h, _, _ := c.get(e, p); strings.Contains(h.Get("Cache-Status"), "hit") {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s never cached %s", e, p)
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-		}
+		c.waitCached(t, p, 10*time.Second, edgeNodes...)
 		msg, _ := json.Marshal(cachetag.Invalidation{Tags: []string{cachetag.Source("local", "public.places")}, Reason: "bench"})
 		start := time.Now()
 		if _, err := b.Publish(ctx, "invalidations", msg, nil); err != nil {
@@ -145,7 +135,7 @@ func TestClusterBench(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for time.Since(start) < 10*time.Second {
-					if _, h, _, _ := c.get(e, p); !strings.Contains(h.Get("Cache-Status"), "hit") {
+					if _, h, _, _ := c.get(e, p); !isHit(h) {
 						mu.Lock()
 						lat = append(lat, float64(time.Since(start).Microseconds())/1000)
 						mu.Unlock()

@@ -741,3 +741,42 @@ func (c *cluster) direct(t *testing.T, node, path string) (int, []byte) {
 	b, _ := io.ReadAll(res.Body)
 	return res.StatusCode, b
 }
+
+// isHit reports whether an edge answered from its cache.
+func isHit(h http.Header) bool { return strings.Contains(h.Get("Cache-Status"), "hit") }
+
+// waitCached polls until every edge answers p from its cache.
+func (c *cluster) waitCached(t *testing.T, p string, limit time.Duration, edges ...string) {
+	t.Helper()
+	for _, e := range edges {
+		for deadline := time.Now().Add(limit); ; {
+			if _, h, _, _ := c.get(e, p); h != nil && isHit(h) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s never cached %s within %v", e, p, limit)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+}
+
+// waitPurged polls until every edge stops answering p from its cache and
+// returns how long each took.
+func (c *cluster) waitPurged(t *testing.T, p string, since time.Time, limit time.Duration, edges ...string) map[string]time.Duration {
+	t.Helper()
+	out := map[string]time.Duration{}
+	for _, e := range edges {
+		for {
+			if _, h, _, err := c.get(e, p); err == nil && !isHit(h) {
+				out[e] = time.Since(since)
+				break
+			}
+			if time.Since(since) > limit {
+				t.Fatalf("%s still serves %s from its cache %v later", e, p, limit)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return out
+}

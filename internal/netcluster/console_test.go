@@ -51,15 +51,7 @@ func (c *cluster) adminConsole(t *testing.T) {
 	}
 	ctx := context.Background()
 	p := tilePath(0, 0, 0)
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if _, h, _, _ := c.get("e1", p); strings.Contains(h.Get("Cache-Status"), "hit") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("e1 never cached %s", p)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	c.waitCached(t, p, 30*time.Second, "e1")
 	const sub = "edge-e2-invalidations"
 	if _, err := c.meta.Exec(ctx, `INSERT INTO broker_dead_letters (subscription, message_id, topic, data, published_at, attempts, last_error)
 		VALUES ($1, 900000001, 'invalidations', '{"tags":["map:console-test"],"reason":"dead letter test"}', now(), 5, 'edge was away')`, sub); err != nil {
@@ -157,7 +149,7 @@ func (c *cluster) adminConsole(t *testing.T) {
 		c.meta.QueryRow(ctx, `SELECT (SELECT count(*) FROM broker_dead_letters WHERE subscription = $1),
 			(SELECT count(*) FROM broker_deliveries d JOIN broker_messages m ON m.id = d.message_id
 			 WHERE d.subscription = $1 AND m.data::text LIKE '%console-test%')`, sub).Scan(&dead, &pending)
-		if !strings.Contains(h.Get("Cache-Status"), "hit") && dead == 0 && pending == 0 {
+		if !isHit(h) && dead == 0 && pending == 0 {
 			return
 		}
 		if time.Now().After(deadline) {

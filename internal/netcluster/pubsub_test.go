@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"strings"
 	"testing"
 	"time"
 
@@ -40,17 +39,7 @@ func (c *cluster) brokerOutage(t *testing.T) {
 	ctx := context.Background()
 	p := tilePath(0, 0, 0)
 	old := c.tileEverywhere(t, p)
-	for _, e := range edgeNodes {
-		for deadline := time.Now().Add(30 * time.Second); ; {
-			if _, h, _, _ := c.get(e, p); strings.Contains(h.Get("Cache-Status"), "hit") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never cached %s", e, p)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	c.waitCached(t, p, 30*time.Second, edgeNodes...)
 	b, err := brokerconfig.Open(ctx, brokerconfig.Config{Driver: "pubsub", PubSubProject: "meridian-cluster",
 		PubSubEndpoint: c.pubsubAddr, PubSubInsecure: true}, nil, slog.New(slog.DiscardHandler))
 	if err != nil {
@@ -82,7 +71,7 @@ func (c *cluster) brokerOutage(t *testing.T) {
 	time.Sleep(4 * time.Second)
 	// Both edges still answer from their caches.
 	for _, e := range edgeNodes {
-		if _, h, body, err := c.get(e, p); err != nil || !strings.Contains(h.Get("Cache-Status"), "hit") || digest(body) != old[e] {
+		if _, h, body, err := c.get(e, p); err != nil || !isHit(h) || digest(body) != old[e] {
 			t.Errorf("%s during the broker outage: %v, Cache-Status %q", e, err, h.Get("Cache-Status"))
 		}
 	}
@@ -94,17 +83,8 @@ func (c *cluster) brokerOutage(t *testing.T) {
 	if err := <-published; err != nil {
 		t.Fatalf("publishing across the outage: %v", err)
 	}
-	for _, e := range edgeNodes {
-		for deadline := time.Now().Add(30 * time.Second); ; {
-			if _, h, _, _ := c.get(e, p); !strings.Contains(h.Get("Cache-Status"), "hit") {
-				t.Logf("%s applied the invalidation published during the outage %v after the broker came back", e, time.Since(healed).Round(time.Millisecond))
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s still serves %s from cache 30s after the broker came back", e, p)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+	for e, d := range c.waitPurged(t, p, healed, 30*time.Second, edgeNodes...) {
+		t.Logf("%s applied the invalidation published during the outage %v after the broker came back", e, d.Round(time.Millisecond))
 	}
 	close(stop)
 	(<-done).check(t, "tiles through both edges across the broker outage")

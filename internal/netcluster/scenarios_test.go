@@ -78,31 +78,11 @@ func (c *cluster) adminAPI(t *testing.T) {
 		}
 	}
 	p := tilePath(0, 0, 0)
-	for _, e := range edgeNodes {
-		for deadline := time.Now().Add(30 * time.Second); ; {
-			if _, h, _, _ := c.get(e, p); strings.Contains(h.Get("Cache-Status"), "hit") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s never cached %s", e, p)
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}
+	c.waitCached(t, p, 30*time.Second, edgeNodes...)
 	if code, v := c.adminCall(t, "POST", "/api/admin/purge", `{"tags":["src:local/public.places"]}`); code != 202 {
 		t.Fatalf("admin purge = %d %v", code, v)
 	}
-	for _, e := range edgeNodes {
-		for deadline := time.Now().Add(10 * time.Second); ; {
-			if _, h, _, _ := c.get(e, p); !strings.Contains(h.Get("Cache-Status"), "hit") {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s still serves %s from cache 10s after the admin purge", e, p)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	c.waitPurged(t, p, time.Now(), 10*time.Second, edgeNodes...)
 	// Cache counters of both edges arrive with their heartbeats.
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		_, v := c.adminCall(t, "GET", "/api/admin/cache", "")
@@ -182,7 +162,7 @@ func (c *cluster) importPurgesEverywhere(t *testing.T) {
 	p := tilePath(0, 0, 0)
 	old := c.tileEverywhere(t, p)
 	for _, e := range edgeNodes {
-		if _, h, _, _ := c.get(e, p); !strings.Contains(h.Get("Cache-Status"), "hit") {
+		if _, h, _, _ := c.get(e, p); !isHit(h) {
 			t.Fatalf("%s: tile not cached before the import (Cache-Status %q)", e, h.Get("Cache-Status"))
 		}
 	}
@@ -333,7 +313,7 @@ func (c *cluster) partitionEdge(t *testing.T) {
 	// engine's post-invalidation hold): wait until e2 holds the tile.
 	for deadline := time.Now().Add(30 * time.Second); ; {
 		_, h, body, _ := c.get("e2", p)
-		if strings.Contains(h.Get("Cache-Status"), "hit") && digest(body) == old["e2"] {
+		if isHit(h) && digest(body) == old["e2"] {
 			break
 		}
 		if time.Now().After(deadline) {
