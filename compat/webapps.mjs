@@ -125,7 +125,7 @@ try {
   page.on('console', (m) => {
     if (m.type() === 'error' || m.type() === 'warning') report.consoleErrors.push(redact(`${m.type()}: ${m.text()}`));
   });
-  page.on('requestfailed', (r) => report.failedRequests.push(redact(`${r.method()} ${pathOf(r.url())}: ${r.failure()?.errorText}`)));
+  page.on('requestfailed', (r) => r.failure()?.errorText === 'net::ERR_ABORTED' || report.failedRequests.push(redact(`${r.method()} ${pathOf(r.url())}: ${r.failure()?.errorText}`)));
   page.on('response', (r) => {
     if (r.status() >= 400) report.badResponses.push(redact(`${r.request().method()} ${pathOf(r.url())}: ${r.status()}`));
   });

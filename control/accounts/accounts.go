@@ -116,6 +116,7 @@ func Routes(mux *http.ServeMux, cfg Config, d Deps) *API {
 	mux.HandleFunc("POST /accounts-api/logout", h(a.logout))
 	mux.HandleFunc("POST /accounts-api/logout-all", h(a.logoutAll))
 	mux.HandleFunc("GET /accounts-api/me", h(a.me))
+	mux.HandleFunc("GET /accounts-api/session", h(a.session))
 	mux.HandleFunc("PATCH /accounts-api/me", h(a.updateMe))
 	mux.HandleFunc("POST /accounts-api/password/forgot", h(a.forgot))
 	mux.HandleFunc("POST /accounts-api/password/reset", h(a.reset))
@@ -411,8 +412,19 @@ func (a *API) me(w http.ResponseWriter, r *http.Request) error {
 	if err := a.db.QueryRow(r.Context(), `SELECT name FROM organizations WHERE id = $1`, p.OrgID).Scan(&orgName); err != nil {
 		return fmt.Errorf("accounts: me: %w", err)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"user": u, "org": map[string]string{"id": p.OrgID, "name": orgName}, "via": p.Via})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"signedIn": true, "user": u, "org": map[string]string{"id": p.OrgID, "name": orgName}, "via": p.Via})
 	return nil
+}
+
+// session tells a web app whether its browser is signed in, always with a
+// 200 (an anonymous visit is not an error): {"signedIn": false} or
+// {"signedIn": true, "user", "org", "via"}.
+func (a *API) session(w http.ResponseWriter, r *http.Request) error {
+	if p, ok := authn.Caller(r); !ok || !p.IsUser() {
+		httpapi.WriteJSON(w, http.StatusOK, map[string]any{"signedIn": false})
+		return nil
+	}
+	return a.me(w, r)
 }
 
 type updateMeReq struct {

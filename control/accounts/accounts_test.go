@@ -465,3 +465,16 @@ func TestSessionDataToken(t *testing.T) {
 	res, raw = e.Do(t, "GET", "/workspace-api/users", nil, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) })
 	wantStatus(t, "API token on the workspace API", res, raw, 401)
 }
+
+func TestSessionEndpointNeverFails(t *testing.T) {
+	e := controltest.Start(t, nil)
+	res, raw := e.Do(t, "GET", "/accounts-api/session", nil, nil)
+	if m := wantStatus(t, "anonymous session", res, raw, 200); m["signedIn"] != false || m["user"] != nil {
+		t.Errorf("anonymous: %s", raw)
+	}
+	u := e.NewUser(t, identity.DefaultOrg, identity.RoleViewer)
+	res, raw = u.Do(t, "GET", "/accounts-api/session", nil)
+	if m := wantStatus(t, "signed in", res, raw, 200); m["signedIn"] != true {
+		t.Errorf("signed in: %s", raw)
+	}
+}

@@ -16,8 +16,10 @@ import (
 
 // ---- users (admin) ----
 
+// listUsers lists the organization's people, for admins and for editors
+// (who share maps with them).
 func (a *API) listUsers(w http.ResponseWriter, r *http.Request) error {
-	p, err := authn.User(r, identity.RoleViewer)
+	p, err := authn.User(r, identity.RoleEditor)
 	if err != nil {
 		return err
 	}

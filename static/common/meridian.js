@@ -188,6 +188,56 @@
     });
   }
 
+  // account calls the accounts API with the session cookie (same origin,
+  // so the browser sends it and CSRF protection lets it through) and
+  // returns the JSON answer (null for 204); errors are APIErrors.
+  async function account(path, {method = 'GET', body} = {}) {
+    const headers = {Accept: 'application/json'};
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res;
+    try {
+      res = await fetch(path, {method, headers, body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: 'same-origin', cache: 'no-store'});
+    } catch (err) {
+      throw new APIError(`The server did not answer (${err.message}).`, 0, 'NETWORK');
+    }
+    if (res.status === 204) return null;
+    return answer(res.status, res.statusText, await res.text());
+  }
+
+  // me is the signed-in user ({user, org, via}) or null.
+  async function me() {
+    const s = await account('/accounts-api/session');
+    return s.signedIn ? s : null;
+  }
+
+  // sessionToken exchanges the session for a short-lived data token (kept
+  // in this tab) and returns session(), or null when there is no session
+  // or the user's role has no data token.
+  async function sessionToken() {
+    const who = await me();
+    if (!who || !['admin', 'editor'].includes(who.user.role)) return null;
+    try {
+      const t = await account('/accounts-api/session/token', {method: 'POST'});
+      saveToken(t.token, false);
+      return session();
+    } catch (err) {
+      if (err instanceof APIError && (err.status === 401 || err.status === 403 || err.status === 409)) return null;
+      throw err;
+    }
+  }
+
+  // signOut ends the session (if any) and forgets the stored token.
+  async function signOut(everywhere = false) {
+    forgetToken();
+    if (!(await me())) return;
+    try {
+      await account(everywhere ? '/accounts-api/logout-all' : '/accounts-api/logout', {method: 'POST'});
+    } catch (err) {
+      if (!(err instanceof APIError && err.status === 401)) throw err;
+    }
+  }
+
   // h builds an element: h('a', {href: '/x', class: 'y', onclick: fn}, 'text', child…).
   // Strings become text nodes; null, undefined and false are left out.
   function h(tag, attrs, ...children) {
@@ -236,7 +286,7 @@
 
   window.Meridian = {
     storedToken, saveToken, forgetToken, remembered, decodeToken, expiresAt, expired, notYetValid, session,
-    hasAPI, connections, sourceKind, safeNext, signInURL, APIError, api, upload, h, note,
+    hasAPI, connections, sourceKind, safeNext, signInURL, APIError, api, upload, h, note, account, me, sessionToken, signOut,
     formatTime, fromNow, formatBytes, formatCount,
   };
 })();

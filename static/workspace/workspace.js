@@ -2,15 +2,16 @@
 // cancel), SQL (run a read-only query, submit a batch job, map a query),
 // batch SQL jobs (list, cancel) and map previews of tables, all through
 // the public APIs with the signed-in token (common/meridian.js). Without
-// a token it sends the browser to the accounts app's sign-in.
+// a token it exchanges the browser session for one, and without a session
+// it sends the browser to the accounts app's sign-in.
 //
 // Views: / imports, /sql, /jobs, /maps; any other path shows "not found".
 'use strict';
 
-(() => {
+(async () => {
   const M = window.Meridian;
   const {h, note} = M;
-  const s = M.session();
+  const s = M.session() || await M.sessionToken();
   if (!s) {
     location.replace(M.signInURL());
     return;
@@ -455,8 +456,8 @@
   const exp = M.expiresAt(claims);
   document.getElementById('who').append(
     h('a', {href: '/acc/', id: 'account-link', title: `Token ${claims.jti}` + (exp ? `, expires ${M.formatTime(exp)}` : '')}, claims.sub || 'Account'),
-    h('button', {type: 'button', class: 'small', id: 'signout', onclick: () => {
-      M.forgetToken();
+    h('button', {type: 'button', class: 'small', id: 'signout', onclick: async () => {
+      await M.signOut();
       location.assign('/acc/');
     }}, 'Sign out'));
   render();
