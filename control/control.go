@@ -19,6 +19,7 @@ import (
 	"github.com/meridian-gis/meridian/control/accounts"
 	"github.com/meridian-gis/meridian/control/admin"
 	"github.com/meridian-gis/meridian/control/authn"
+	"github.com/meridian-gis/meridian/control/catalog"
 	"github.com/meridian-gis/meridian/control/connections"
 	"github.com/meridian-gis/meridian/control/tokens"
 	"github.com/meridian-gis/meridian/internal/broker"
@@ -26,6 +27,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/httpserver"
 	"github.com/meridian-gis/meridian/internal/identity"
+	"github.com/meridian-gis/meridian/internal/invalidate"
 	"github.com/meridian-gis/meridian/internal/obs"
 	"github.com/meridian-gis/meridian/internal/tokenstore"
 )
@@ -112,6 +114,7 @@ type Server struct {
 	health *obs.Health
 	mux    *http.ServeMux
 	auth   *authn.Authenticator
+	pools  *dataconn.Pools // data connections of the Catalog API
 }
 
 // New builds the server and its routes.
@@ -137,6 +140,12 @@ func New(cfg Config, d Deps) (*Server, error) {
 		tokens.Routes(s.mux, tokens.Deps{Log: d.Log.With("api", "tokens"), Meta: d.Meta, Tokens: d.TokenStore, ClientIP: s.auth.ClientIP})
 	}
 	if d.Connections != nil {
+		s.pools = dataconn.NewPools(d.Connections, dataconn.PoolsConfig{MaxConns: 4, ApplicationName: "meridian-catalog"}, d.Log.With("component", "dataconn"))
+		var notifier *invalidate.Notifier
+		if d.Broker != nil {
+			notifier = invalidate.New(d.Meta, d.Broker)
+		}
+		catalog.Routes(s.mux, catalog.Deps{Log: d.Log.With("api", "catalog"), Meta: d.Meta, Pools: s.pools, Notifier: notifier, ClientIP: s.auth.ClientIP})
 		connections.Routes(s.mux, connections.Deps{Log: d.Log.With("api", "connections"), Meta: d.Meta, Store: d.Connections, ClientIP: s.auth.ClientIP})
 	}
 	if d.Tokens != nil {
@@ -172,7 +181,14 @@ func (s *Server) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return srv.Run(ctx, s.health.SetDraining)
+	if s.pools != nil {
+		go s.pools.Run(ctx) // re-opens pools of connections changed on other nodes
+	}
+	err = srv.Run(ctx, s.health.SetDraining)
+	if s.pools != nil {
+		s.pools.Close()
+	}
+	return err
 }
 
 func (s *Server) version(w http.ResponseWriter, r *http.Request) {
