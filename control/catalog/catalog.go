@@ -54,7 +54,9 @@ func Routes(mux *http.ServeMux, d Deps) {
 		d.Timeout = 15 * time.Second
 	}
 	a := &api{d}
-	h := func(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc { return httpapi.Handler(d.Log, fn) }
+	h := func(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+		return httpapi.Handler(d.Log, fn)
+	}
 	mux.HandleFunc("GET /workspace-api/connections/{conn}/schemas", h(a.schemas))
 	mux.HandleFunc("GET /workspace-api/connections/{conn}/schemas/{schema}/tables", h(a.tables))
 	mux.HandleFunc("GET /workspace-api/connections/{conn}/tables/{table}", h(a.table))
