@@ -30,6 +30,8 @@ type node struct {
 	keyring *secret.Keyring
 	broker  broker.Broker
 	health  *obs.Health
+	// pools are the process's database pools, for their metrics.
+	pools *opsmetrics.PoolSet
 
 	// tokens verifies access tokens (set by prepareTokens).
 	tokens *tokenstore.Watcher
@@ -49,7 +51,9 @@ func openNode(ctx context.Context, cfg *Config, svc string, n needs, withBroker 
 		log:     obs.NewLogger(os.Stderr, cfg.Log).With("svc", svc, "node", cfg.Node),
 		metrics: obs.NewRegistry(),
 		health:  obs.NewHealth(),
+		pools:   new(opsmetrics.PoolSet),
 	}
+	nd.metrics.MustRegister(opsmetrics.NewPoolsCollector(nd.pools.Stats))
 	if n.secret {
 		kr, err := secret.ParseKeyring(cfg.SecretKey)
 		if err != nil {
@@ -63,7 +67,7 @@ func openNode(ctx context.Context, cfg *Config, svc string, n needs, withBroker 
 			return nil, fmt.Errorf("MERIDIAN_DATABASE_URL: %w", err)
 		}
 		nd.meta = pool
-		nd.metrics.MustRegister(opsmetrics.NewPoolCollector(pool, "metadata"))
+		nd.pools.AddPool("metadata", pool)
 		nd.health.Add("metadata_db", func(ctx context.Context) error { return pool.Ping(ctx) })
 	}
 	if withBroker {

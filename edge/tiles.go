@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/grant"
@@ -39,6 +41,14 @@ func (nd *node) tilesComponent() (component, error) {
 			return nd.broker.Receive(ctx, sub, srv.HandleInvalidation)
 		}})
 	}
+	// Saturation of the data connections' pools, as data/<connection>.
+	nd.pools.AddSource(func() map[string]*pgxpool.Stat {
+		out := map[string]*pgxpool.Stat{}
+		for name, st := range pools.Stats() {
+			out["data/"+name] = st
+		}
+		return out
+	})
 	// The pools close only once the server has drained: a request still
 	// in flight at shutdown must not find them closed.
 	drained := make(chan struct{})

@@ -89,6 +89,20 @@ func NewPools(store *Store, cfg PoolsConfig, log *slog.Logger) *Pools {
 	return p
 }
 
+// Stats returns the statistics of every open pool, by connection name
+// (for metrics).
+func (p *Pools) Stats() map[string]*pgxpool.Stat {
+	p.mu.RLock()
+	defer p.mu.RUnlock()
+	out := make(map[string]*pgxpool.Stat, len(p.m))
+	for name, e := range p.m {
+		if o := e.cur.Load(); o != nil {
+			out[name] = o.pool.Stat()
+		}
+	}
+	return out
+}
+
 // Pool returns the pool of connection name, opening it on first use.
 // Concurrent first calls share one opening. Errors: ErrNotFound,
 // ErrClosed, errors opening the sealed settings, connection failures.

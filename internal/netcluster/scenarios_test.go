@@ -129,6 +129,16 @@ func (c *cluster) renderedOnce(t *testing.T) {
 			t.Errorf("%s differs between edges: %v", p, bodies)
 		}
 	}
+	// The tiles nodes that rendered report their data connection pool.
+	reporting := 0
+	for _, node := range tilesNodes {
+		if max := c.metric(t, "http://"+c.hosts[node].Addr(tilesPort)+"/metrics", `meridian_db_pool_max_conns{pool="data/local"}`); max > 0 {
+			reporting++
+		}
+	}
+	if reporting == 0 {
+		t.Error("no tiles node reports meridian_db_pool_max_conns for data/local")
+	}
 	if got := loads() - before; got != n {
 		t.Errorf("tiles rendered (groupcache local loads) = %v for %d distinct tiles asked 4 times through 2 edges, want %d", got, n, n)
 	}

@@ -8,16 +8,17 @@ package opsmetrics
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// PoolCollector exports pool's statistics with the label pool=name.
+// PoolCollector exports the statistics of one or more pgx pools, labelled
+// pool=<name>.
 type PoolCollector struct {
-	pool *pgxpool.Pool
-	name string
+	stats func() map[string]*pgxpool.Stat
 
 	acquired, idle, total, max *prometheus.Desc
 	acquires, emptyAcquires    *prometheus.Desc
@@ -26,10 +27,17 @@ type PoolCollector struct {
 
 // NewPoolCollector returns a collector of pool, labelled name.
 func NewPoolCollector(pool *pgxpool.Pool, name string) *PoolCollector {
+	return NewPoolsCollector(func() map[string]*pgxpool.Stat { return map[string]*pgxpool.Stat{name: pool.Stat()} })
+}
+
+// NewPoolsCollector returns a collector of the pools stats lists at each
+// scrape (the data connections' pools, opened and closed as they are
+// used), labelled with their names.
+func NewPoolsCollector(stats func() map[string]*pgxpool.Stat) *PoolCollector {
 	d := func(n, help string) *prometheus.Desc {
-		return prometheus.NewDesc("meridian_db_pool_"+n, help, nil, prometheus.Labels{"pool": name})
+		return prometheus.NewDesc("meridian_db_pool_"+n, help, []string{"pool"}, nil)
 	}
-	return &PoolCollector{pool: pool, name: name,
+	return &PoolCollector{stats: stats,
 		acquired:       d("acquired_conns", "Connections in use."),
 		idle:           d("idle_conns", "Idle connections."),
 		total:          d("total_conns", "Open connections."),
@@ -49,18 +57,55 @@ func (c *PoolCollector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *PoolCollector) Collect(ch chan<- prometheus.Metric) {
-	s := c.pool.Stat()
-	g := func(d *prometheus.Desc, v float64) { ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v) }
-	k := func(d *prometheus.Desc, v float64) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v)
+	for name, s := range c.stats() {
+		g := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, name)
+		}
+		k := func(d *prometheus.Desc, v float64) {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, name)
+		}
+		g(c.acquired, float64(s.AcquiredConns()))
+		g(c.idle, float64(s.IdleConns()))
+		g(c.total, float64(s.TotalConns()))
+		g(c.max, float64(s.MaxConns()))
+		k(c.acquires, float64(s.AcquireCount()))
+		k(c.emptyAcquires, float64(s.EmptyAcquireCount()))
+		k(c.acquireSeconds, s.AcquireDuration().Seconds())
 	}
-	g(c.acquired, float64(s.AcquiredConns()))
-	g(c.idle, float64(s.IdleConns()))
-	g(c.total, float64(s.TotalConns()))
-	g(c.max, float64(s.MaxConns()))
-	k(c.acquires, float64(s.AcquireCount()))
-	k(c.emptyAcquires, float64(s.EmptyAcquireCount()))
-	k(c.acquireSeconds, s.AcquireDuration().Seconds())
+}
+
+// PoolSet gathers the pools of one process for one PoolCollector (a
+// registry takes one collector per metric name): the metadata pool, the
+// data connections' pools, whatever is added as components are built.
+type PoolSet struct {
+	mu      sync.Mutex
+	sources []func() map[string]*pgxpool.Stat
+}
+
+// AddPool adds pool under name.
+func (s *PoolSet) AddPool(name string, pool *pgxpool.Pool) {
+	s.AddSource(func() map[string]*pgxpool.Stat { return map[string]*pgxpool.Stat{name: pool.Stat()} })
+}
+
+// AddSource adds pools listed at each scrape.
+func (s *PoolSet) AddSource(fn func() map[string]*pgxpool.Stat) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sources = append(s.sources, fn)
+}
+
+// Stats returns every pool's statistics by name.
+func (s *PoolSet) Stats() map[string]*pgxpool.Stat {
+	s.mu.Lock()
+	sources := append([]func() map[string]*pgxpool.Stat(nil), s.sources...)
+	s.mu.Unlock()
+	out := map[string]*pgxpool.Stat{}
+	for _, fn := range sources {
+		for k, v := range fn() {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // ClusterCollector reads the postgres broker's tables and the node
