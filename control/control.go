@@ -21,6 +21,7 @@ import (
 	"github.com/meridian-gis/meridian/control/authn"
 	"github.com/meridian-gis/meridian/control/catalog"
 	"github.com/meridian-gis/meridian/control/connections"
+	"github.com/meridian-gis/meridian/control/openapi"
 	"github.com/meridian-gis/meridian/control/tokens"
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/config"
@@ -130,6 +131,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	s.health.Add("metadata_db", func(ctx context.Context) error { return d.Meta.Ping(ctx) })
 	s.health.Mount(s.mux, d.Metrics)
 	s.mux.HandleFunc("GET /api/version", s.version)
+	openapi.Routes(s.mux, d.Version)
 	var verifier authn.TokenVerifier
 	if d.Tokens != nil {
 		verifier = d.Tokens
