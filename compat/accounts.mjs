@@ -5,7 +5,9 @@
 // shown to the admin); the colleague opens the link, joins and sees their
 // role; a page on another origin tries to sign the admin out everywhere
 // (CSRF) and is refused; the admin signs in on a second device and signs
-// out everywhere from the first, which ends both sessions. It prints a
+// out everywhere from the first, which ends both sessions. A third person
+// signs in through the OpenID Connect provider (SSO button) and lands on
+// the workspace with the role their group maps to. It prints a
 // JSON report; the caller judges it.
 //
 //   BASE_URL        the edge, e.g. http://127.0.0.1:8080 (required)
@@ -171,6 +173,19 @@ try {
       return {status: r.status(), body: body.slice(0, 200), stillSignedIn: await signedIn(a)};
     });
 
+    await step('sso', async () => {
+      const s = await newPage(browser);
+      await s.goto(base + '/acc/', {waitUntil: 'load'});
+      const label = await s.locator('#sso-button').innerText();
+      await s.locator('#sso-button').click();
+      await s.waitForURL(base + '/');
+      await s.locator('#who').getByText('Sign out').waitFor();
+      await shot(s, '05-sso-workspace');
+      const who = await (await s.context().request.get(base + '/accounts-api/session')).json();
+      await s.context().close();
+      return {label, email: who.user?.email, role: who.user?.role, title: ''};
+    });
+
     await step('signOutEverywhere', async () => {
       const c = await newPage(browser);
       await c.goto(base + '/acc/', {waitUntil: 'load'});
@@ -182,7 +197,7 @@ try {
       await a.goto(base + '/acc/', {waitUntil: 'load'});
       await a.locator('#signout-all').click();
       await a.locator('#login-email').waitFor();
-      await shot(a, '05-signed-out');
+      await shot(a, '06-signed-out');
       const after = [await signedIn(a), await signedIn(c)];
       await c.context().close();
       return {before, after};

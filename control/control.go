@@ -22,6 +22,7 @@ import (
 	"github.com/meridian-gis/meridian/control/catalog"
 	"github.com/meridian-gis/meridian/control/connections"
 	"github.com/meridian-gis/meridian/control/openapi"
+	"github.com/meridian-gis/meridian/control/sso"
 	"github.com/meridian-gis/meridian/control/tokens"
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/config"
@@ -51,6 +52,8 @@ type Config struct {
 	Auth authn.Config `json:"auth"`
 	// Accounts configures sign-up, sign-in, invites, resets and mail.
 	Accounts accounts.Config `json:"accounts"`
+	// SSO configures sign-in through an OpenID Connect provider.
+	SSO sso.Config `json:"sso"`
 }
 
 // SetDefaults fills zero fields.
@@ -74,6 +77,9 @@ func (c Config) Validate() error {
 	var errs []error
 	if c.RequestTimeout < 0 {
 		errs = append(errs, errors.New("control request_timeout: must not be negative (MERIDIAN_CONTROL_REQUEST_TIMEOUT)"))
+	}
+	if err := c.SSO.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Jobs.Validate(); err != nil {
 		errs = append(errs, err)
@@ -137,7 +143,15 @@ func New(cfg Config, d Deps) (*Server, error) {
 		verifier = d.Tokens
 	}
 	s.auth = authn.New(cfg.Auth, d.Meta, verifier, d.Log.With("api", "authn"))
-	accounts.Routes(s.mux, cfg.Accounts, accounts.Deps{Log: d.Log.With("api", "accounts"), Meta: d.Meta, Auth: s.auth, Tokens: d.TokenStore, Mailer: d.Mailer})
+	single, err := sso.Routes(s.mux, cfg.SSO, sso.Deps{Log: d.Log.With("api", "sso"), Meta: d.Meta, Auth: s.auth, PublicURL: cfg.Accounts.PublicURL})
+	if err != nil {
+		return nil, err
+	}
+	ssoName := ""
+	if single != nil {
+		ssoName = single.Name()
+	}
+	accounts.Routes(s.mux, cfg.Accounts, accounts.Deps{Log: d.Log.With("api", "accounts"), Meta: d.Meta, Auth: s.auth, Tokens: d.TokenStore, Mailer: d.Mailer, SSOName: ssoName})
 	if d.TokenStore != nil {
 		tokens.Routes(s.mux, tokens.Deps{Log: d.Log.With("api", "tokens"), Meta: d.Meta, Tokens: d.TokenStore, ClientIP: s.auth.ClientIP})
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/oauth2-proxy/mockoidc"
 )
 
 // The accounts app through `meridian up`, in headless Chromium
@@ -24,7 +26,15 @@ func TestAccountsInBrowser(t *testing.T) {
 	if chromium == "" {
 		chromium = needTool(t, "chromium")
 	}
-	u := startImpUp(t)
+	op, oerr := mockoidc.Run()
+	if oerr != nil {
+		t.Fatal(oerr)
+	}
+	t.Cleanup(func() { op.Shutdown() })
+	oc := op.Config()
+	op.QueueUser(&mockoidc.MockUser{Subject: "sso-1", Email: "sso.user@example.test", EmailVerified: true, Groups: []string{"gis"}})
+	u := startImpUp(t, "MERIDIAN_OIDC_ISSUER="+oc.Issuer, "MERIDIAN_OIDC_CLIENT_ID="+oc.ClientID, "MERIDIAN_OIDC_CLIENT_SECRET="+oc.ClientSecret,
+		"MERIDIAN_OIDC_SCOPES=openid email profile groups", "MERIDIAN_OIDC_ROLE_MAP=gis=editor", "MERIDIAN_OIDC_NAME=Test IdP")
 	dir := compatDir(t)
 
 	// A hostile page on another origin (another port of 127.0.0.1).
@@ -74,6 +84,8 @@ func TestAccountsInBrowser(t *testing.T) {
 			Status          int    `json:"status"`
 			Body            string `json:"body"`
 			StillSignedIn   bool   `json:"stillSignedIn"`
+			Label           string `json:"label"`
+			Email           string `json:"email"`
 			Before          []bool `json:"before"`
 			After           []bool `json:"after"`
 		} `json:"steps"`
@@ -111,6 +123,10 @@ func TestAccountsInBrowser(t *testing.T) {
 		case "csrf":
 			if s.Status != 403 || !s.StillSignedIn {
 				t.Errorf("cross-origin sign-out: %d %q, still signed in %v; want 403 and the session intact", s.Status, s.Body, s.StillSignedIn)
+			}
+		case "sso":
+			if s.Label != "Sign in with Test IdP" || s.Email != "sso.user@example.test" || s.Role != "editor" {
+				t.Errorf("SSO: button %q, signed in as %q (%s); want the Test IdP button and sso.user@example.test as editor", s.Label, s.Email, s.Role)
 			}
 		case "signOutEverywhere":
 			if len(s.Before) != 2 || !s.Before[0] || !s.Before[1] || len(s.After) != 2 || s.After[0] || s.After[1] {

@@ -88,6 +88,8 @@ type Deps struct {
 	Tokens *tokenstore.Store
 	// Mailer overrides the SMTP mailer built from Config.Mail (tests).
 	Mailer Mailer
+	// SSOName labels the single sign-on button ("" when SSO is off).
+	SSOName string
 }
 
 // API serves the accounts routes.
@@ -98,12 +100,13 @@ type API struct {
 	toks *tokenstore.Store
 	mail Mailer
 	log  *slog.Logger
+	sso  string
 }
 
 // Routes registers the accounts routes on mux.
 func Routes(mux *http.ServeMux, cfg Config, d Deps) *API {
 	cfg.SetDefaults()
-	a := &API{cfg: cfg, db: d.Meta, auth: d.Auth, toks: d.Tokens, mail: d.Mailer, log: d.Log}
+	a := &API{cfg: cfg, db: d.Meta, auth: d.Auth, toks: d.Tokens, mail: d.Mailer, log: d.Log, sso: d.SSOName}
 	if a.mail == nil {
 		a.mail = NewMailer(cfg.Mail)
 	}
@@ -211,7 +214,11 @@ func (a *API) status(w http.ResponseWriter, r *http.Request) error {
 	if err := a.db.QueryRow(r.Context(), `SELECT (SELECT count(*) FROM users), signup_policy FROM organizations WHERE id = $1`, identity.DefaultOrg).Scan(&users, &policy); err != nil {
 		return fmt.Errorf("accounts: status: %w", err)
 	}
-	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"setupRequired": users == 0, "signupPolicy": policy, "mail": a.mail != nil})
+	st := map[string]any{"setupRequired": users == 0, "signupPolicy": policy, "mail": a.mail != nil}
+	if a.sso != "" {
+		st["sso"] = map[string]string{"name": a.sso, "login": "/accounts-api/sso/login"}
+	}
+	httpapi.WriteJSON(w, http.StatusOK, st)
 	return nil
 }
 

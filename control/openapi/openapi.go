@@ -58,6 +58,8 @@ var Ops = []Op{
 	{"POST", "/accounts-api/password/reset", "accounts", "Set a new password with a reset link's token", Public, "json", 0},
 	{"GET", "/accounts-api/invites/{token}", "accounts", "Whom an invite link is for", Public, "", 0},
 	{"POST", "/accounts-api/oauth/token", "accounts", "OAuth 2.0 client credentials grant: a 24-hour user token", Public, "form", 0},
+	{"GET", "/accounts-api/sso/login", "accounts", "Start single sign-on (OpenID Connect, code flow with PKCE); ?next= is where to land", Public, "", 302},
+	{"GET", "/accounts-api/sso/callback", "accounts", "The provider's redirect back: verifies the sign-in and starts a session", Public, "", 302},
 	{"POST", "/accounts-api/session/token", "accounts", "Exchange the session for a short-lived API access token (editors)", User, "", 0},
 	{"GET", "/workspace-api/org", "organization", "The caller's organization", User, "", 0},
 	{"PATCH", "/workspace-api/org", "organization", "Change the organization's name, default role or sign-up policy (admin)", User, "json", 0},

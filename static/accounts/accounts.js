@@ -142,6 +142,8 @@
     location.assign(next);
   }
 
+  const urlError = new URLSearchParams(location.search).get('error');
+
   function passwordSignInView(flash, status) {
     const msg = h('div', {id: 'login-message'});
     const submit = h('button', {type: 'submit', class: 'primary', id: 'login-submit'}, 'Sign in');
@@ -160,6 +162,7 @@
     return h('section', {class: 'card', id: 'password-signin'},
       h('h1', null, 'Sign in'),
       flash,
+      urlError && note('error', urlError),
       status && status.setupRequired && note('ok', 'This install has no account yet. ', h('a', {href: '/acc/signup', id: 'setup-link'}, 'Create the first one'), ': it becomes the administrator.'),
       h('form', {id: 'login', onsubmit},
         field('Email', {type: 'email', name: 'email', id: 'login-email', required: true, autocomplete: 'username'}),
@@ -168,7 +171,9 @@
           h('a', {href: '/acc/forgot'}, 'Forgot the password?'),
           status && status.signupPolicy === 'open' && h('a', {href: '/acc/signup'}, 'Create an account'),
           h('span', {class: 'grow'}), submit),
-        msg));
+        msg),
+      status && status.sso && h('div', {class: 'actions'},
+        h('a', {href: status.sso.login + '?next=' + encodeURIComponent(next), class: 'button', id: 'sso-button'}, `Sign in with ${status.sso.name}`)));
   }
 
   async function signupView(flash) {
