@@ -65,7 +65,8 @@ func TestOpenAPIAgreesWithRoutes(t *testing.T) {
 
 	// Every documented operation is routed: it answers with something
 	// other than the router's "no route" 404 or a 405.
-	e := controltest.Start(t, func(c *control.Config, _ *control.Deps) { c.AdminToken = "admin-secret"
+	e := controltest.Start(t, func(c *control.Config, _ *control.Deps) {
+		c.AdminToken = "admin-secret"
 		c.SSO.Issuer, c.SSO.ClientID = "http://127.0.0.1:1", "meridian" // routed; discovery is lazy
 	})
 	u := e.NewUser(t, identity.DefaultOrg, identity.RoleAdmin)
