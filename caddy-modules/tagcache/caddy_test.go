@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -135,8 +136,9 @@ func send(t *testing.T, method, url string, body io.Reader, header ...string) re
 	defer client.CloseIdleConnections()
 	resp, err := client.Do(req)
 	// A connection accepted by the outgoing server while a config reload
-	// shuts it down ends with EOF; a bodiless GET is safe to send again.
-	for i := 0; i < 3 && err != nil && errors.Is(err, io.EOF) && body == nil && method == "GET"; i++ {
+	// shuts it down ends with EOF or a reset; a bodiless GET is safe to
+	// send again.
+	for i := 0; i < 3 && err != nil && (errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET)) && body == nil && method == "GET"; i++ {
 		time.Sleep(20 * time.Millisecond)
 		resp, err = client.Do(req)
 	}
