@@ -124,6 +124,23 @@ try {
         cookie: c ? {httpOnly: c.httpOnly, sameSite: c.sameSite, secure: c.secure} : null};
     }))) return;
 
+    await step('token', async () => {
+      await a.goto(base + '/connections', {waitUntil: 'load'});
+      await a.locator('#connections-table tr[data-name="local"]').waitFor();
+      const connections = await a.locator('#connections-table tbody tr').count();
+      await a.goto(base + '/tokens', {waitUntil: 'load'});
+      await a.waitForFunction(() => document.querySelectorAll('#token-source option').length > 1, null, {timeout});
+      await a.locator('#token-form input[name=name]').fill('stores app');
+      await a.locator('#token-source').selectOption('public.*');
+      await a.locator('#token-add-grant').click();
+      await a.locator('#token-create').click();
+      const tok = (await a.locator('#new-token').innerText()).trim();
+      await a.locator('#tokens-table tbody tr').first().waitFor();
+      await shot(a, '02b-tokens');
+      const list = await (await a.context().request.get(base + '/api/v3/tokens')).json();
+      return {connections, created: tok.split('.').length === 3, grants: list.tokens.map((t) => t.grants.map((g) => `${g.connection_name}:${g.source}`).join(' '))};
+    });
+
     if (!(await step('invite', async () => {
       await a.goto(base + '/acc/users', {waitUntil: 'load'});
       await a.locator('#invite-email').fill(viewer.email);

@@ -75,19 +75,22 @@ func TestAccountsInBrowser(t *testing.T) {
 				SameSite string `json:"sameSite"`
 				Secure   bool   `json:"secure"`
 			} `json:"cookie"`
-			Link            string `json:"link"`
-			Prefilled       string `json:"prefilled"`
-			Role            string `json:"role"`
-			PeopleStatus    int    `json:"peopleStatus"`
-			DataTokenStatus int    `json:"dataTokenStatus"`
-			ReuseStatus     int    `json:"reuseStatus"`
-			Status          int    `json:"status"`
-			Body            string `json:"body"`
-			StillSignedIn   bool   `json:"stillSignedIn"`
-			Label           string `json:"label"`
-			Email           string `json:"email"`
-			Before          []bool `json:"before"`
-			After           []bool `json:"after"`
+			Link            string   `json:"link"`
+			Prefilled       string   `json:"prefilled"`
+			Role            string   `json:"role"`
+			PeopleStatus    int      `json:"peopleStatus"`
+			DataTokenStatus int      `json:"dataTokenStatus"`
+			ReuseStatus     int      `json:"reuseStatus"`
+			Status          int      `json:"status"`
+			Body            string   `json:"body"`
+			StillSignedIn   bool     `json:"stillSignedIn"`
+			Connections     int      `json:"connections"`
+			Created         bool     `json:"created"`
+			Grants          []string `json:"grants"`
+			Label           string   `json:"label"`
+			Email           string   `json:"email"`
+			Before          []bool   `json:"before"`
+			After           []bool   `json:"after"`
 		} `json:"steps"`
 	}
 	if jerr := json.Unmarshal(out, &rep); jerr != nil {
@@ -123,6 +126,10 @@ func TestAccountsInBrowser(t *testing.T) {
 		case "csrf":
 			if s.Status != 403 || !s.StillSignedIn {
 				t.Errorf("cross-origin sign-out: %d %q, still signed in %v; want 403 and the session intact", s.Status, s.Body, s.StillSignedIn)
+			}
+		case "token":
+			if s.Connections != 1 || !s.Created || len(s.Grants) != 1 || s.Grants[0] != "local:public.*" {
+				t.Errorf("tokens page: %d connections listed, created %v, tokens %q; want local, a token granting local:public.*", s.Connections, s.Created, s.Grants)
 			}
 		case "sso":
 			if s.Label != "Sign in with Test IdP" || s.Email != "sso.user@example.test" || s.Role != "editor" {

@@ -418,6 +418,163 @@
     return null;
   }
 
+  // --- tokens and connections: the management APIs, with the session ---
+
+  const needSession = (what) => note('warn', `Managing ${what} needs a signed-in account (you are using a pasted token). `,
+    h('a', {href: '/acc/'}, 'Sign in with your account'));
+
+  function tokensView(root) {
+    const list = h('div', null, h('p', {class: 'empty'}, 'Loading…'));
+    const msg = h('div', {id: 'tokens-message'});
+    const box = card('tokens', 'API access tokens', msg, list);
+    root.append(box);
+    async function load() {
+      try {
+        const {tokens} = await M.account('/api/v3/tokens');
+        list.replaceChildren(tokens.length === 0 ? h('p', {class: 'empty'}, 'No tokens yet.') : h('table', {id: 'tokens-table'},
+          h('thead', null, h('tr', null, ['Name', 'Grants', 'APIs', 'Expires', 'Token', ''].map((x) => h('th', null, x)))),
+          h('tbody', null, tokens.map((t) => h('tr', {'data-id': t.id},
+            h('td', null, t.name || '—'),
+            h('td', {class: 'code'}, t.grants.map((g) => `${g.source} on ${g.connection_name}`).join(', ')),
+            h('td', null, t.allowed_apis.join(', ')),
+            h('td', null, t.expiration_date ? M.formatTime(t.expiration_date) : 'never'),
+            h('td', null, h('button', {type: 'button', class: 'small', onclick: () => navigator.clipboard?.writeText(t.token)}, 'Copy')),
+            h('td', null, h('button', {type: 'button', class: 'small', onclick: async () => {
+              if (!confirm(`Revoke ${t.name || t.id}? Apps using it stop working within a second.`)) return;
+              await M.account('/api/v3/tokens/' + t.id, {method: 'DELETE'});
+              load();
+            }}, 'Revoke')))))));
+      } catch (err) {
+        list.replaceChildren(err.status === 401 ? needSession('tokens') : failure(err));
+      }
+    }
+    // The grant picker: a connection, then a table or schema of it (the
+    // catalog), everything (*), or a SQL query.
+    const connSel = h('select', {id: 'token-conn'});
+    const srcSel = h('select', {id: 'token-source'});
+    const query = h('input', {type: 'text', id: 'token-query', placeholder: 'or a SQL query', class: 'grow'});
+    const grants = [];
+    const grantList = h('ul', {id: 'token-grants'});
+    const showGrants = () => grantList.replaceChildren(...grants.map((g, i) => h('li', null, h('code', null, g.source), ' on ', g.connection_name, ' ',
+      h('button', {type: 'button', class: 'small', onclick: () => { grants.splice(i, 1); showGrants(); }}, '×'))));
+    async function loadSources() {
+      srcSel.replaceChildren(h('option', {value: '*'}, '* (everything)'));
+      if (!connSel.value) return;
+      try {
+        const {schemas} = await M.account(`/workspace-api/connections/${encodeURIComponent(connSel.value)}/schemas`);
+        for (const s of schemas) {
+          srcSel.append(h('option', {value: `${s.name}.*`}, `${s.name}.* (every table)`));
+          const {tables} = await M.account(`/workspace-api/connections/${encodeURIComponent(connSel.value)}/schemas/${encodeURIComponent(s.name)}/tables`);
+          for (const t of tables) srcSel.append(h('option', {value: t.name}, t.name));
+        }
+      } catch (err) {
+        msg.replaceChildren(failure(err));
+      }
+    }
+    connSel.addEventListener('change', loadSources);
+    M.account('/api/v3/connections').then(({connections}) => {
+      connSel.replaceChildren(...connections.map((c) => h('option', {value: c.name}, c.name)));
+      loadSources();
+    }, () => {});
+    const apis = ['maps', 'sql', 'imports', 'lds'].map((a) => h('label', {class: 'check'}, h('input', {type: 'checkbox', name: 'api', value: a, checked: a === 'maps' || a === 'sql' ? true : undefined}), a));
+    const create = async (e) => {
+      e.preventDefault();
+      const f = e.target;
+      const body = {name: f.name.value, grants: grants.length ? grants : [], allowed_apis: [...f.querySelectorAll('input[name=api]:checked')].map((x) => x.value),
+        referers: f.referers.value.split(/[\s,]+/).filter(Boolean)};
+      if (f.expires.value) body.expiration_date = new Date(f.expires.value).toISOString().replace(/\.\d+Z$/, 'Z');
+      try {
+        const t = await M.account('/api/v3/tokens', {method: 'POST', body});
+        msg.replaceChildren(note('ok', 'Token created. Copy it now or later from the list: ', h('code', {id: 'new-token', class: 'wrap'}, t.token)));
+        grants.length = 0;
+        showGrants();
+        f.reset();
+        load();
+      } catch (err) {
+        msg.replaceChildren(failure(err));
+      }
+    };
+    box.append(h('h3', null, 'New token'), h('form', {id: 'token-form', onsubmit: create},
+      h('label', null, 'Name', h('input', {type: 'text', name: 'name', maxlength: 200})),
+      h('div', {class: 'row'}, h('label', null, 'Connection', connSel), h('label', null, 'Source', srcSel), query,
+        h('button', {type: 'button', id: 'token-add-grant', onclick: () => {
+          if (!connSel.value) return;
+          grants.push({connection_name: connSel.value, source: query.value.trim() || srcSel.value});
+          query.value = '';
+          showGrants();
+        }}, 'Add grant')),
+      grantList,
+      h('div', {class: 'row'}, ...apis),
+      h('label', null, 'Allowed origins (optional, space-separated)', h('input', {type: 'text', name: 'referers', placeholder: 'https://app.example.com'})),
+      h('label', null, 'Expires (optional)', h('input', {type: 'datetime-local', name: 'expires'})),
+      h('div', {class: 'actions'}, h('span', {class: 'grow'}), h('button', {type: 'submit', class: 'primary', id: 'token-create'}, 'Create token'))));
+    load();
+    return null;
+  }
+
+  function connectionsView(root) {
+    const list = h('div', null, h('p', {class: 'empty'}, 'Loading…'));
+    const msg = h('div', {id: 'connections-message'});
+    const box = card('connections', 'Connections', msg, list);
+    root.append(box);
+    async function load() {
+      try {
+        const {connections} = await M.account('/api/v3/connections');
+        list.replaceChildren(h('table', {id: 'connections-table'},
+          h('thead', null, h('tr', null, ['Name', 'Host', 'Database', 'Privacy', ''].map((x) => h('th', null, x)))),
+          h('tbody', null, connections.map((c) => {
+            const result = h('span', {class: 'muted'});
+            return h('tr', {'data-name': c.name},
+              h('td', null, c.name), h('td', null, c.host || ''), h('td', null, c.database || ''), h('td', null, c.privacy),
+              h('td', null,
+                h('button', {type: 'button', class: 'small', onclick: async () => {
+                  result.textContent = 'testing…';
+                  const r = await M.account(`/api/v3/connections/${c.id}/test`, {method: 'POST'}).catch((err) => ({ok: false, error: err.message}));
+                  result.textContent = r.ok ? `ok (${r.latency_ms} ms${r.postgis ? ', PostGIS ' + r.postgis : ''})` : `failed: ${r.error}`;
+                }}, 'Test'), ' ',
+                c.can_edit && h('button', {type: 'button', class: 'small', onclick: async () => {
+                  if (!confirm(`Delete the connection ${c.name}?`)) return;
+                  try {
+                    await M.account('/api/v3/connections/' + c.id, {method: 'DELETE'});
+                    load();
+                  } catch (err) {
+                    msg.replaceChildren(failure(err));
+                  }
+                }}, 'Delete'), ' ', result));
+          }))));
+      } catch (err) {
+        list.replaceChildren(err.status === 401 ? needSession('connections') : failure(err));
+      }
+    }
+    const create = async (e) => {
+      e.preventDefault();
+      const f = e.target;
+      try {
+        await M.account('/api/v3/connections', {method: 'POST', body: {name: f.name.value, privacy: f.privacy.value,
+          credentials: {host: f.host.value, port: Number(f.port.value) || 5432, database: f.database.value, username: f.username.value, password: f.password.value}}});
+        msg.replaceChildren(note('ok', `Connection ${f.name.value} saved.`));
+        f.reset();
+        load();
+      } catch (err) {
+        msg.replaceChildren(failure(err));
+      }
+    };
+    box.append(h('h3', null, 'New connection (PostgreSQL / PostGIS)'), h('form', {id: 'connection-form', onsubmit: create},
+      h('div', {class: 'row'},
+        h('label', null, 'Name', h('input', {type: 'text', name: 'name', required: true, pattern: '[A-Za-z0-9][A-Za-z0-9_-]{0,62}'})),
+        h('label', null, 'Privacy', h('select', {name: 'privacy'}, h('option', {value: 'shared'}, 'shared with the organization'), h('option', {value: 'private'}, 'private to me')))),
+      h('div', {class: 'row'},
+        h('label', null, 'Host', h('input', {type: 'text', name: 'host', required: true})),
+        h('label', null, 'Port', h('input', {type: 'number', name: 'port', value: '5432', min: 1, max: 65535})),
+        h('label', null, 'Database', h('input', {type: 'text', name: 'database', required: true}))),
+      h('div', {class: 'row'},
+        h('label', null, 'User', h('input', {type: 'text', name: 'username', required: true, autocomplete: 'off'})),
+        h('label', null, 'Password (stored encrypted, never shown again)', h('input', {type: 'password', name: 'password', autocomplete: 'new-password'}))),
+      h('div', {class: 'actions'}, h('span', {class: 'grow'}), h('button', {type: 'submit', class: 'primary', id: 'connection-create'}, 'Save connection'))));
+    load();
+    return null;
+  }
+
   function notFoundView(root) {
     root.append(card('not-found', 'Not found', h('p', null, 'The workspace has no page at ', h('code', null, location.pathname), '. ',
       routeLink('/', 'Go to the imports'))));
@@ -426,8 +583,9 @@
 
   // --- frame and routing ---
 
-  const views = {'/': importsView, '/imports': importsView, '/sql': sqlView, '/jobs': jobsView, '/maps': mapsView};
-  const titles = {'/': 'Imports', '/imports': 'Imports', '/sql': 'SQL', '/jobs': 'Jobs', '/maps': 'Maps'};
+  const views = {'/': importsView, '/imports': importsView, '/sql': sqlView, '/jobs': jobsView, '/maps': mapsView,
+    '/tokens': tokensView, '/connections': connectionsView};
+  const titles = {'/tokens': 'Tokens', '/connections': 'Connections', '/': 'Imports', '/imports': 'Imports', '/sql': 'SQL', '/jobs': 'Jobs', '/maps': 'Maps'};
   let stopView = null;
 
   function render() {
