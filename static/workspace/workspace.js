@@ -489,6 +489,7 @@
         grants.length = 0;
         showGrants();
         f.reset();
+        for (const x of f.querySelectorAll('input[name=api]')) x.checked = x.value === 'maps' || x.value === 'sql';
         load();
       } catch (err) {
         msg.replaceChildren(failure(err));
@@ -612,6 +613,10 @@
   window.addEventListener('popstate', render);
 
   const exp = M.expiresAt(claims);
+  M.me().then((who) => {
+    const link = document.getElementById('account-link');
+    if (who && link) link.textContent = who.user.email;
+  }, () => {});
   document.getElementById('who').append(
     h('a', {href: '/acc/', id: 'account-link', title: `Token ${claims.jti}` + (exp ? `, expires ${M.formatTime(exp)}` : '')}, claims.sub || 'Account'),
     h('button', {type: 'button', class: 'small', id: 'signout', onclick: async () => {
