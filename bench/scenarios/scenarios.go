@@ -25,6 +25,7 @@ func Register(r *bench.Registry) error {
 		r.Register(newTilesWarm),
 		r.Register(newImport),
 		r.Register(newImportBig),
+		r.Register(newSignIn),
 	)
 }
 
