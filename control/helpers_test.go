@@ -32,6 +32,7 @@ type apiEnv struct {
 	broker *pgbroker.Broker
 	tokens *tokenstore.Store
 	cfg    Config
+	kr     *secret.Keyring
 }
 
 func startAPI(t *testing.T, mod func(*Config)) *apiEnv {
@@ -79,7 +80,7 @@ func startAPI(t *testing.T, mod func(*Config)) *apiEnv {
 			t.Errorf("Run = %v", err)
 		}
 	})
-	e := &apiEnv{base: "http://" + addr, db: db, broker: b, tokens: store, cfg: s.cfg}
+	e := &apiEnv{base: "http://" + addr, db: db, broker: b, tokens: store, cfg: s.cfg, kr: kr}
 	for i := 0; ; i++ {
 		res, err := http.Get(e.base + "/healthz")
 		if err == nil {
