@@ -646,8 +646,8 @@ func (a *API) oauthToken(w http.ResponseWriter, r *http.Request) error {
 }
 
 // dataToken exchanges a session (or user token) for a short-lived API
-// access token covering the data APIs on the caller's organization's
-// connections: what the web apps send to /api/v3/maps and /api/v3/sql,
+// access token covering the data APIs on the connections the caller may
+// use (their organization's shared ones and their own private ones): what the web apps send to /api/v3/maps and /api/v3/sql,
 // so the edge checks grants (and serves cache HITs) exactly as for any
 // other token. Editors and admins get maps, sql, imports and lds on every
 // connection of their organization; viewers and guests get no data token
@@ -664,7 +664,8 @@ func (a *API) dataToken(w http.ResponseWriter, r *http.Request) error {
 	if a.toks == nil {
 		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Msg: "tokens are not configured on this node"}
 	}
-	rows, err := a.db.Query(ctx, `SELECT name FROM connections WHERE org_id = $1 ORDER BY name`, p.OrgID)
+	// The connections the user may use: the org's shared ones and their own private ones.
+	rows, err := a.db.Query(ctx, `SELECT name FROM connections WHERE org_id = $1 AND (privacy = 'shared' OR owner_id = $2) ORDER BY name`, p.OrgID, p.UserID)
 	if err != nil {
 		return fmt.Errorf("accounts: data token: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/meridian-gis/meridian/control"
 	"github.com/meridian-gis/meridian/control/authn"
 	"github.com/meridian-gis/meridian/control/controltest"
+	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/identity"
 )
 
@@ -450,6 +451,19 @@ func TestSessionDataToken(t *testing.T) {
 	}
 	if claims.Org != identity.DefaultOrg || claims.Owner != ed.ID || len(claims.Grants) != 1 || claims.Grants[0].Connection != "local" || claims.ExpiresAt.IsZero() {
 		t.Errorf("data token %+v", claims)
+	}
+	// Someone else's private connection is not in it; one's own is.
+	ed2 := e.NewUser(t, identity.DefaultOrg, identity.RoleEditor)
+	if _, err := dataconn.New(e.DB.Pool, e.Keyring).Create(context.Background(), dataconn.Connection{Name: "ed2-only", URL: "postgres://u:p@127.0.0.1:1/x", Owner: ed2.ID, Privacy: "private"}); err != nil {
+		t.Fatal(err)
+	}
+	res, raw = ed.Do(t, "POST", "/accounts-api/session/token", nil)
+	if m := wantStatus(t, "data token", res, raw, 200); strings.Contains(string(raw), "ed2-only") {
+		t.Errorf("another user's private connection is in the data token: %v", m["grants"])
+	}
+	res, raw = ed2.Do(t, "POST", "/accounts-api/session/token", nil)
+	if wantStatus(t, "owner's data token", res, raw, 200); !strings.Contains(string(raw), "ed2-only") {
+		t.Errorf("the owner's private connection is not in their data token: %s", raw)
 	}
 	// Another org's connections are not in it.
 	orgB := e.NewOrg(t, "B")
