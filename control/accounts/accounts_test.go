@@ -24,23 +24,6 @@ func decode(t *testing.T, raw []byte) map[string]any {
 	return m
 }
 
-func wantStatus(t *testing.T, what string, res *http.Response, raw []byte, want int) map[string]any {
-	t.Helper()
-	if res.StatusCode != want {
-		t.Fatalf("%s: status %d, want %d: %s", what, res.StatusCode, want, raw)
-	}
-	if len(raw) == 0 {
-		return nil
-	}
-	m := decode(t, raw)
-	if want >= 400 {
-		if m["error"] == nil || m["code"] == nil || m["status"] != float64(want) {
-			t.Errorf("%s: error answer %s lacks error/code/status", what, raw)
-		}
-	}
-	return m
-}
-
 func sessionCookie(t *testing.T, res *http.Response) *http.Cookie {
 	t.Helper()
 	for _, c := range res.Cookies() {
@@ -57,11 +40,11 @@ func withCookie(c *http.Cookie) func(*http.Request) { return func(r *http.Reques
 func TestFirstRunSignupAndCookieFlags(t *testing.T) {
 	e := controltest.Start(t, nil)
 	res, raw := e.Do(t, "GET", "/accounts-api/status", nil, nil)
-	if m := wantStatus(t, "status", res, raw, 200); m["setupRequired"] != true {
+	if m := controltest.Want(t, "status", res, raw, 200); m["setupRequired"] != true {
 		t.Errorf("fresh install: setupRequired = %v", m["setupRequired"])
 	}
 	res, raw = e.Do(t, "POST", "/accounts-api/signup", map[string]string{"email": "ada@example.test", "password": "analytical engine", "name": "Ada"}, nil)
-	m := wantStatus(t, "first sign-up", res, raw, 201)
+	m := controltest.Want(t, "first sign-up", res, raw, 201)
 	if m["role"] != "admin" || m["orgId"] != identity.DefaultOrg {
 		t.Errorf("first user = %s, want admin of the default org", raw)
 	}
@@ -73,12 +56,12 @@ func TestFirstRunSignupAndCookieFlags(t *testing.T) {
 		t.Error("the sign-up answer shows the password or its hash")
 	}
 	res, raw = e.Do(t, "GET", "/accounts-api/me", nil, withCookie(c))
-	if m := wantStatus(t, "me", res, raw, 200); m["via"] != "session" {
+	if m := controltest.Want(t, "me", res, raw, 200); m["via"] != "session" {
 		t.Errorf("me = %s", raw)
 	}
 	// Afterwards: invite-only by default.
 	res, raw = e.Do(t, "POST", "/accounts-api/signup", map[string]string{"email": "eve@example.test", "password": "0123456789ab"}, nil)
-	wantStatus(t, "second sign-up without invite", res, raw, 403)
+	controltest.Want(t, "second sign-up without invite", res, raw, 403)
 	var n int
 	e.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&n)
 	if n != 1 {
@@ -87,19 +70,19 @@ func TestFirstRunSignupAndCookieFlags(t *testing.T) {
 	// Over HTTPS (through the edge) the cookie is Secure.
 	res, raw = e.Do(t, "POST", "/accounts-api/login", map[string]string{"email": "ADA@example.test", "password": "analytical engine"},
 		func(r *http.Request) { r.Header.Set("X-Forwarded-Proto", "https") })
-	wantStatus(t, "sign-in over https", res, raw, 200)
+	controltest.Want(t, "sign-in over https", res, raw, 200)
 	if c := sessionCookie(t, res); !c.Secure {
 		t.Error("cookie not Secure over HTTPS")
 	}
 	// Open sign-up follows the org's setting and default role.
 	res, raw = e.Do(t, "PATCH", "/workspace-api/org", map[string]string{"signupPolicy": "open", "defaultRole": "editor"}, withCookie(c))
-	wantStatus(t, "open sign-up", res, raw, 200)
+	controltest.Want(t, "open sign-up", res, raw, 200)
 	res, raw = e.Do(t, "POST", "/accounts-api/signup", map[string]string{"email": "bo@example.test", "password": "0123456789ab"}, nil)
-	if m := wantStatus(t, "open sign-up", res, raw, 201); m["role"] != "editor" {
+	if m := controltest.Want(t, "open sign-up", res, raw, 201); m["role"] != "editor" {
 		t.Errorf("open sign-up role = %v, want the default editor", m["role"])
 	}
 	res, raw = e.Do(t, "POST", "/accounts-api/signup", map[string]string{"email": "Bo@Example.test", "password": "0123456789ab"}, nil)
-	wantStatus(t, "same email, other case", res, raw, 409)
+	controltest.Want(t, "same email, other case", res, raw, 409)
 }
 
 func TestInviteByMail(t *testing.T) {
@@ -107,7 +90,7 @@ func TestInviteByMail(t *testing.T) {
 	e := controltest.Start(t, func(c *control.Config, _ *control.Deps) { c.Accounts.Mail.SMTPAddr = smtp.Addr })
 	admin := e.NewUser(t, identity.DefaultOrg, identity.RoleAdmin)
 	res, raw := admin.Do(t, "POST", "/workspace-api/invites", map[string]string{"email": "vic@example.test", "role": "viewer"})
-	inv := wantStatus(t, "invite", res, raw, 201)
+	inv := controltest.Want(t, "invite", res, raw, 201)
 	if inv["mailed"] != true || inv["link"] != nil {
 		t.Errorf("invite answer %s: a mailed invite must not show its link", raw)
 	}
@@ -120,31 +103,31 @@ func TestInviteByMail(t *testing.T) {
 		t.Fatalf("no invite link in the mail: %s", mail.Data)
 	}
 	res, raw = e.Do(t, "GET", "/accounts-api/invites/"+tok[1], nil, nil)
-	if m := wantStatus(t, "invite info", res, raw, 200); m["email"] != "vic@example.test" || m["role"] != "viewer" {
+	if m := controltest.Want(t, "invite info", res, raw, 200); m["email"] != "vic@example.test" || m["role"] != "viewer" {
 		t.Errorf("invite info %s", raw)
 	}
 	res, raw = e.Do(t, "POST", "/accounts-api/signup", map[string]string{"email": "mallory@example.test", "password": "0123456789ab", "invite": tok[1]}, nil)
-	wantStatus(t, "invite used by another email", res, raw, 403)
+	controltest.Want(t, "invite used by another email", res, raw, 403)
 	res, raw = e.Do(t, "POST", "/accounts-api/signup", map[string]string{"email": "vic@example.test", "password": "0123456789ab", "invite": tok[1]}, nil)
-	if m := wantStatus(t, "accept invite", res, raw, 201); m["role"] != "viewer" {
+	if m := controltest.Want(t, "accept invite", res, raw, 201); m["role"] != "viewer" {
 		t.Errorf("invited user role %v", m["role"])
 	}
 	res, raw = e.Do(t, "POST", "/accounts-api/signup", map[string]string{"email": "vic2@example.test", "password": "0123456789ab", "invite": tok[1]}, nil)
-	wantStatus(t, "used invite", res, raw, 410)
+	controltest.Want(t, "used invite", res, raw, 410)
 	// An expired invite is refused too.
 	res, raw = admin.Do(t, "POST", "/workspace-api/invites", map[string]string{"email": "late@example.test"})
-	wantStatus(t, "second invite", res, raw, 201)
+	controltest.Want(t, "second invite", res, raw, 201)
 	tok2 := regexp.MustCompile(`token=(miv_[A-Za-z0-9_-]+)`).FindStringSubmatch(smtp.Wait(t).Data)
 	e.DB.Pool.Exec(context.Background(), `UPDATE invites SET expires_at = now() - interval '1 second' WHERE email = 'late@example.test'`)
 	res, raw = e.Do(t, "POST", "/accounts-api/signup", map[string]string{"email": "late@example.test", "password": "0123456789ab", "invite": tok2[1]}, nil)
-	wantStatus(t, "expired invite", res, raw, 410)
+	controltest.Want(t, "expired invite", res, raw, 410)
 }
 
 func TestInviteWithoutMailShowsLinkToAdmin(t *testing.T) {
 	e := controltest.Start(t, nil)
 	admin := e.NewUser(t, identity.DefaultOrg, identity.RoleAdmin)
 	res, raw := admin.Do(t, "POST", "/workspace-api/invites", map[string]string{"email": "vic@example.test", "role": "editor"})
-	inv := wantStatus(t, "invite", res, raw, 201)
+	inv := controltest.Want(t, "invite", res, raw, 201)
 	link, _ := inv["link"].(string)
 	if inv["mailed"] != false || !strings.Contains(link, "/acc/invite?token=miv_") {
 		t.Errorf("invite without SMTP: %s", raw)
@@ -156,13 +139,13 @@ func TestLoginThrottling(t *testing.T) {
 	u := e.NewUser(t, identity.DefaultOrg, identity.RoleEditor)
 	for i := 0; i < 5; i++ {
 		res, raw := e.Do(t, "POST", "/accounts-api/login", map[string]string{"email": u.Email, "password": "wrong password " + string(rune('a'+i))}, nil)
-		wantStatus(t, "wrong password", res, raw, 401)
+		controltest.Want(t, "wrong password", res, raw, 401)
 	}
 	res, raw := e.Do(t, "POST", "/accounts-api/login", map[string]string{"email": u.Email, "password": u.Password}, nil)
-	wantStatus(t, "right password after 5 failures", res, raw, 429)
+	controltest.Want(t, "right password after 5 failures", res, raw, 429)
 	// An unknown account answers like a wrong password (no oracle), and is counted per address.
 	res, raw = e.Do(t, "POST", "/accounts-api/login", map[string]string{"email": "nobody@example.test", "password": "whatever12345"}, nil)
-	wantStatus(t, "unknown account", res, raw, 401)
+	controltest.Want(t, "unknown account", res, raw, 401)
 	var failed int
 	e.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE action = 'login.failed'`).Scan(&failed)
 	if failed != 6 {
@@ -174,12 +157,12 @@ func TestLoginThrottling(t *testing.T) {
 	ip := func(r *http.Request) { r.Header.Set("X-Forwarded-For", "203.0.113.9") }
 	for i := 0; i < 3; i++ {
 		res, raw := e2.Do(t, "POST", "/accounts-api/login", map[string]string{"email": "x" + string(rune('a'+i)) + "@example.test", "password": "whatever12345"}, ip)
-		wantStatus(t, "spray", res, raw, 401)
+		controltest.Want(t, "spray", res, raw, 401)
 	}
 	res, raw = e2.Do(t, "POST", "/accounts-api/login", map[string]string{"email": v.Email, "password": v.Password}, ip)
-	wantStatus(t, "sign-in from a throttled address", res, raw, 429)
+	controltest.Want(t, "sign-in from a throttled address", res, raw, 429)
 	res, raw = e2.Do(t, "POST", "/accounts-api/login", map[string]string{"email": v.Email, "password": v.Password}, nil)
-	wantStatus(t, "sign-in from another address", res, raw, 200)
+	controltest.Want(t, "sign-in from another address", res, raw, 200)
 }
 
 func TestSessionFixationAndSignOut(t *testing.T) {
@@ -187,37 +170,37 @@ func TestSessionFixationAndSignOut(t *testing.T) {
 	u := e.NewUser(t, identity.DefaultOrg, identity.RoleEditor)
 	planted := &http.Cookie{Name: authn.CookieName, Value: "mss_planted-by-an-attacker"}
 	res, raw := e.Do(t, "POST", "/accounts-api/login", map[string]string{"email": u.Email, "password": u.Password}, withCookie(planted))
-	wantStatus(t, "sign-in with a planted cookie", res, raw, 200)
+	controltest.Want(t, "sign-in with a planted cookie", res, raw, 200)
 	fresh := sessionCookie(t, res)
 	if fresh.Value == planted.Value {
 		t.Fatal("the session kept the id the client chose (fixation)")
 	}
 	res, raw = e.Do(t, "GET", "/accounts-api/me", nil, withCookie(planted))
-	wantStatus(t, "planted cookie", res, raw, 401)
+	controltest.Want(t, "planted cookie", res, raw, 401)
 	// Signing in again rotates: the old session of this browser ends.
 	res, _ = e.Do(t, "POST", "/accounts-api/login", map[string]string{"email": u.Email, "password": u.Password}, withCookie(fresh))
 	rotated := sessionCookie(t, res)
 	res, raw = e.Do(t, "GET", "/accounts-api/me", nil, withCookie(fresh))
-	wantStatus(t, "session before rotation", res, raw, 401)
+	controltest.Want(t, "session before rotation", res, raw, 401)
 	// Sign out ends this session only.
 	res, raw = u.Do(t, "POST", "/accounts-api/logout", nil)
-	wantStatus(t, "sign out", res, raw, 204)
+	controltest.Want(t, "sign out", res, raw, 204)
 	res, raw = u.Do(t, "GET", "/accounts-api/me", nil)
-	wantStatus(t, "after sign out", res, raw, 401)
+	controltest.Want(t, "after sign out", res, raw, 401)
 	res, raw = e.Do(t, "GET", "/accounts-api/me", nil, withCookie(rotated))
-	wantStatus(t, "other session", res, raw, 200)
+	controltest.Want(t, "other session", res, raw, 200)
 	// Sign out everywhere ends every session and user token.
 	res, raw = e.Do(t, "POST", "/accounts-api/logout-all", nil, withCookie(rotated))
-	wantStatus(t, "sign out everywhere", res, raw, 204)
+	controltest.Want(t, "sign out everywhere", res, raw, 204)
 	res, raw = e.Do(t, "GET", "/accounts-api/me", nil, withCookie(rotated))
-	wantStatus(t, "session after sign out everywhere", res, raw, 401)
+	controltest.Want(t, "session after sign out everywhere", res, raw, 401)
 	res, raw = u.DoToken(t, "GET", "/accounts-api/me", nil)
-	wantStatus(t, "user token after sign out everywhere", res, raw, 401)
+	controltest.Want(t, "user token after sign out everywhere", res, raw, 401)
 	// An expired session is refused.
 	v := e.NewUser(t, identity.DefaultOrg, identity.RoleViewer)
 	e.DB.Pool.Exec(context.Background(), `UPDATE sessions SET last_seen_at = now() - interval '25 hours' WHERE user_id = $1`, v.ID)
 	res, raw = v.Do(t, "GET", "/accounts-api/me", nil)
-	wantStatus(t, "idle session", res, raw, 401)
+	controltest.Want(t, "idle session", res, raw, 401)
 }
 
 func TestCSRF(t *testing.T) {
@@ -229,19 +212,19 @@ func TestCSRF(t *testing.T) {
 		r.Header.Set("Origin", "http://evil.example")
 	}
 	res, raw := e.Do(t, "POST", "/workspace-api/invites", map[string]string{"email": "x@example.test"}, cross)
-	wantStatus(t, "cross-site invite", res, raw, 403)
+	controltest.Want(t, "cross-site invite", res, raw, 403)
 	res, raw = e.Do(t, "POST", "/accounts-api/logout-all", nil, cross)
-	wantStatus(t, "cross-site sign out everywhere", res, raw, 403)
+	controltest.Want(t, "cross-site sign out everywhere", res, raw, 403)
 	res, raw = e.Do(t, "POST", "/workspace-api/invites", map[string]string{"email": "x@example.test"}, func(r *http.Request) {
 		r.AddCookie(u.Cookie)
 		r.Header.Set("Origin", "http://evil.example") // an old browser: no Sec-Fetch-Site, Origin ≠ Host
 	})
-	wantStatus(t, "cross-origin invite", res, raw, 403)
+	controltest.Want(t, "cross-origin invite", res, raw, 403)
 	res, raw = e.Do(t, "POST", "/workspace-api/invites", map[string]string{"email": "x@example.test"}, func(r *http.Request) {
 		r.AddCookie(u.Cookie)
 		r.Header.Set("Sec-Fetch-Site", "same-origin")
 	})
-	wantStatus(t, "same-origin invite", res, raw, 201)
+	controltest.Want(t, "same-origin invite", res, raw, 201)
 	var n int
 	e.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM invites`).Scan(&n)
 	if n != 1 {
@@ -249,12 +232,12 @@ func TestCSRF(t *testing.T) {
 	}
 	// Safe methods are not refused; a user token from another origin is not a CSRF vector.
 	res, raw = e.Do(t, "GET", "/accounts-api/me", nil, cross)
-	wantStatus(t, "cross-site GET", res, raw, 200)
+	controltest.Want(t, "cross-site GET", res, raw, 200)
 	res, raw = e.Do(t, "POST", "/workspace-api/invites", map[string]string{"email": "y@example.test"}, func(r *http.Request) {
 		r.Header.Set("Authorization", "Bearer "+u.Token)
 		r.Header.Set("Sec-Fetch-Site", "cross-site")
 	})
-	wantStatus(t, "cross-site with a user token", res, raw, 201)
+	controltest.Want(t, "cross-site with a user token", res, raw, 201)
 }
 
 func TestRolesAndOrgIsolation(t *testing.T) {
@@ -279,7 +262,7 @@ func TestRolesAndOrgIsolation(t *testing.T) {
 			{"DELETE", "/workspace-api/users/" + adminA.ID + "?receiver=" + u.ID, nil},
 		} {
 			res, raw := u.Do(t, c.method, c.path, c.body)
-			wantStatus(t, string(u.Role)+" "+c.method+" "+c.path, res, raw, 403)
+			controltest.Want(t, string(u.Role)+" "+c.method+" "+c.path, res, raw, 403)
 		}
 	}
 	var role string
@@ -289,23 +272,23 @@ func TestRolesAndOrgIsolation(t *testing.T) {
 	}
 	// Viewers and guests cannot make OAuth clients; editors can.
 	res, raw := viewerA.Do(t, "POST", "/workspace-api/oauth-clients", map[string]string{"name": "x"})
-	wantStatus(t, "viewer OAuth client", res, raw, 403)
+	controltest.Want(t, "viewer OAuth client", res, raw, 403)
 
 	// Another org's ids answer 404, and lists show only one's own org.
 	res, raw = adminB.Do(t, "PATCH", "/workspace-api/users/"+viewerA.ID, map[string]string{"role": "admin"})
-	wantStatus(t, "cross-org role change", res, raw, 404)
+	controltest.Want(t, "cross-org role change", res, raw, 404)
 	res, raw = adminB.Do(t, "DELETE", "/workspace-api/users/"+viewerA.ID+"?receiver="+adminB.ID, nil)
-	wantStatus(t, "cross-org removal", res, raw, 404)
+	controltest.Want(t, "cross-org removal", res, raw, 404)
 	res, raw = adminA.Do(t, "POST", "/workspace-api/invites", map[string]string{"email": "inv@example.test"})
-	inv := wantStatus(t, "invite", res, raw, 201)
+	inv := controltest.Want(t, "invite", res, raw, 201)
 	res, raw = adminB.Do(t, "DELETE", "/workspace-api/invites/"+inv["id"].(string), nil)
-	wantStatus(t, "cross-org invite revoke", res, raw, 404)
+	controltest.Want(t, "cross-org invite revoke", res, raw, 404)
 	res, raw = editorA.Do(t, "POST", "/workspace-api/oauth-clients", map[string]string{"name": "etl"})
-	cl := wantStatus(t, "client", res, raw, 201)
+	cl := controltest.Want(t, "client", res, raw, 201)
 	res, raw = adminB.Do(t, "DELETE", "/workspace-api/oauth-clients/"+cl["client_id"].(string), nil)
-	wantStatus(t, "cross-org client revoke", res, raw, 404)
+	controltest.Want(t, "cross-org client revoke", res, raw, 404)
 	res, raw = adminB.Do(t, "GET", "/workspace-api/users", nil)
-	users := wantStatus(t, "list users B", res, raw, 200)["users"].([]any)
+	users := controltest.Want(t, "list users B", res, raw, 200)["users"].([]any)
 	if len(users) != 1 {
 		t.Errorf("org B sees %d users, want 1: %s", len(users), raw)
 	}
@@ -316,42 +299,42 @@ func TestRolesAndOrgIsolation(t *testing.T) {
 
 	// A role change ends the user's sessions; the last admin stays admin.
 	res, raw = adminA.Do(t, "PATCH", "/workspace-api/users/"+viewerA.ID, map[string]string{"role": "editor"})
-	wantStatus(t, "promote", res, raw, 200)
+	controltest.Want(t, "promote", res, raw, 200)
 	res, raw = viewerA.Do(t, "GET", "/accounts-api/me", nil)
-	wantStatus(t, "session after role change", res, raw, 401)
+	controltest.Want(t, "session after role change", res, raw, 401)
 	res, raw = adminA.Do(t, "PATCH", "/workspace-api/users/"+adminA.ID, map[string]string{"role": "viewer"})
-	wantStatus(t, "demote the last admin", res, raw, 409)
+	controltest.Want(t, "demote the last admin", res, raw, 409)
 
 	// Removal hands assets to the receiver.
 	e.DB.Pool.Exec(context.Background(), `INSERT INTO jobs (connection_id, query, created_by) SELECT id, 'select 1', $1 FROM connections WHERE name = 'local'`, guestA.ID)
 	res, raw = adminA.Do(t, "DELETE", "/workspace-api/users/"+guestA.ID+"?receiver="+viewerA.ID, nil)
-	wantStatus(t, "removal to a viewer receiver... (now editor)", res, raw, 204)
+	controltest.Want(t, "removal to a viewer receiver... (now editor)", res, raw, 204)
 	var owner string
 	e.DB.Pool.QueryRow(context.Background(), `SELECT created_by FROM jobs`).Scan(&owner)
 	if owner != viewerA.ID {
 		t.Errorf("job owner after removal = %q, want the receiver", owner)
 	}
 	res, raw = adminA.Do(t, "DELETE", "/workspace-api/users/"+editorA.ID+"?receiver="+adminB.ID, nil)
-	wantStatus(t, "receiver in another org", res, raw, 400)
+	controltest.Want(t, "receiver in another org", res, raw, 400)
 }
 
 func TestOAuthClientCredentials(t *testing.T) {
 	e := controltest.Start(t, nil)
 	ed := e.NewUser(t, identity.DefaultOrg, identity.RoleEditor)
 	res, raw := ed.Do(t, "POST", "/workspace-api/oauth-clients", map[string]string{"name": "nightly etl"})
-	cl := wantStatus(t, "create client", res, raw, 201)
+	cl := controltest.Want(t, "create client", res, raw, 201)
 	id, sec := cl["client_id"].(string), cl["client_secret"].(string)
 	form := func(body string) func(*http.Request) {
 		return func(r *http.Request) { r.Header.Set("Content-Type", "application/x-www-form-urlencoded") }
 	}
 	res, raw = e.Do(t, "POST", "/accounts-api/oauth/token", "grant_type=client_credentials&client_id="+id+"&client_secret="+sec, form(""))
-	tok := wantStatus(t, "client credentials", res, raw, 200)
+	tok := controltest.Want(t, "client credentials", res, raw, 200)
 	if tok["token_type"] != "Bearer" || tok["expires_in"] != float64(86400) {
 		t.Errorf("token answer %s", raw)
 	}
 	bearer := func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok["access_token"].(string)) }
 	res, raw = e.Do(t, "GET", "/accounts-api/me", nil, bearer)
-	if m := wantStatus(t, "me with the client's token", res, raw, 200); m["via"] != "user_token" {
+	if m := controltest.Want(t, "me with the client's token", res, raw, 200); m["via"] != "user_token" {
 		t.Errorf("me %s", raw)
 	}
 	res, raw = e.Do(t, "POST", "/accounts-api/oauth/token", "grant_type=client_credentials&client_id="+id+"&client_secret=wrong", form(""))
@@ -367,9 +350,9 @@ func TestOAuthClientCredentials(t *testing.T) {
 		t.Errorf("the client list shows the secret or its hash: %s", raw)
 	}
 	res, raw = ed.Do(t, "DELETE", "/workspace-api/oauth-clients/"+id, nil)
-	wantStatus(t, "revoke client", res, raw, 204)
+	controltest.Want(t, "revoke client", res, raw, 204)
 	res, raw = e.Do(t, "GET", "/accounts-api/me", nil, bearer)
-	wantStatus(t, "token of a revoked client", res, raw, 401)
+	controltest.Want(t, "token of a revoked client", res, raw, 401)
 	if logs := e.Logs.String(); strings.Contains(logs, sec) || strings.Contains(logs, tok["access_token"].(string)) || strings.Contains(logs, ed.Password) || strings.Contains(logs, ed.Cookie.Value) {
 		t.Error("a secret reached the logs")
 	}
@@ -381,9 +364,9 @@ func TestPasswordReset(t *testing.T) {
 	u := e.NewUser(t, identity.DefaultOrg, identity.RoleViewer)
 	res, raw := e.Do(t, "POST", "/accounts-api/password/forgot", map[string]string{"email": "nobody@example.test"}, nil)
 	unknown := string(raw)
-	wantStatus(t, "forgot, unknown", res, raw, 202)
+	controltest.Want(t, "forgot, unknown", res, raw, 202)
 	res, raw = e.Do(t, "POST", "/accounts-api/password/forgot", map[string]string{"email": u.Email}, nil)
-	wantStatus(t, "forgot", res, raw, 202)
+	controltest.Want(t, "forgot", res, raw, 202)
 	if string(raw) != unknown {
 		t.Error("the answer tells whether the account exists")
 	}
@@ -392,17 +375,17 @@ func TestPasswordReset(t *testing.T) {
 		t.Fatal("no reset link in the mail")
 	}
 	res, raw = e.Do(t, "POST", "/accounts-api/password/reset", map[string]string{"token": m[1], "password": "short"}, nil)
-	wantStatus(t, "weak new password", res, raw, 400)
+	controltest.Want(t, "weak new password", res, raw, 400)
 	res, raw = e.Do(t, "POST", "/accounts-api/password/reset", map[string]string{"token": m[1], "password": "a brand new passphrase"}, nil)
-	wantStatus(t, "reset", res, raw, 200)
+	controltest.Want(t, "reset", res, raw, 200)
 	res, raw = u.Do(t, "GET", "/accounts-api/me", nil)
-	wantStatus(t, "old session after reset", res, raw, 401)
+	controltest.Want(t, "old session after reset", res, raw, 401)
 	res, raw = e.Do(t, "POST", "/accounts-api/login", map[string]string{"email": u.Email, "password": u.Password}, nil)
-	wantStatus(t, "old password", res, raw, 401)
+	controltest.Want(t, "old password", res, raw, 401)
 	res, raw = e.Do(t, "POST", "/accounts-api/login", map[string]string{"email": u.Email, "password": "a brand new passphrase"}, nil)
-	wantStatus(t, "new password", res, raw, 200)
+	controltest.Want(t, "new password", res, raw, 200)
 	res, raw = e.Do(t, "POST", "/accounts-api/password/reset", map[string]string{"token": m[1], "password": "another passphrase!"}, nil)
-	wantStatus(t, "reused reset link", res, raw, 410)
+	controltest.Want(t, "reused reset link", res, raw, 410)
 }
 
 func TestBadInput(t *testing.T) {
@@ -425,13 +408,13 @@ func TestBadInput(t *testing.T) {
 		{"bad invite", "/accounts-api/signup", `{"email":"a@example.test","password":"0123456789ab","invite":"miv_nope"}`, 410, "invite"},
 	} {
 		res, raw := e.Do(t, "POST", c.path, c.body, nil)
-		m := wantStatus(t, c.name, res, raw, c.want)
+		m := controltest.Want(t, c.name, res, raw, c.want)
 		if msg, _ := m["error"].(string); !strings.Contains(strings.ToLower(msg), c.mention) {
 			t.Errorf("%s: error %q does not mention %q", c.name, msg, c.mention)
 		}
 	}
 	res, raw := admin.Do(t, "PATCH", "/workspace-api/users/"+admin.ID, map[string]string{"role": "superuser"})
-	wantStatus(t, "unknown role", res, raw, 400)
+	controltest.Want(t, "unknown role", res, raw, 400)
 	var n int
 	e.DB.Pool.QueryRow(context.Background(), `SELECT count(*) FROM users`).Scan(&n)
 	if n != 1 {
@@ -443,7 +426,7 @@ func TestSessionDataToken(t *testing.T) {
 	e := controltest.Start(t, nil)
 	ed := e.NewUser(t, identity.DefaultOrg, identity.RoleEditor)
 	res, raw := ed.Do(t, "POST", "/accounts-api/session/token", nil)
-	m := wantStatus(t, "data token", res, raw, 200)
+	m := controltest.Want(t, "data token", res, raw, 200)
 	tok := m["token"].(string)
 	claims, err := e.Tokens.GetByToken(context.Background(), tok)
 	if err != nil {
@@ -458,37 +441,37 @@ func TestSessionDataToken(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, raw = ed.Do(t, "POST", "/accounts-api/session/token", nil)
-	if m := wantStatus(t, "data token", res, raw, 200); strings.Contains(string(raw), "ed2-only") {
+	if m := controltest.Want(t, "data token", res, raw, 200); strings.Contains(string(raw), "ed2-only") {
 		t.Errorf("another user's private connection is in the data token: %v", m["grants"])
 	}
 	res, raw = ed2.Do(t, "POST", "/accounts-api/session/token", nil)
-	if wantStatus(t, "owner's data token", res, raw, 200); !strings.Contains(string(raw), "ed2-only") {
+	if controltest.Want(t, "owner's data token", res, raw, 200); !strings.Contains(string(raw), "ed2-only") {
 		t.Errorf("the owner's private connection is not in their data token: %s", raw)
 	}
 	// Another org's connections are not in it.
 	orgB := e.NewOrg(t, "B")
 	edB := e.NewUser(t, orgB, identity.RoleEditor)
 	res, raw = edB.Do(t, "POST", "/accounts-api/session/token", nil)
-	wantStatus(t, "org without connections", res, raw, 409)
+	controltest.Want(t, "org without connections", res, raw, 409)
 	v := e.NewUser(t, identity.DefaultOrg, identity.RoleViewer)
 	res, raw = v.Do(t, "POST", "/accounts-api/session/token", nil)
-	wantStatus(t, "viewer data token", res, raw, 403)
+	controltest.Want(t, "viewer data token", res, raw, 403)
 	res, raw = e.Do(t, "POST", "/accounts-api/session/token", nil, nil)
-	wantStatus(t, "anonymous data token", res, raw, 401)
+	controltest.Want(t, "anonymous data token", res, raw, 401)
 	// An API access token is not a user: it cannot reach the people APIs.
 	res, raw = e.Do(t, "GET", "/workspace-api/users", nil, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+tok) })
-	wantStatus(t, "API token on the workspace API", res, raw, 401)
+	controltest.Want(t, "API token on the workspace API", res, raw, 401)
 }
 
 func TestSessionEndpointNeverFails(t *testing.T) {
 	e := controltest.Start(t, nil)
 	res, raw := e.Do(t, "GET", "/accounts-api/session", nil, nil)
-	if m := wantStatus(t, "anonymous session", res, raw, 200); m["signedIn"] != false || m["user"] != nil {
+	if m := controltest.Want(t, "anonymous session", res, raw, 200); m["signedIn"] != false || m["user"] != nil {
 		t.Errorf("anonymous: %s", raw)
 	}
 	u := e.NewUser(t, identity.DefaultOrg, identity.RoleViewer)
 	res, raw = u.Do(t, "GET", "/accounts-api/session", nil)
-	if m := wantStatus(t, "signed in", res, raw, 200); m["signedIn"] != true {
+	if m := controltest.Want(t, "signed in", res, raw, 200); m["signedIn"] != true {
 		t.Errorf("signed in: %s", raw)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -77,4 +79,24 @@ func List(ctx context.Context, db Querier, org string, before int64, limit int) 
 		return nil, fmt.Errorf("audit: listing: %w", err)
 	}
 	return events, nil
+}
+
+// Recorder records the events of requests outside a transaction: a
+// failure is logged, not answered, since the action itself happened.
+type Recorder struct {
+	DB  Execer
+	Log *slog.Logger
+	// ClientIP names the caller's address. Optional.
+	ClientIP func(*http.Request) string
+}
+
+// Request records action on target by actor of org, from r's address.
+func (rc Recorder) Request(r *http.Request, org, actor, action, target string, detail map[string]any) {
+	ip := ""
+	if rc.ClientIP != nil {
+		ip = rc.ClientIP(r)
+	}
+	if err := Record(r.Context(), rc.DB, Event{OrgID: org, ActorID: actor, Action: action, Target: target, IP: ip, Detail: detail}); err != nil {
+		rc.Log.Error("audit", "err", err)
+	}
 }

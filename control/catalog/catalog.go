@@ -447,13 +447,7 @@ func (a *api) drop(w http.ResponseWriter, r *http.Request) error {
 // changed audits a table change and announces it, so caches drop the
 // table's tiles. A failed announcement is logged: the change happened.
 func (a *api) changed(r *http.Request, p identity.Principal, conn, action, target string, detail map[string]any, tables ...string) {
-	ip := ""
-	if a.d.ClientIP != nil {
-		ip = a.d.ClientIP(r)
-	}
-	if err := audit.Record(r.Context(), a.d.Meta, audit.Event{OrgID: p.OrgID, ActorID: p.UserID, Action: action, Target: conn + ":" + target, IP: ip, Detail: detail}); err != nil {
-		a.d.Log.Error("audit", "err", err)
-	}
+	audit.Recorder{DB: a.d.Meta, Log: a.d.Log, ClientIP: a.d.ClientIP}.Request(r, p.OrgID, p.UserID, action, conn+":"+target, detail)
 	if a.d.Notifier != nil {
 		if err := a.d.Notifier.Tables(r.Context(), conn, action, tables...); err != nil {
 			a.d.Log.Warn("announcing a table change failed; caches keep old tiles until their TTL", "conn", conn, "err", err)

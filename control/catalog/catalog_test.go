@@ -2,8 +2,6 @@ package catalog_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"strings"
 	"testing"
 
@@ -12,20 +10,6 @@ import (
 	"github.com/meridian-gis/meridian/internal/identity"
 	"github.com/meridian-gis/meridian/internal/pgdb/pgtest"
 )
-
-func want(t *testing.T, what string, res *http.Response, raw []byte, status int) map[string]any {
-	t.Helper()
-	if res.StatusCode != status {
-		t.Fatalf("%s: status %d, want %d: %s", what, res.StatusCode, status, raw)
-	}
-	var m map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatalf("%s: not JSON: %s", what, raw)
-		}
-	}
-	return m
-}
 
 func TestCatalog(t *testing.T) {
 	data := pgtest.Data(t)
@@ -53,13 +37,13 @@ func TestCatalog(t *testing.T) {
 	outsider := e.NewUser(t, orgB, identity.RoleAdmin)
 
 	res, raw := viewer.Do(t, "GET", "/workspace-api/connections/dw/schemas", nil)
-	m := want(t, "schemas", res, raw, 200)
+	m := controltest.Want(t, "schemas", res, raw, 200)
 	if !strings.Contains(string(raw), `"name":"shop","tables":3`) || strings.Contains(string(raw), "pg_catalog") || strings.Contains(string(raw), "information_schema") {
 		t.Errorf("schemas: %s", raw)
 	}
 	_ = m
 	res, raw = viewer.Do(t, "GET", "/workspace-api/connections/dw/schemas/shop/tables", nil)
-	tables := want(t, "tables", res, raw, 200)["tables"].([]any)
+	tables := controltest.Want(t, "tables", res, raw, 200)["tables"].([]any)
 	if len(tables) != 3 {
 		t.Fatalf("tables: %s", raw)
 	}
@@ -74,18 +58,18 @@ func TestCatalog(t *testing.T) {
 		t.Errorf("shop.stores: %v", stores)
 	}
 	res, raw = viewer.Do(t, "GET", "/workspace-api/connections/dw/tables/shop.stores", nil)
-	tbl := want(t, "table", res, raw, 200)
+	tbl := controltest.Want(t, "table", res, raw, 200)
 	cols := tbl["columns"].([]any)
 	if len(cols) != 3 || cols[1].(map[string]any)["name"] != "name" || cols[1].(map[string]any)["nullable"] != false || !strings.HasPrefix(cols[2].(map[string]any)["type"].(string), "geometry(Point,4326)") {
 		t.Errorf("columns: %v", cols)
 	}
 	res, raw = viewer.Do(t, "GET", "/workspace-api/connections/dw/tables/shop.stores/sample?limit=3", nil)
-	rows := want(t, "sample", res, raw, 200)["rows"].([]any)
+	rows := controltest.Want(t, "sample", res, raw, 200)["rows"].([]any)
 	if len(rows) != 3 || rows[0].(map[string]any)["geom"].(map[string]any)["type"] != "Point" {
 		t.Errorf("sample: %s", raw)
 	}
 	res, raw = viewer.Do(t, "GET", `/workspace-api/connections/dw/tables/shop."Odd%20Name"`, nil)
-	want(t, "quoted name", res, raw, 200)
+	controltest.Want(t, "quoted name", res, raw, 200)
 
 	// Bad input and missing things.
 	for path, status := range map[string]int{
@@ -99,11 +83,11 @@ func TestCatalog(t *testing.T) {
 		"/workspace-api/connections/dw/tables/%22unterminated":               400,
 	} {
 		res, raw = viewer.Do(t, "GET", path, nil)
-		want(t, path, res, raw, status)
+		controltest.Want(t, path, res, raw, status)
 	}
 	// Another org, and the metadata database, are out of reach.
 	res, raw = outsider.Do(t, "GET", "/workspace-api/connections/dw/schemas", nil)
-	want(t, "another org", res, raw, 404)
+	controltest.Want(t, "another org", res, raw, 404)
 	res, raw = viewer.Do(t, "GET", "/workspace-api/connections/local/tables/public.users", nil)
 	if res.StatusCode == 200 {
 		t.Errorf("the catalog read the metadata database's users table: %s", raw)
@@ -111,19 +95,19 @@ func TestCatalog(t *testing.T) {
 
 	// Rename and drop: editors only; announced as invalidations.
 	res, raw = viewer.Do(t, "PATCH", "/workspace-api/connections/dw/tables/shop.stores", map[string]string{"name": "shops"})
-	want(t, "viewer renames", res, raw, 403)
+	controltest.Want(t, "viewer renames", res, raw, 403)
 	res, raw = editor.Do(t, "PATCH", "/workspace-api/connections/dw/tables/shop.stores", map[string]string{"name": "bad name; drop"})
-	want(t, "bad new name", res, raw, 400)
+	controltest.Want(t, "bad new name", res, raw, 400)
 	res, raw = editor.Do(t, "PATCH", "/workspace-api/connections/dw/tables/shop.stores", map[string]string{"name": "Odd Name"})
-	want(t, "bad new name with a space", res, raw, 400)
+	controltest.Want(t, "bad new name with a space", res, raw, 400)
 	res, raw = editor.Do(t, "DELETE", "/workspace-api/connections/dw/tables/shop.stores", nil)
-	want(t, "drop a table a view depends on", res, raw, 409)
+	controltest.Want(t, "drop a table a view depends on", res, raw, 409)
 	res, raw = editor.Do(t, "PATCH", "/workspace-api/connections/dw/tables/shop.stores", map[string]string{"name": "shops"})
-	if m := want(t, "rename", res, raw, 200); m["name"] != "shop.shops" {
+	if m := controltest.Want(t, "rename", res, raw, 200); m["name"] != "shop.shops" {
 		t.Errorf("renamed: %s", raw)
 	}
 	res, raw = editor.Do(t, "DELETE", "/workspace-api/connections/dw/tables/public.doomed", nil)
-	want(t, "drop", res, raw, 204)
+	controltest.Want(t, "drop", res, raw, 204)
 	var n int
 	data.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_class WHERE relname = 'doomed'`).Scan(&n)
 	if n != 0 {

@@ -2,8 +2,6 @@ package connections_test
 
 import (
 	"context"
-	"encoding/json"
-	"net/http"
 	"net/url"
 	"strings"
 	"testing"
@@ -12,20 +10,6 @@ import (
 	"github.com/meridian-gis/meridian/internal/identity"
 	"github.com/meridian-gis/meridian/internal/pgdb/pgtest"
 )
-
-func want(t *testing.T, what string, res *http.Response, raw []byte, status int) map[string]any {
-	t.Helper()
-	if res.StatusCode != status {
-		t.Fatalf("%s: status %d, want %d: %s", what, res.StatusCode, status, raw)
-	}
-	var m map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatalf("%s: not JSON: %s", what, raw)
-		}
-	}
-	return m
-}
 
 func TestConnectionsAPI(t *testing.T) {
 	data := pgtest.Data(t)
@@ -50,46 +34,46 @@ func TestConnectionsAPI(t *testing.T) {
 
 	res, raw := ed.Do(t, "POST", "/api/v3/connections", map[string]any{"name": "warehouse", "provider_id": "postgres", "privacy": "private",
 		"credentials": map[string]any{"url": u.String()}})
-	c := want(t, "create", res, raw, 201)
+	c := controltest.Want(t, "create", res, raw, 201)
 	id := c["id"].(string)
 	if c["privacy"] != "private" || c["owner"] != ed.ID || c["can_edit"] != true {
 		t.Errorf("created %s", raw)
 	}
 	res, raw = ed.Do(t, "POST", "/api/v3/connections/"+id+"/test", nil)
-	if m := want(t, "test", res, raw, 200); m["ok"] != true || m["postgis"] == "" {
+	if m := controltest.Want(t, "test", res, raw, 200); m["ok"] != true || m["postgis"] == "" {
 		t.Errorf("test: %s", raw)
 	}
 	// Private: invisible to others, even in the same org.
 	res, raw = ed2.Do(t, "GET", "/api/v3/connections/"+id, nil)
-	want(t, "someone's private connection", res, raw, 404)
+	controltest.Want(t, "someone's private connection", res, raw, 404)
 	res, raw = ed2.Do(t, "GET", "/api/v3/connections", nil)
 	if strings.Contains(string(raw), id) {
 		t.Error("a private connection is listed to another user")
 	}
 	// Shared: visible, but only its owner or an admin edits.
 	res, raw = ed.Do(t, "PATCH", "/api/v3/connections/"+id, map[string]any{"privacy": "shared"})
-	want(t, "share", res, raw, 200)
+	controltest.Want(t, "share", res, raw, 200)
 	res, raw = viewer.Do(t, "GET", "/api/v3/connections/"+id, nil)
-	if m := want(t, "viewer reads a shared connection", res, raw, 200); m["can_edit"] != false {
+	if m := controltest.Want(t, "viewer reads a shared connection", res, raw, 200); m["can_edit"] != false {
 		t.Errorf("viewer can_edit: %s", raw)
 	}
 	res, raw = ed2.Do(t, "PATCH", "/api/v3/connections/"+id, map[string]any{"privacy": "private"})
-	want(t, "non-owner edits", res, raw, 403)
+	controltest.Want(t, "non-owner edits", res, raw, 403)
 	res, raw = viewer.Do(t, "POST", "/api/v3/connections", map[string]any{"name": "v", "credentials": map[string]any{"url": u.String()}})
-	want(t, "viewer creates", res, raw, 403)
+	controltest.Want(t, "viewer creates", res, raw, 403)
 	res, raw = admin.Do(t, "PATCH", "/api/v3/connections/"+id, map[string]any{"name": "renamed"})
-	want(t, "rename", res, raw, 400)
+	controltest.Want(t, "rename", res, raw, 400)
 	// PATCH without credentials keeps them.
 	res, raw = admin.Do(t, "PATCH", "/api/v3/connections/"+id, map[string]any{"privacy": "shared"})
-	want(t, "admin edits", res, raw, 200)
+	controltest.Want(t, "admin edits", res, raw, 200)
 	res, raw = ed2.Do(t, "POST", "/api/v3/connections/"+id+"/test", nil)
-	if m := want(t, "test after patch", res, raw, 200); m["ok"] != true {
+	if m := controltest.Want(t, "test after patch", res, raw, 200); m["ok"] != true {
 		t.Errorf("credentials lost by a PATCH without them: %s", raw)
 	}
 	// Another org: 404 everywhere.
 	for _, c := range []struct{ m, p string }{{"GET", ""}, {"PATCH", ""}, {"DELETE", ""}, {"POST", "/test"}} {
 		res, raw = adminB.Do(t, c.m, "/api/v3/connections/"+id+c.p, map[string]any{"privacy": "private"})
-		want(t, "another org "+c.m, res, raw, 404)
+		controltest.Want(t, "another org "+c.m, res, raw, 404)
 	}
 	res, raw = adminB.Do(t, "GET", "/api/v3/connections", nil)
 	if strings.Contains(string(raw), "warehouse") {
@@ -97,35 +81,35 @@ func TestConnectionsAPI(t *testing.T) {
 	}
 	// In use by a token: 409; after its revocation: deleted.
 	res, raw = ed2.Do(t, "POST", "/api/v3/tokens", map[string]any{"grants": []map[string]string{{"connection_name": "warehouse", "source": "*"}}, "allowed_apis": []string{"sql"}})
-	tok := want(t, "token on it", res, raw, 201)
+	tok := controltest.Want(t, "token on it", res, raw, 201)
 	res, raw = ed.Do(t, "DELETE", "/api/v3/connections/"+id, nil)
-	if m := want(t, "delete in use", res, raw, 409); !strings.Contains(m["error"].(string), "token") {
+	if m := controltest.Want(t, "delete in use", res, raw, 409); !strings.Contains(m["error"].(string), "token") {
 		t.Errorf("409 message: %s", raw)
 	}
 	ed2.Do(t, "DELETE", "/api/v3/tokens/"+tok["id"].(string), nil)
 	res, raw = ed.Do(t, "DELETE", "/api/v3/connections/"+id, nil)
-	want(t, "delete", res, raw, 204)
+	controltest.Want(t, "delete", res, raw, 204)
 
 	// Bad credentials: a clear answer that never shows the password.
 	bad := *u
 	bad.Path = "/no_such_database" // the test cluster trusts loopback: a wrong password would pass
 	res, raw = ed.Do(t, "POST", "/api/v3/connections/test", map[string]any{"credentials": map[string]any{"url": bad.String()}})
-	if m := want(t, "test bad credentials", res, raw, 200); m["ok"] != false || !strings.Contains(m["error"].(string), "no_such_database") || strings.Contains(string(raw), password) {
+	if m := controltest.Want(t, "test bad credentials", res, raw, 200); m["ok"] != false || !strings.Contains(m["error"].(string), "no_such_database") || strings.Contains(string(raw), password) {
 		t.Errorf("bad credentials: %s", raw)
 	}
 	res, raw = ed.Do(t, "POST", "/api/v3/connections", map[string]any{"name": "bad name!", "credentials": map[string]any{"url": u.String()}})
-	want(t, "bad name", res, raw, 400)
+	controltest.Want(t, "bad name", res, raw, 400)
 	res, raw = ed.Do(t, "POST", "/api/v3/connections", map[string]any{"name": "x", "credentials": map[string]any{"url": "mysql://h/db"}})
-	want(t, "bad scheme", res, raw, 400)
+	controltest.Want(t, "bad scheme", res, raw, 400)
 	res, raw = ed.Do(t, "POST", "/api/v3/connections", map[string]any{"name": "parts", "credentials": map[string]any{
 		"host": u.Hostname(), "port": mustPort(t, u), "database": strings.TrimPrefix(u.Path, "/"), "username": "conn_tester", "password": password}})
-	parts := want(t, "create from parts", res, raw, 201)
+	parts := controltest.Want(t, "create from parts", res, raw, 201)
 	res, raw = ed.Do(t, "POST", "/api/v3/connections/"+parts["id"].(string)+"/test", nil)
-	if m := want(t, "test parts", res, raw, 200); m["ok"] != true {
+	if m := controltest.Want(t, "test parts", res, raw, 200); m["ok"] != true {
 		t.Errorf("parts: %s", raw)
 	}
 	res, raw = ed.Do(t, "POST", "/api/v3/connections", map[string]any{"name": "parts", "credentials": map[string]any{"url": u.String()}})
-	want(t, "duplicate name", res, raw, 409)
+	controltest.Want(t, "duplicate name", res, raw, 409)
 
 	// The password is in no answer and no log line.
 	res, raw = admin.Do(t, "GET", "/api/v3/connections", nil)

@@ -246,3 +246,23 @@ func (s *SyncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Want fails t unless res has status; it decodes the JSON body (nil when
+// empty) and, for errors, checks the {"error","status","code"} shape.
+func Want(t testing.TB, what string, res *http.Response, raw []byte, status int) map[string]any {
+	t.Helper()
+	if res.StatusCode != status {
+		t.Fatalf("%s: status %d, want %d: %s", what, res.StatusCode, status, raw)
+	}
+	if len(raw) == 0 {
+		return nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatalf("%s: answer is not JSON: %v: %s", what, err, raw)
+	}
+	if status >= 400 && (m["error"] == nil || m["code"] == nil || m["status"] != float64(status)) {
+		t.Errorf("%s: error answer %s lacks error/code/status", what, raw)
+	}
+	return m
+}

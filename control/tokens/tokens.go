@@ -213,13 +213,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *api) audit(r *http.Request, p identity.Principal, action, target string, detail map[string]any) {
-	ip := ""
-	if a.d.ClientIP != nil {
-		ip = a.d.ClientIP(r)
-	}
-	if err := audit.Record(r.Context(), a.d.Meta, audit.Event{OrgID: p.OrgID, ActorID: p.UserID, Action: action, Target: target, IP: ip, Detail: detail}); err != nil {
-		a.d.Log.Error("audit", "err", err)
-	}
+	audit.Recorder{DB: a.d.Meta, Log: a.d.Log, ClientIP: a.d.ClientIP}.Request(r, p.OrgID, p.UserID, action, target, detail)
 }
 
 func (a *api) list(w http.ResponseWriter, r *http.Request) error {

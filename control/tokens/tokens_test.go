@@ -2,7 +2,6 @@ package tokens_test
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -11,20 +10,6 @@ import (
 	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/identity"
 )
-
-func want(t *testing.T, what string, res *http.Response, raw []byte, status int) map[string]any {
-	t.Helper()
-	if res.StatusCode != status {
-		t.Fatalf("%s: status %d, want %d: %s", what, res.StatusCode, status, raw)
-	}
-	var m map[string]any
-	if len(raw) > 0 {
-		if err := json.Unmarshal(raw, &m); err != nil {
-			t.Fatalf("%s: not JSON: %s", what, raw)
-		}
-	}
-	return m
-}
 
 func TestTokensAPI(t *testing.T) {
 	e := controltest.Start(t, nil)
@@ -44,7 +29,7 @@ func TestTokensAPI(t *testing.T) {
 	body := map[string]any{"name": "stores app", "grants": []map[string]string{{"connection_name": "local", "source": "public.stores"}},
 		"referers": []string{"https://app.example.com"}, "allowed_apis": []string{"maps", "sql"}}
 	res, raw := ed.DoToken(t, "POST", "/api/v3/tokens", body)
-	tok := want(t, "create", res, raw, 201)
+	tok := controltest.Want(t, "create", res, raw, 201)
 	for _, k := range []string{"token", "id", "grants", "referers", "allowed_apis", "expiration_date", "created_at", "owner"} {
 		if _, ok := tok[k]; !ok {
 			t.Errorf("token answer lacks %q: %s", k, raw)
@@ -61,24 +46,24 @@ func TestTokensAPI(t *testing.T) {
 	// By string (CARTO) and by id; the owner only.
 	for _, ref := range []string{str, tok["id"].(string)} {
 		res, raw = ed.Do(t, "GET", "/api/v3/tokens/"+ref, nil)
-		want(t, "get own", res, raw, 200)
+		controltest.Want(t, "get own", res, raw, 200)
 		res, raw = ed2.Do(t, "GET", "/api/v3/tokens/"+ref, nil)
-		want(t, "another user's token", res, raw, 404)
+		controltest.Want(t, "another user's token", res, raw, 404)
 		res, raw = edB.Do(t, "GET", "/api/v3/tokens/"+ref, nil)
-		want(t, "another org's token", res, raw, 404)
+		controltest.Want(t, "another org's token", res, raw, 404)
 		res, raw = edB.Do(t, "DELETE", "/api/v3/tokens/"+ref, nil)
-		want(t, "another org revokes", res, raw, 404)
+		controltest.Want(t, "another org revokes", res, raw, 404)
 		res, raw = edB.Do(t, "PATCH", "/api/v3/tokens/"+ref, map[string]any{"name": "x"})
-		want(t, "another org patches", res, raw, 404)
+		controltest.Want(t, "another org patches", res, raw, 404)
 	}
 	// A session's data token is not listed.
 	ed.Do(t, "POST", "/accounts-api/session/token", nil)
 	res, raw = ed.Do(t, "GET", "/api/v3/tokens", nil)
-	if list := want(t, "list", res, raw, 200)["tokens"].([]any); len(list) != 1 {
+	if list := controltest.Want(t, "list", res, raw, 200)["tokens"].([]any); len(list) != 1 {
 		t.Errorf("list has %d tokens, want 1: %s", len(list), raw)
 	}
 	res, raw = ed2.Do(t, "GET", "/api/v3/tokens", nil)
-	if list := want(t, "list of another user", res, raw, 200)["tokens"].([]any); len(list) != 0 {
+	if list := controltest.Want(t, "list of another user", res, raw, 200)["tokens"].([]any); len(list) != 0 {
 		t.Errorf("another user sees %d tokens", len(list))
 	}
 
@@ -89,16 +74,16 @@ func TestTokensAPI(t *testing.T) {
 		"someone's private connection": {{"connection_name": "ed2-private", "source": "*"}},
 	} {
 		res, raw = ed.Do(t, "POST", "/api/v3/tokens", map[string]any{"grants": grants, "allowed_apis": []string{"maps"}})
-		if m := want(t, name, res, raw, 400); !strings.Contains(m["error"].(string), "connection") {
+		if m := controltest.Want(t, name, res, raw, 400); !strings.Contains(m["error"].(string), "connection") {
 			t.Errorf("%s: %s", name, raw)
 		}
 	}
 	res, raw = ed2.Do(t, "POST", "/api/v3/tokens", map[string]any{"grants": []map[string]string{{"connection_name": "ed2-private", "source": "*"}}, "allowed_apis": []string{"maps"}})
-	want(t, "owner's private connection", res, raw, 201)
+	controltest.Want(t, "owner's private connection", res, raw, 201)
 	res, raw = viewer.Do(t, "POST", "/api/v3/tokens", body)
-	want(t, "viewer creates", res, raw, 403)
+	controltest.Want(t, "viewer creates", res, raw, 403)
 	res, raw = e.Do(t, "POST", "/api/v3/tokens", body, func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+str) })
-	want(t, "an API token creates a token", res, raw, 401)
+	controltest.Want(t, "an API token creates a token", res, raw, 401)
 
 	// Bad input, nothing written.
 	var before int
@@ -114,7 +99,7 @@ func TestTokensAPI(t *testing.T) {
 		"long name":        map[string]any{"grants": body["grants"], "allowed_apis": []string{"maps"}, "name": strings.Repeat("n", 201)},
 	} {
 		res, raw = ed.Do(t, "POST", "/api/v3/tokens", b)
-		if m := want(t, name, res, raw, 400); m["error"] == "" || m["code"] != "BAD_REQUEST" {
+		if m := controltest.Want(t, name, res, raw, 400); m["error"] == "" || m["code"] != "BAD_REQUEST" {
 			t.Errorf("%s: %s", name, raw)
 		}
 	}
@@ -126,11 +111,11 @@ func TestTokensAPI(t *testing.T) {
 
 	// PATCH: a name keeps the token; new grants re-issue it and revoke the old.
 	res, raw = ed.Do(t, "PATCH", "/api/v3/tokens/"+str, map[string]any{"name": "renamed"})
-	if m := want(t, "rename", res, raw, 200); m["token"] != str || m["name"] != "renamed" {
+	if m := controltest.Want(t, "rename", res, raw, 200); m["token"] != str || m["name"] != "renamed" {
 		t.Errorf("rename: %s", raw)
 	}
 	res, raw = ed.Do(t, "PATCH", "/api/v3/tokens/"+str, map[string]any{"grants": []map[string]string{{"connection_name": "local", "source": "public.*"}}})
-	nt := want(t, "new grants", res, raw, 200)
+	nt := controltest.Want(t, "new grants", res, raw, 200)
 	if nt["token"] == str || nt["replaces"] != tok["id"] || nt["name"] != "renamed" {
 		t.Errorf("re-issue: %s", raw)
 	}
@@ -139,15 +124,15 @@ func TestTokensAPI(t *testing.T) {
 		t.Errorf("the replaced token is not revoked: %v %v", old, err)
 	}
 	res, raw = ed.Do(t, "PATCH", "/api/v3/tokens/"+nt["token"].(string), map[string]any{"expiration_date": "2030-01-01T00:00:00Z"})
-	want(t, "expiry after creation", res, raw, 400)
+	controltest.Want(t, "expiry after creation", res, raw, 400)
 	res, raw = ed.Do(t, "PATCH", "/api/v3/tokens/"+nt["token"].(string), map[string]any{"grants": []map[string]string{{"connection_name": "b-conn", "source": "*"}}})
-	want(t, "patch beyond the ceiling", res, raw, 400)
+	controltest.Want(t, "patch beyond the ceiling", res, raw, 400)
 
 	// Revoke.
 	res, raw = ed.Do(t, "DELETE", "/api/v3/tokens/"+nt["token"].(string), nil)
-	want(t, "revoke", res, raw, 204)
+	controltest.Want(t, "revoke", res, raw, 204)
 	res, raw = ed.Do(t, "GET", "/api/v3/tokens/"+nt["id"].(string), nil)
-	if m := want(t, "get revoked", res, raw, 200); m["revoked_at"] == nil || m["token"] != nil {
+	if m := controltest.Want(t, "get revoked", res, raw, 200); m["revoked_at"] == nil || m["token"] != nil {
 		t.Errorf("revoked token: %s", raw)
 	}
 	var n int
