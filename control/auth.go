@@ -106,3 +106,18 @@ func (s *Server) handler(fn func(w http.ResponseWriter, r *http.Request) error) 
 		writeError(w, ae)
 	}
 }
+
+// ldsAuthorize authenticates an LDS request (allowed_apis ∋ lds) and
+// answers the refusal itself; it returns the token's organization.
+func (s *Server) ldsAuthorize(w http.ResponseWriter, r *http.Request) (string, bool) {
+	claims, err := s.authenticate(r, grant.APILDS)
+	if err != nil {
+		var ae apiError
+		if !errors.As(err, &ae) {
+			ae = apiError{Status: http.StatusInternalServerError, Code: "INTERNAL", Msg: "internal error", Err: err}
+		}
+		writeError(w, ae)
+		return "", false
+	}
+	return claims.Org, true
+}

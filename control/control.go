@@ -21,6 +21,7 @@ import (
 	"github.com/meridian-gis/meridian/control/authn"
 	"github.com/meridian-gis/meridian/control/catalog"
 	"github.com/meridian-gis/meridian/control/connections"
+	"github.com/meridian-gis/meridian/control/lds"
 	"github.com/meridian-gis/meridian/control/openapi"
 	"github.com/meridian-gis/meridian/control/sso"
 	"github.com/meridian-gis/meridian/control/tokens"
@@ -54,6 +55,8 @@ type Config struct {
 	Accounts accounts.Config `json:"accounts"`
 	// SSO configures sign-in through an OpenID Connect provider.
 	SSO sso.Config `json:"sso"`
+	// LDS configures the Location Data Services API (/api/v3/lds/).
+	LDS lds.Config `json:"lds"`
 }
 
 // SetDefaults fills zero fields.
@@ -70,6 +73,7 @@ func (c *Config) SetDefaults() {
 	c.Jobs.SetDefaults()
 	c.Auth.SetDefaults()
 	c.Accounts.SetDefaults()
+	c.LDS.SetDefaults()
 }
 
 // Validate reports every problem in c.
@@ -82,6 +86,9 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	if err := c.Jobs.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.LDS.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -175,6 +182,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		s.mux.HandleFunc("DELETE /api/v3/sql/{conn}/job/{id}", s.handler(s.cancelJob))
 		s.mux.HandleFunc("POST /api/v3/sql/{conn}/job/{id}/cancel", s.handler(s.cancelJob))
 		s.mux.HandleFunc("GET /api/v3/sql/jobs", s.handler(s.listJobs))
+		ldsSvc, err := lds.New(cfg.LDS, lds.Deps{Log: d.Log, Meta: d.Meta, Authorize: s.ldsAuthorize})
+		if err != nil {
+			return nil, err
+		}
+		ldsSvc.Register(s.mux)
 	}
 	if d.Broker != nil {
 		if err := admin.Mount(s.mux, admin.Deps{Log: d.Log.With("api", "admin"), Meta: d.Meta, Broker: d.Broker,
