@@ -5,7 +5,8 @@
 #
 # usage: scripts/ensure-deps.sh [group...]      (default: core build)
 #
-#   core   PostgreSQL 15 + PostGIS 3 (private clusters), GDAL (ogr2ogr)
+#   core   PostgreSQL 15 + PostGIS 3 + pgRouting (private clusters), GDAL (ogr2ogr),
+#          osmium-tool (the LDS loader reads OSM extracts through it)
 #   build  C toolchain for `go test -race` (cgo), make, git
 #   bench  load generators (wrk, h2load) and peer caches (Varnish, nginx) for `make bench`
 #   node   Node.js and npm (`make static`: MapLibre GL JS for the preview page), only
@@ -36,7 +37,7 @@ commands=() # "command package" pairs: install package when command is missing
 check_node_version=
 for g in "${groups[@]}"; do
 	case "$g" in
-	core) pkgs+=(postgresql-15 postgresql-15-postgis-3 gdal-bin iproute2) ;;
+	core) pkgs+=(postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting gdal-bin iproute2 osmium-tool) ;;
 	build) pkgs+=(gcc libc6-dev make git ca-certificates) ;;
 	bench) pkgs+=(wrk varnish nginx nghttp2-client) ;;
 	node) commands+=("node nodejs" "npm npm") ;;

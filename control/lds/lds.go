@@ -107,8 +107,9 @@ type Deps struct {
 	Log *slog.Logger
 	// Meta is the metadata database (quotas). Required.
 	Meta *pgxpool.Pool
-	// Data is the database holding meridian_lds. Optional: when nil and
-	// Config.DatabaseURL is set, a pool on that URL is opened.
+	// Data is the database holding meridian_lds, its pool configured
+	// with geocode.AfterConnect. Optional: when nil and
+	// Config.DatabaseURL is set, such a pool on that URL is opened.
 	Data *pgxpool.Pool
 	// Authorize authenticates callers. Required.
 	Authorize Authorize
@@ -150,6 +151,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 		}
 		pc.MaxConns = cfg.MaxConns
 		pc.ConnConfig.RuntimeParams["application_name"] = "meridian-lds"
+		pc.AfterConnect = geocode.AfterConnect
 		if data, err = pgxpool.NewWithConfig(context.Background(), pc); err != nil {
 			return nil, fmt.Errorf("lds: opening the data database: %w", err)
 		}

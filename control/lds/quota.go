@@ -65,9 +65,9 @@ func (q *quotas) charge(ctx context.Context, org, service string, n int64) error
 	}
 	var used int64
 	err = q.meta.QueryRow(ctx, `INSERT INTO lds_usage AS u (org_id, service, month, used)
-		SELECT $1, $2, $3, $4 WHERE $4 <= $5
+		SELECT $1::text, $2::text, $3::date, $4::bigint WHERE $4::bigint <= $5::bigint
 		ON CONFLICT (org_id, service, month) DO UPDATE SET used = u.used + EXCLUDED.used
-		WHERE u.used + EXCLUDED.used <= $5
+		WHERE u.used + EXCLUDED.used <= $5::bigint
 		RETURNING used`, org, service, q.month(), n, limit).Scan(&used)
 	if errors.Is(err, pgx.ErrNoRows) {
 		cur, _ := q.used(ctx, org, service)

@@ -224,3 +224,20 @@ func isGeometryTypeName(s string) bool {
 	}
 	return true
 }
+
+// ldsLoaded reports whether the data database has an LDS gazetteer with
+// at least one OSM region (meridian lds load ran to its end).
+func ldsLoaded(ctx context.Context, dataURL string) (bool, error) {
+	conn, err := pgx.Connect(ctx, dataURL)
+	if err != nil {
+		return false, fmt.Errorf("connecting to the data database: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	var ok bool
+	err = conn.QueryRow(ctx, `SELECT to_regclass('meridian_lds.regions') IS NOT NULL`).Scan(&ok)
+	if err != nil || !ok {
+		return false, err
+	}
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM meridian_lds.regions)`).Scan(&ok)
+	return ok, err
+}

@@ -191,6 +191,16 @@ func run(parent context.Context, o options, sigc <-chan os.Signal, out io.Writer
 		if token, err = bin.createDemoToken(ctx, o.StateDir); err != nil {
 			return err
 		}
+		// Location Data Services: the gazetteer and road graph in the
+		// data database, built once (meridian lds load; a minute or two).
+		bin.env = append(bin.env, "MERIDIAN_LDS_DATABASE_URL="+db.dataURL)
+		if loaded, err := ldsLoaded(ctx, db.dataURL); err != nil {
+			return err
+		} else if !loaded {
+			if _, err := bin.run(ctx, "lds load", "lds", "load", o.DataDir); err != nil {
+				return err
+			}
+		}
 	}
 	return superviseUp(ctx, upRun{
 		bin:     bin,

@@ -171,6 +171,20 @@ func Provision(ctx context.Context, superuserURL string, p Plan) (Result, error)
 		res.Created = append(res.Created, "extension postgis")
 	}
 
+	// pgRouting (Location Data Services) needs a superuser too; created
+	// when the package is installed (scripts/ensure-deps.sh installs it).
+	var hasRouting, canRouting bool
+	if err := dc.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pgrouting'),
+		EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pgrouting')`).Scan(&hasRouting, &canRouting); err != nil {
+		return Result{}, fmt.Errorf("provisioning: checking pgrouting in %s: %w", p.DataDB, err)
+	}
+	if !hasRouting && canRouting {
+		if _, err := dc.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS pgrouting"); err != nil {
+			return Result{}, fmt.Errorf("provisioning: creating extension pgrouting in %s: %w", p.DataDB, err)
+		}
+		res.Created = append(res.Created, "extension pgrouting")
+	}
+
 	if res.MetaURL, err = roleURL(superuserURL, p.MetaDB, p.MetaRole, p.MetaPassword); err != nil {
 		return Result{}, err
 	}

@@ -130,7 +130,7 @@ func TestProvisionTwice(t *testing.T) {
 	if err != nil {
 		t.Fatalf("first Provision: %v", err)
 	}
-	want := []string{"role " + p.MetaRole, "role " + p.DataRole, "database " + p.MetaDB, "database " + p.DataDB, "extension postgis"}
+	want := []string{"role " + p.MetaRole, "role " + p.DataRole, "database " + p.MetaDB, "database " + p.DataDB, "extension postgis", "extension pgrouting"}
 	if !slices.Equal(first.Created, want) {
 		t.Errorf("first run created %q, want %q", first.Created, want)
 	}

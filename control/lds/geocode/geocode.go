@@ -126,6 +126,11 @@ func Parse(address string) Parsed {
 			p.Country = s
 		}
 	}
+	// "19801, US": a postal code then a country (or a city: Geocode
+	// turns an unknown country back into a city).
+	if p.Postal != "" && p.Street == "" && p.Free == "" && p.City != "" && p.Country == "" {
+		p.Country, p.City = p.City, ""
+	}
 	// "Vaduz, Liechtenstein": the second part was taken as the city of
 	// a free text; it is rather a country (or state) qualifier.
 	if p.Free != "" && p.City != "" && p.Country == "" {
@@ -284,8 +289,11 @@ func same(a, b string) bool {
 func foldSpaces(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func (g *Geocoder) addresses(ctx context.Context, p Parsed, cc any) ([]Result, error) {
-	rows, err := g.db.Query(ctx, `SELECT housenumber, street, coalesce(city, ''), coalesce(postal_code, ''), country_code, sim, lon, lat
-		FROM meridian_lds.find_addresses($1, meridian_lds.norm($2), $3, 50)`, p.Number, p.Street, cc)
+	rows, err := g.db.Query(ctx, `SELECT housenumber, street, coalesce(city, ''), coalesce(postal_code, ''), country_code,
+			similarity(street_norm, meridian_lds.norm($2)) AS sim, ST_X(geom), ST_Y(geom)
+		FROM meridian_lds.addresses
+		WHERE street_norm % meridian_lds.norm($2) AND lower(housenumber) = lower($1) AND ($3::text IS NULL OR country_code = $3)
+		ORDER BY sim DESC LIMIT 50`, p.Number, p.Street, cc)
 	if err != nil {
 		return nil, fmt.Errorf("finding addresses: %w", err)
 	}
@@ -326,8 +334,12 @@ func qualify(sim float64, p Parsed, r Result) float64 {
 }
 
 func (g *Geocoder) streets(ctx context.Context, p Parsed, cc any, limit int) ([]Result, error) {
-	rows, err := g.db.Query(ctx, `SELECT name, coalesce(city, ''), coalesce(postal_code, ''), country_code, sim, lon, lat
-		FROM meridian_lds.find_streets(meridian_lds.norm($1), $2, 50)`, p.Street, cc)
+	rows, err := g.db.Query(ctx, `SELECT DISTINCT ON (sim, s.norm, s.city) s.name, coalesce(s.city, ''), coalesce(s.postal_code, ''),
+			s.country_code, similarity(s.norm, meridian_lds.norm($1)) AS sim, ST_X(c), ST_Y(c)
+		FROM meridian_lds.streets s, ST_LineInterpolatePoint(s.geom, 0.5) c
+		WHERE s.norm % meridian_lds.norm($1) AND similarity(s.norm, meridian_lds.norm($1)) >= 0.35
+			AND ($2::text IS NULL OR s.country_code = $2)
+		ORDER BY sim DESC, s.norm, s.city LIMIT 50`, p.Street, cc)
 	if err != nil {
 		return nil, fmt.Errorf("finding streets: %w", err)
 	}
@@ -377,8 +389,16 @@ func boolf(b bool) float64 {
 }
 
 func (g *Geocoder) places(ctx context.Context, name string, p Parsed, cc any, limit int) ([]Result, error) {
-	rows, err := g.db.Query(ctx, `SELECT kind, name, country_code, population, rank, sim, lon, lat
-		FROM meridian_lds.find_places(meridian_lds.norm($1), $2, $3)`, name, cc, max(limit, 10))
+	// Candidates by trigram similarity (GIN index, in the country when
+	// one is given), then their places by primary key.
+	rows, err := g.db.Query(ctx, `WITH m AS MATERIALIZED (
+			SELECT n.place_id, max(similarity(n.norm, meridian_lds.norm($1))) AS sim,
+				(array_agg(n.norm ORDER BY similarity(n.norm, meridian_lds.norm($1)) DESC))[1] AS matched
+			FROM meridian_lds.place_names n
+			WHERE n.norm % meridian_lds.norm($1) AND ($2::text IS NULL OR n.country_code = $2)
+			GROUP BY n.place_id ORDER BY sim DESC LIMIT $3)
+		SELECT p.kind, p.name, p.country_code, p.population, m.sim, m.matched, meridian_lds.norm($1), ST_X(p.geom), ST_Y(p.geom)
+		FROM m CROSS JOIN LATERAL (SELECT * FROM meridian_lds.places WHERE id = m.place_id) p`, name, cc, max(limit, 30))
 	if err != nil {
 		return nil, fmt.Errorf("finding places: %w", err)
 	}
@@ -386,14 +406,18 @@ func (g *Geocoder) places(ctx context.Context, name string, p Parsed, cc any, li
 	for rows.Next() {
 		var r Result
 		var pop int64
-		var rank int16
 		var sim float32
-		if err := rows.Scan(&r.Kind, &r.City, &r.CountryCode, &pop, &rank, &sim, &r.Longitude, &r.Latitude); err != nil {
+		var matched, q string
+		if err := rows.Scan(&r.Kind, &r.City, &r.CountryCode, &pop, &sim, &matched, &q, &r.Longitude, &r.Latitude); err != nil {
 			return nil, fmt.Errorf("reading places: %w", err)
 		}
-		// Similarity first; then the kind (a country before a state before
-		// a city of one name) and population break near-ties.
-		r.Score = 0.9*float64(sim) + 0.02*float64(4-rank) + 0.04*math.Min(1, math.Log10(float64(pop)+1)/9)
+		// Match quality first: trigram similarity and edit distance
+		// (typing errors: one swapped, dropped, doubled or wrong letter
+		// costs one edit); then the kind (a country, then a city, then a
+		// state of one name: "Puno" is the city more often than the
+		// region) and population break near-ties.
+		r.Score = 0.45*float64(sim) + 0.45*editSimilarity(q, matched) + kindBonus[r.Kind] +
+			0.04*math.Min(1, math.Log10(float64(pop)+1)/9)
 		switch r.Kind {
 		case "country":
 			r.Country, r.City = r.City, ""
@@ -404,6 +428,8 @@ func (g *Geocoder) places(ctx context.Context, name string, p Parsed, cc any, li
 	}
 	return out, rows.Err()
 }
+
+var kindBonus = map[string]float64{"country": 0.06, "city": 0.04, "state": 0.02}
 
 // complete fills country names and states of results (admin-1 polygon
 // containing the point), and rounds scores.
@@ -530,4 +556,51 @@ func str(p *string) string {
 func round1(f float64) *float64 {
 	v := math.Round(f*10) / 10
 	return &v
+}
+
+// editSimilarity is 1 - OSA distance / longer length: 1 for equal
+// strings, falling by one step per edit (insert, delete, substitute, or
+// swap of two adjacent letters).
+func editSimilarity(a, b string) float64 {
+	ra, rb := []rune(a), []rune(b)
+	n := max(len(ra), len(rb))
+	if n == 0 {
+		return 1
+	}
+	return 1 - float64(osa(ra, rb))/float64(n)
+}
+
+// osa is the optimal string alignment distance (Damerau–Levenshtein
+// without repeated edits of one substring).
+func osa(a, b []rune) int {
+	prev2 := make([]int, len(b)+1)
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(b)]
+}
+
+// AfterConnect prepares a connection of the pool the geocoder and router
+// use: a trigram threshold low enough for misspelt short names (0.25;
+// stricter matches are filtered per query) and no parallel workers (one
+// lookup is small; workers only add latency on a busy machine).
+func AfterConnect(ctx context.Context, conn *pgx.Conn) error {
+	_, err := conn.Exec(ctx, "SET pg_trgm.similarity_threshold = 0.25; SET max_parallel_workers_per_gather = 0")
+	return err
 }

@@ -144,6 +144,7 @@ func (l *Loader) index(ctx context.Context) error {
 		"CREATE INDEX IF NOT EXISTS places_geom ON meridian_lds.places USING gist (geom)",
 		"CREATE INDEX IF NOT EXISTS place_names_norm ON meridian_lds.place_names USING gin (norm gin_trgm_ops)",
 		"CREATE INDEX IF NOT EXISTS place_names_place ON meridian_lds.place_names (place_id)",
+		"CREATE INDEX IF NOT EXISTS places_kind_country ON meridian_lds.places (kind, country_code)",
 		"CREATE INDEX IF NOT EXISTS areas_geom ON meridian_lds.areas USING gist (geom)",
 		"CREATE INDEX IF NOT EXISTS postcodes_code ON meridian_lds.postcodes (code_norm, country_code)",
 		"CREATE INDEX IF NOT EXISTS postcodes_geom ON meridian_lds.postcodes USING gist (geom)",
@@ -263,8 +264,8 @@ func (l *Loader) loadAdmin(ctx context.Context, path, kind string) error {
 				seen[nm] = true
 				uniq = append(uniq, nm)
 			}
-			if _, err := tx.Exec(ctx, `INSERT INTO meridian_lds.place_names (place_id, norm)
-				SELECT DISTINCT $1::bigint, meridian_lds.norm(n) FROM unnest($2::text[]) n WHERE meridian_lds.norm(n) <> ''`, id, uniq); err != nil {
+			if _, err := tx.Exec(ctx, `INSERT INTO meridian_lds.place_names (place_id, country_code, norm)
+				SELECT DISTINCT $1::bigint, $3, meridian_lds.norm(n) FROM unnest($2::text[]) n WHERE meridian_lds.norm(n) <> ''`, id, uniq, cc); err != nil {
 				return fmt.Errorf("inserting names of %s: %w", name, err)
 			}
 			n++
@@ -392,8 +393,8 @@ func (l *Loader) loadPlaces(ctx context.Context, path string) error {
 		if _, err := tx.Exec(ctx, `WITH p AS (
 				INSERT INTO meridian_lds.places (kind, name, country_code, rank, geom)
 				SELECT 'city', name, country_code, 3, ST_SetSRID(ST_MakePoint(lon, lat), 4326) FROM places_load
-				RETURNING id, name)
-			INSERT INTO meridian_lds.place_names (place_id, norm) SELECT id, meridian_lds.norm(name) FROM p`); err != nil {
+				RETURNING id, name, country_code)
+			INSERT INTO meridian_lds.place_names (place_id, country_code, norm) SELECT id, country_code, meridian_lds.norm(name) FROM p`); err != nil {
 			return fmt.Errorf("inserting places: %w", err)
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO meridian_lds.sources (name, file, rows) VALUES ('places', $1, $2)

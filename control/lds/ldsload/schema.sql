@@ -49,9 +49,13 @@ CREATE TABLE IF NOT EXISTS meridian_lds.places (
 -- place_names: every name a place is found by (its name, alternative and
 -- translated names, ISO codes), normalized.
 CREATE TABLE IF NOT EXISTS meridian_lds.place_names (
-	place_id bigint NOT NULL REFERENCES meridian_lds.places ON DELETE CASCADE,
-	norm     text NOT NULL
+	place_id     bigint NOT NULL REFERENCES meridian_lds.places ON DELETE CASCADE,
+	country_code text NOT NULL,
+	norm         text NOT NULL
 );
+DROP FUNCTION IF EXISTS meridian_lds.find_places(text, text, int);
+DROP FUNCTION IF EXISTS meridian_lds.find_addresses(text, text, text, int);
+DROP FUNCTION IF EXISTS meridian_lds.find_streets(text, text, int);
 -- areas: admin-0 and admin-1 polygons, for reverse geocoding (which
 -- country and state a point is in; none: the sea).
 CREATE TABLE IF NOT EXISTS meridian_lds.areas (
@@ -137,41 +141,3 @@ CREATE TABLE IF NOT EXISTS meridian_lds.sources (
 	loaded_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Search functions of the geocoder (package geocode). They carry their
--- own trigram threshold (a SET clause), so no session state is needed.
-CREATE OR REPLACE FUNCTION meridian_lds.find_places(p_q text, p_cc text, p_lim int)
-RETURNS TABLE (id bigint, kind text, name text, country_code text, population bigint, rank smallint, sim real,
-	lon double precision, lat double precision)
-LANGUAGE sql STABLE PARALLEL SAFE SET pg_trgm.similarity_threshold = 0.25 AS $fn$
-	SELECT p.id, p.kind, p.name, p.country_code, p.population, p.rank, m.sim, ST_X(p.geom), ST_Y(p.geom)
-	FROM (SELECT n.place_id, max(similarity(n.norm, p_q)) AS sim FROM meridian_lds.place_names n
-	      WHERE n.norm % p_q GROUP BY n.place_id) m
-	JOIN meridian_lds.places p ON p.id = m.place_id
-	WHERE p_cc IS NULL OR p.country_code = p_cc
-	ORDER BY m.sim DESC, p.rank, p.population DESC
-	LIMIT p_lim
-$fn$;
-
-CREATE OR REPLACE FUNCTION meridian_lds.find_addresses(p_num text, p_street text, p_cc text, p_lim int)
-RETURNS TABLE (housenumber text, street text, city text, postal_code text, country_code text, sim real,
-	lon double precision, lat double precision)
-LANGUAGE sql STABLE PARALLEL SAFE SET pg_trgm.similarity_threshold = 0.3 AS $fn$
-	SELECT a.housenumber, a.street, a.city, a.postal_code, a.country_code, similarity(a.street_norm, p_street),
-		ST_X(a.geom), ST_Y(a.geom)
-	FROM meridian_lds.addresses a
-	WHERE a.street_norm % p_street AND lower(a.housenumber) = lower(p_num) AND (p_cc IS NULL OR a.country_code = p_cc)
-	ORDER BY 6 DESC
-	LIMIT p_lim
-$fn$;
-
-CREATE OR REPLACE FUNCTION meridian_lds.find_streets(p_street text, p_cc text, p_lim int)
-RETURNS TABLE (name text, city text, postal_code text, country_code text, sim real,
-	lon double precision, lat double precision)
-LANGUAGE sql STABLE PARALLEL SAFE SET pg_trgm.similarity_threshold = 0.35 AS $fn$
-	SELECT DISTINCT ON (sim, s.norm, s.city) s.name, s.city, s.postal_code, s.country_code,
-		similarity(s.norm, p_street) AS sim, ST_X(c), ST_Y(c)
-	FROM meridian_lds.streets s, ST_LineInterpolatePoint(s.geom, 0.5) c
-	WHERE s.norm % p_street AND (p_cc IS NULL OR s.country_code = p_cc)
-	ORDER BY sim DESC, s.norm, s.city
-	LIMIT p_lim
-$fn$;

@@ -83,6 +83,10 @@ func (p Point) Valid() bool {
 type Step struct {
 	Edge    int64 `json:"edge"`
 	Forward bool  `json:"forward"`
+	// Cost is the step's travel time in seconds.
+	Cost float64 `json:"cost"`
+	// End is where the step ends (lon, lat).
+	End [2]float64 `json:"end"`
 }
 
 // Route is a computed route.
@@ -232,7 +236,7 @@ func (r *Router) leg(ctx context.Context, a, b snapped, mode Mode, out *Route) e
 			return fmt.Errorf("reading route: %w", err)
 		}
 		n++
-		out.Steps = append(out.Steps, st)
+		st.Cost = cost
 		out.Duration += cost
 		out.Distance += length
 		var g struct {
@@ -247,6 +251,10 @@ func (r *Router) leg(ctx context.Context, a, b snapped, mode Mode, out *Route) e
 			}
 			out.Geom.Coordinates = append(out.Geom.Coordinates, c)
 		}
+		if k := len(g.Coordinates); k > 0 {
+			st.End = g.Coordinates[k-1]
+		}
+		out.Steps = append(out.Steps, st)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("routing: %w", err)
@@ -327,7 +335,7 @@ func (r *Router) Isolines(ctx context.Context, origin Point, mode Mode, ranges [
 			ORDER BY gx, gy, agg_cost),
 		hulls AS (SELECT r, ST_Buffer(ST_ConcaveHull(ST_Collect(ST_SetSRID(ST_MakePoint(lon, lat), 4326)), 0.3), 0.0003, 'quad_segs=2') h
 			FROM unnest($4::float8[]) r, pts WHERE pts.agg_cost <= r GROUP BY r)
-		SELECT r, ST_AsGeoJSON(ST_Multi(ST_Union(h) OVER (ORDER BY r)), 6) FROM hulls ORDER BY r`,
+		SELECT r, ST_AsGeoJSON(ST_Multi(ST_Union(h) OVER (ORDER BY r)), 7) FROM hulls ORDER BY r`,
 		edges, points, maxR, sorted, origin.Lon, origin.Lat)
 	if err != nil {
 		return nil, fmt.Errorf("computing isolines: %w", err)
