@@ -110,6 +110,17 @@ var Ops = []Op{
 	{"POST", "/api/v3/sql/{conn}/job/{id}/cancel", "sql", "Cancel a batch SQL job", API, "", 0},
 	{"GET", "/api/v3/sql/jobs", "sql", "The organization's batch SQL jobs", API, "", 0},
 
+	// Location Data Services (control/lds)
+	{"GET", "/api/v3/lds/geocoding/geocode", "lds", "Geocode an address (address, country, limit)", API, "", 0},
+	{"POST", "/api/v3/lds/geocoding/geocode", "lds", "Geocode an address (parameters in a JSON body)", API, "json", 0},
+	{"GET", "/api/v3/lds/geocoding/reverse", "lds", "Reverse geocode a point (lat, lon)", API, "", 0},
+	{"POST", "/api/v3/lds/geocoding/batch", "lds", "Geocode up to 10,000 addresses, answers in input order", API, "json", 0},
+	{"GET", "/api/v3/lds/routing", "lds", "Route between origin and destination (lon,lat) via waypoints (lat,lon), mode car/walk", API, "", 0},
+	{"GET", "/api/v3/lds/routing/matrix", "lds", "Travel times between origins and destinations", API, "", 0},
+	{"GET", "/api/v3/lds/isolines", "lds", "Areas reachable within each range (time or distance)", API, "", 0},
+	{"GET", "/api/v3/lds/isolines/h3", "lds", "Isolines as H3 cells (no engine yet: 400 Unsupported provider)", API, "", 0},
+	{"GET", "/api/v3/lds/stats", "lds", "Monthly quota used and left per service", API, "", 0},
+
 	// admin (control/admin)
 	{"GET", "/api/admin/session", "admin", "Whether the caller may use the admin API", Public, "", 0},
 	{"GET", "/api/admin/nodes", "admin", "Every node: component, version, uptime, readiness, heartbeat", Admin, "", 0},
