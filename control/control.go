@@ -22,6 +22,7 @@ import (
 	"github.com/meridian-gis/meridian/control/catalog"
 	"github.com/meridian-gis/meridian/control/connections"
 	"github.com/meridian-gis/meridian/control/lds"
+	"github.com/meridian-gis/meridian/control/maps"
 	"github.com/meridian-gis/meridian/control/openapi"
 	"github.com/meridian-gis/meridian/control/sso"
 	"github.com/meridian-gis/meridian/control/tokens"
@@ -170,6 +171,9 @@ func New(cfg Config, d Deps) (*Server, error) {
 		}
 		catalog.Routes(s.mux, catalog.Deps{Log: d.Log.With("api", "catalog"), Meta: d.Meta, Pools: s.pools, Notifier: notifier, ClientIP: s.auth.ClientIP})
 		connections.Routes(s.mux, connections.Deps{Log: d.Log.With("api", "connections"), Meta: d.Meta, Store: d.Connections, ClientIP: s.auth.ClientIP})
+		if d.TokenStore != nil {
+			maps.Routes(s.mux, maps.Deps{Log: d.Log.With("api", "maps"), Meta: d.Meta, Tokens: d.TokenStore, Pools: s.pools, Notifier: notifier, ClientIP: s.auth.ClientIP})
+		}
 	}
 	if d.Tokens != nil {
 		s.mux.HandleFunc("POST /api/v3/imports", s.handler(s.createImport))

@@ -343,7 +343,7 @@ func (a *api) uses(ctx context.Context, name string) (int, string, error) {
 		return 0, "", fmt.Errorf("connections: counting uses: %w", err)
 	}
 	if hasMaps {
-		if err := a.d.Meta.QueryRow(ctx, `SELECT count(*) FROM maps WHERE datasets::text LIKE '%' || to_json($1::text)::text || '%'`, name).Scan(&n); err != nil {
+		if err := a.d.Meta.QueryRow(ctx, `SELECT count(*) FROM maps m WHERE EXISTS (SELECT 1 FROM jsonb_array_elements(m.datasets) d WHERE d->>'connectionName' = $1)`, name).Scan(&n); err != nil {
 			return 0, "", fmt.Errorf("connections: counting maps: %w", err)
 		}
 		return n, "maps", nil

@@ -32,7 +32,7 @@ type Op struct {
 	Summary      string
 	Auth         string
 	// Body names the request body: "json", "form" (urlencoded),
-	// "multipart", or "" for none.
+	// "multipart", "image" (PNG or JPEG), or "" for none.
 	Body string
 	// Status is the success status. Default: 200.
 	Status int
@@ -89,6 +89,24 @@ var Ops = []Op{
 	{"PATCH", "/api/v3/connections/{id}", "connections", "Change privacy or credentials (a PATCH without them keeps them)", User, "json", 0},
 	{"DELETE", "/api/v3/connections/{id}", "connections", "Delete a connection; 409 while tokens or maps use it", User, "", 204},
 	{"POST", "/api/v3/connections/{id}/test", "connections", "Test a saved connection", User, "", 0},
+
+	// maps (control/maps)
+	{"GET", "/workspace-api/maps", "maps", "Maps the caller may see: ?scope=mine|shared|org, q (title), tag, limit, offset → {maps, total}", User, "", 0},
+	{"POST", "/workspace-api/maps", "maps", "Create a map {title, description, tags, datasets, keplerMapConfig} (editors)", User, "json", 201},
+	{"GET", "/workspace-api/maps/{id}", "maps", "One map: the draft to its editors, the published snapshot to its viewers", User, "", 0},
+	{"PATCH", "/workspace-api/maps/{id}", "maps", "Change title, description, tags, collaborative, privacy {privacy, sharingScope, users}; keplerMapConfig is replaced wholesale", User, "json", 0},
+	{"DELETE", "/workspace-api/maps/{id}", "maps", "Delete a map (owner or admin); revokes its map token", User, "", 204},
+	{"POST", "/workspace-api/maps/{id}/duplicate", "maps", "Copy a map the caller may see into a new private map of theirs", User, "", 201},
+	{"GET", "/workspace-api/maps/{id}/datasets", "maps", "The map's datasets", User, "", 0},
+	{"POST", "/workspace-api/maps/{id}/datasets", "maps", "Add a dataset {type table|query, source, connectionName, geoColumn, columns, …}; checked on the data connection", User, "json", 201},
+	{"PATCH", "/workspace-api/maps/{id}/datasets/{dataset}", "maps", "Replace a dataset", User, "json", 0},
+	{"DELETE", "/workspace-api/maps/{id}/datasets/{dataset}", "maps", "Remove a dataset no layer uses (409 otherwise)", User, "", 204},
+	{"POST", "/workspace-api/maps/{id}/publish", "maps", "Publish: freeze the draft, mint the map token (grants = the datasets); optional {privacy}", User, "json", 0},
+	{"DELETE", "/workspace-api/maps/{id}/publish", "maps", "Unpublish: drop the snapshot, revoke the map token, make the map private", User, "", 0},
+	{"PUT", "/workspace-api/maps/{id}/thumbnail", "maps", "Store the map's thumbnail (image/png or image/jpeg, at most 512 KiB)", User, "image", 204},
+	{"GET", "/workspace-api/maps/{id}/thumbnail", "maps", "The map's thumbnail", User, "", 0},
+	{"GET", "/api/v3/maps/public/{id}", "maps", "The published map document fetchMap reads {id, title, token, datasets, keplerMapConfig}; public maps need no credentials", Public, "", 0},
+	{"POST", "/api/v3/maps/public/{id}", "maps", "Same, for fetchMap's long-URL POST", Public, "json", 0},
 
 	// catalog (control/catalog)
 	{"GET", "/workspace-api/connections/{conn}/schemas", "catalog", "Schemas of a data connection", User, "", 0},
@@ -213,6 +231,11 @@ func operation(op Op) map[string]any {
 	}
 	if params != nil {
 		o["parameters"] = params
+	}
+	if op.Body == "image" {
+		o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+			"image/png": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}},
+			"image/jpeg": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
 	}
 	ct := map[string]string{"json": "application/json", "form": "application/x-www-form-urlencoded", "multipart": "multipart/form-data"}[op.Body]
 	if ct != "" {
