@@ -234,7 +234,7 @@ func operation(op Op) map[string]any {
 	}
 	if op.Body == "image" {
 		o["requestBody"] = map[string]any{"required": true, "content": map[string]any{
-			"image/png": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}},
+			"image/png":  map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}},
 			"image/jpeg": map[string]any{"schema": map[string]any{"type": "string", "format": "binary"}}}}
 	}
 	ct := map[string]string{"json": "application/json", "form": "application/x-www-form-urlencoded", "multipart": "multipart/form-data"}[op.Body]
