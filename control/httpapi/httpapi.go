@@ -53,16 +53,23 @@ func Conflict(msg string) *Error {
 	return &Error{Status: http.StatusConflict, Code: "CONFLICT", Msg: msg, Quiet: true}
 }
 
-// WriteJSON answers v as JSON with status.
+// WriteJSON answers v as JSON with status; not stored by caches unless
+// the handler set its own Cache-Control.
 func WriteJSON(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	if w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
 
-// WriteError answers e as JSON.
+// WriteError answers e as JSON, never stored by caches, whatever the
+// handler set before failing.
 func WriteError(w http.ResponseWriter, e *Error) {
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Del("Surrogate-Key")
+	w.Header().Del("ETag")
 	WriteJSON(w, e.Status, map[string]any{"error": e.Msg, "status": e.Status, "code": e.Code})
 }
 
