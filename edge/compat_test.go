@@ -149,6 +149,7 @@ type upServer struct {
 	base   string // the edge, http://127.0.0.1:port
 	tokens *tokenstore.Store
 	data   *pgtest.DB
+	meta   *pgtest.DB
 }
 
 // countriesFile is the real data the tests load, below $MERIDIAN_TESTDATA.
@@ -266,7 +267,7 @@ func startUp(t *testing.T) *upServer {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return &upServer{base: base, tokens: tokenstore.New(meta.Pool, kr, nil), data: data}
+	return &upServer{base: base, tokens: tokenstore.New(meta.Pool, kr, nil), data: data, meta: meta}
 }
 
 // token creates a token for sources of connection local. `meridian up`
