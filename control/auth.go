@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/meridian-gis/meridian/internal/grant"
@@ -18,29 +17,10 @@ type TokenVerifier interface {
 	Verify(ctx context.Context, token string, now time.Time) (*grant.Claims, error)
 }
 
-// bearerToken returns the request's access token: the Authorization
-// Bearer header, else the access_token query parameter (CARTO_API.md
-// §1.4). The literal "undefined" some clients send means none.
-func bearerToken(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		scheme, tok, ok := strings.Cut(h, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			if tok = strings.TrimSpace(tok); tok != "" && tok != "undefined" {
-				return tok
-			}
-		}
-		return ""
-	}
-	if tok := r.URL.Query().Get("access_token"); tok != "undefined" {
-		return tok
-	}
-	return ""
-}
-
 // authenticate verifies the request's token and checks that it allows
 // api and the request's origin. Errors are apiErrors (401 or 403).
 func (s *Server) authenticate(r *http.Request, api grant.API) (*grant.Claims, error) {
-	tok := bearerToken(r)
+	tok := grant.BearerToken(r.Header.Get("Authorization"), r.URL.Query().Get("access_token"))
 	if tok == "" {
 		return nil, apiError{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Msg: "missing access token (Authorization: Bearer …)"}
 	}

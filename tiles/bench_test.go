@@ -72,12 +72,3 @@ func BenchmarkWarmTileStateless(b *testing.B) {
 		}
 	}
 }
-
-// BenchmarkGroupKey builds a groupcache key (cold path, once per miss).
-func BenchmarkGroupKey(b *testing.B) {
-	k := tileKey{id: "0123456789abcdef", gen: 1234567890123, c: tile.Coord{Z: 14, X: 8185, Y: 5449}}
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = groupKey(k)
-	}
-}

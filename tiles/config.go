@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/meridian-gis/meridian/internal/config"
+	"github.com/meridian-gis/meridian/tiles/internal/engine"
+	"github.com/meridian-gis/meridian/tiles/internal/overview"
 )
 
 // Config configures the tiles engine. Zero fields take the defaults given;
@@ -217,4 +219,29 @@ func (c *Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// engineConfig is the part of c that the tile path (package engine) uses.
+func (c *Config) engineConfig() engine.EngineConfig {
+	ec := engine.EngineConfig{
+		TileTimeout:        c.TileTimeout.D(),
+		RequestTimeout:     c.RequestTimeout.D(),
+		TileBudget:         c.TileBudget,
+		MaxLOD:             c.MaxLOD,
+		MaxPolygonFeatures: c.MaxPolygonFeatures,
+		MaxLineFeatures:    c.MaxLineFeatures,
+		CacheBytes:         c.CacheBytes,
+		MaxSources:         c.MaxSources,
+		CatalogRefresh:     c.CatalogRefresh.D(),
+	}
+	if !c.Overviews.Off {
+		ec.Overviews = &overview.Config{MinBytes: c.Overviews.MinBytes, Bands: c.Overviews.Bands}
+	}
+	if p := c.Peers; p.Enabled() {
+		ec.Peers = &engine.PeersConfig{
+			Self: p.Self, List: p.List, DNS: p.DNS, DNSRefresh: p.DNSRefresh.D(), Addr: p.Addr,
+			Token: p.Token, CacheBytes: p.CacheBytes, FillTimeout: p.FillTimeout.D(),
+		}
+	}
+	return ec
 }

@@ -126,7 +126,7 @@ func TestClientGoneCancelsTile(t *testing.T) {
 	if n := e.metric("meridian_tiles_client_gone_total"); n != 1 {
 		t.Errorf("client_gone_total = %v, want 1", n)
 	}
-	if n := e.srv.fills.InFlight(); n != 0 {
+	if n := e.srv.engine.FillsInFlight(); n != 0 {
 		t.Errorf("fills in flight = %d, want 0", n)
 	}
 	// The next request renders (a table source, not the slow query).
@@ -208,12 +208,11 @@ func TestClientGoneAcrossNodes(t *testing.T) {
 	}
 	// owner returns the node owning tile 0/0/0 of spec, and the other.
 	owner := func(spec source.Spec) (own, other *env) {
-		c, err := nodes[0].srv.compile(context.Background(), spec)
+		c, err := nodes[0].srv.engine.Source(context.Background(), spec)
 		if err != nil {
 			t.Fatal(err)
 		}
-		key := groupKey(tileKey{id: c.src.ID, gen: c.gen, c: tile.Coord{}})
-		if nodes[0].srv.peers.Owner(key) == selves[0] {
+		if nodes[0].srv.engine.PeerOwner(c, tile.Coord{}) == selves[0] {
 			return nodes[0], nodes[1]
 		}
 		return nodes[1], nodes[0]

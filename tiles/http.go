@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -20,6 +21,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/tiles/internal/aggexp"
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/engine"
 	"github.com/meridian-gis/meridian/tiles/internal/filter"
 	"github.com/meridian-gis/meridian/tiles/internal/hangup"
 	"github.com/meridian-gis/meridian/tiles/internal/source"
@@ -183,17 +185,14 @@ func (s *Server) cors(rc *fasthttp.RequestCtx) {
 	h.Set("Access-Control-Expose-Headers", "Content-Type, ETag, Cache-Control")
 }
 
-// token returns the request's access token: Authorization: Bearer …
-// (the literal "undefined", sent by deck.gl in session mode, means none),
-// else the access_token parameter. It does not allocate.
+// token returns the request's access token (grant.BearerToken). It does
+// not allocate.
 func token(rc *fasthttp.RequestCtx) []byte {
-	if a := rc.Request.Header.Peek("Authorization"); len(a) > 7 && bytes.EqualFold(a[:7], []byte("bearer ")) {
-		t := bytes.TrimSpace(a[7:])
-		if len(t) > 0 && !bytes.Equal(t, []byte("undefined")) && !bytes.Equal(t, []byte("null")) {
-			return t
-		}
+	tok := grant.BearerToken(b2s(rc.Request.Header.Peek("Authorization")), b2s(rc.QueryArgs().Peek("access_token")))
+	if tok == "" {
+		return nil
 	}
-	return rc.QueryArgs().Peek("access_token")
+	return unsafe.Slice(unsafe.StringData(tok), len(tok)) // a view of the request's bytes
 }
 
 // verify checks the request's token and referer.
@@ -223,10 +222,10 @@ func (s *Server) verify(rc *fasthttp.RequestCtx) (*grant.Claims, error) {
 // that read them, since deciding what a query reads needs more than a
 // parser (functions such as query_to_xml read any table).
 func authorize(claims *grant.Claims, api grant.API, c *compiled) error {
-	if c.src.Table != nil {
-		return claims.Allow(api, c.src.Spec.Conn, c.grantName)
+	if c.Table != nil {
+		return claims.Allow(api, c.Spec.Conn, c.GrantName)
 	}
-	return claims.AllowQuery(api, c.src.Spec.Conn, c.src.Spec.Query)
+	return claims.AllowQuery(api, c.Spec.Conn, c.Spec.Query)
 }
 
 // params merges a request's parameters (CARTO_API.md §1.3): the query
@@ -323,7 +322,7 @@ func classify(err error) *apiError {
 			msg += " (" + pe.Hint + ")"
 		}
 		return &apiError{status: http.StatusBadRequest, code: "QUERY_ERROR", msg: msg, err: err}
-	case errors.Is(err, errUnknownSource):
+	case errors.Is(err, engine.ErrUnknownSource):
 		return &apiError{status: http.StatusNotFound, code: "NOT_FOUND", msg: "unknown source", err: err}
 	}
 	return &apiError{status: http.StatusInternalServerError, code: "INTERNAL", msg: "internal error", err: err}

@@ -12,8 +12,8 @@ import (
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/tile"
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/engine"
 	"github.com/meridian-gis/meridian/tiles/internal/mvt"
-	"github.com/meridian-gis/meridian/tiles/internal/render"
 	"github.com/meridian-gis/meridian/tiles/internal/source"
 )
 
@@ -60,7 +60,7 @@ func preauthorize(claims *grant.Claims, spec source.Spec) error {
 func (s *Server) resolve(ctx context.Context, rc *fasthttp.RequestCtx, claims *grant.Claims, conn, typ []byte) (*compiled, error) {
 	var c *compiled
 	if k := rc.QueryArgs().Peek("k"); len(k) > 0 {
-		if c = s.sources.get(k); c == nil {
+		if c = s.engine.Lookup(k); c == nil {
 			// Not compiled here yet: check the grant on the decoded source
 			// first, so a key cannot make this node run ungranted SQL.
 			spec, err := source.DecodeKey(string(k))
@@ -70,7 +70,7 @@ func (s *Server) resolve(ctx context.Context, rc *fasthttp.RequestCtx, claims *g
 			if err := preauthorize(claims, spec); err != nil {
 				return nil, err
 			}
-			if c, err = s.compile(ctx, spec); err != nil {
+			if c, err = s.engine.Source(ctx, spec); err != nil {
 				return nil, err
 			}
 		}
@@ -79,7 +79,7 @@ func (s *Server) resolve(ctx context.Context, rc *fasthttp.RequestCtx, claims *g
 		// is found by the raw query without parsing it again.
 		var buf [512]byte
 		qk := statelessKey(buf[:0], rc, conn, typ)
-		if c = s.sources.getQuery(qk); c == nil {
+		if c = s.engine.LookupQuery(qk); c == nil {
 			spec, err := specFromRequest(rc, conn, typ)
 			if err != nil {
 				return nil, err
@@ -87,13 +87,13 @@ func (s *Server) resolve(ctx context.Context, rc *fasthttp.RequestCtx, claims *g
 			if err := preauthorize(claims, spec); err != nil {
 				return nil, err
 			}
-			if c, err = s.compile(ctx, spec); err != nil {
+			if c, err = s.engine.Source(ctx, spec); err != nil {
 				return nil, err
 			}
-			s.sources.putQuery(string(qk), c)
+			s.engine.RememberQuery(string(qk), c)
 		}
 	}
-	if c.src.Spec.Conn != b2s(conn) || string(c.src.Spec.Type) != b2s(typ) {
+	if c.Spec.Conn != b2s(conn) || string(c.Spec.Type) != b2s(typ) {
 		return nil, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: "the source key does not belong to this connection and type"}
 	}
 	return c, authorize(claims, grant.APIMaps, c)
@@ -112,12 +112,12 @@ func statelessKey(dst []byte, rc *fasthttp.RequestCtx, conn, typ []byte) []byte 
 func (s *Server) lookup(rc *fasthttp.RequestCtx, conn, typ []byte) *compiled {
 	var c *compiled
 	if k := rc.QueryArgs().Peek("k"); len(k) > 0 {
-		c = s.sources.get(k)
+		c = s.engine.Lookup(k)
 	} else {
 		var buf [512]byte
-		c = s.sources.getQuery(statelessKey(buf[:0], rc, conn, typ))
+		c = s.engine.LookupQuery(statelessKey(buf[:0], rc, conn, typ))
 	}
-	if c == nil || c.src.Spec.Conn != b2s(conn) || string(c.src.Spec.Type) != b2s(typ) {
+	if c == nil || c.Spec.Conn != b2s(conn) || string(c.Spec.Type) != b2s(typ) {
 		return nil
 	}
 	return c
@@ -141,7 +141,7 @@ func (s *Server) instantiate(rc *fasthttp.RequestCtx, conn, typ []byte) {
 	}
 	ctx, cancel := s.clientContext(rc, s.cfg.RequestTimeout.D(), "source")
 	defer cancel()
-	c, err := s.compile(ctx, spec)
+	c, err := s.engine.Source(ctx, spec)
 	if err == nil {
 		err = authorize(claims, grant.APIMaps, c)
 	}
@@ -159,18 +159,18 @@ func (s *Server) instantiate(rc *fasthttp.RequestCtx, conn, typ []byte) {
 		TileJSON struct {
 			URL []string `json:"url"`
 		} `json:"tilejson"`
-	}{NRows: max(c.src.EstRows, 0)}
-	for _, col := range c.src.Schema {
+	}{NRows: max(c.EstRows, 0)}
+	for _, col := range c.Schema {
 		resp.Schema = append(resp.Schema, field{col.Name, col.Type})
 	}
-	resp.TileJSON.URL = []string{s.sourceURL(c, "/tilejson") + "?k=" + c.src.Key + "&cache=" + c.genStr}
+	resp.TileJSON.URL = []string{s.sourceURL(c, "/tilejson") + "?k=" + c.Key + "&cache=" + c.GenStr}
 	s.cacheHeaders(rc, c, false)
 	writeJSON(rc, resp)
 }
 
 // sourceURL is the absolute URL of c's endpoint suffix.
 func (s *Server) sourceURL(c *compiled, suffix string) string {
-	return s.publicURL + "/v3/maps/" + c.src.Spec.Conn + "/" + string(c.src.Spec.Type) + suffix
+	return s.publicURL + "/v3/maps/" + c.Spec.Conn + "/" + string(c.Spec.Type) + suffix
 }
 
 // cacheHeaders sets Cache-Control and Surrogate-Key for a response about
@@ -182,13 +182,13 @@ func (s *Server) cacheHeaders(rc *fasthttp.RequestCtx, c *compiled, versioned bo
 	} else {
 		h.Set("Cache-Control", s.metrics.ccShort)
 	}
-	h.Set("Surrogate-Key", c.surrogateKey)
+	h.Set("Surrogate-Key", c.SurrogateKey)
 }
 
 // versioned reports whether the request's cache=… names c's generation.
 func versioned(rc *fasthttp.RequestCtx, c *compiled) bool {
 	v := rc.QueryArgs().Peek("cache")
-	return len(v) > 0 && b2s(v) == c.genStr
+	return len(v) > 0 && b2s(v) == c.GenStr
 }
 
 // tileJSON answers the TileJSON of a source (CARTO_API.md §2.2).
@@ -205,15 +205,15 @@ func (s *Server) tileJSON(rc *fasthttp.RequestCtx, conn, typ []byte) {
 		s.fail(rc, err)
 		return
 	}
-	if c.src.Index != nil {
+	if c.Index != nil {
 		s.indexTileJSON(rc, c) // spatialindex.go
 		return
 	}
-	b := s.boundsOf(ctx, c)
-	src := c.src
-	tiles := s.sourceURL(c, "/{z}/{x}/{y}") + "?k=" + src.Key + "&cache=" + c.genStr + "&formatTiles=mvt"
-	if c.geomKind != "" {
-		tiles += "&geomType=" + c.geomKind
+	b := s.engine.Bounds(ctx, c)
+	src := c.Source
+	tiles := s.sourceURL(c, "/{z}/{x}/{y}") + "?k=" + src.Key + "&cache=" + c.GenStr + "&formatTiles=mvt"
+	if c.GeomKind != "" {
+		tiles += "&geomType=" + c.GeomKind
 	}
 	type attr struct {
 		Attribute string `json:"attribute"`
@@ -265,7 +265,7 @@ func (s *Server) tileJSON(rc *fasthttp.RequestCtx, conn, typ []byte) {
 		"tileResolution":            src.Spec.Resolution,
 		"vector_layers":             []vectorLayer{vl},
 		"tilestats":                 map[string]any{"layerCount": 1, "layers": []layerStats{ls}},
-		"fraction_dropped_per_zoom": s.stats.fractions(src.ID, s.cfg.MaxZoom),
+		"fraction_dropped_per_zoom": s.engine.DropFractions(c, s.cfg.MaxZoom),
 	}
 	s.cacheHeaders(rc, c, versioned(rc, c))
 	writeJSON(rc, resp)
@@ -304,27 +304,24 @@ func (s *Server) tile(rc *fasthttp.RequestCtx, conn, typ, zxy []byte) {
 		return
 	}
 	c, err := s.tileSource(rc, conn, typ)
-	if err == nil && c.src.Index != nil {
+	if err == nil && c.Index != nil {
 		err = errIsIndex // spatialindex.go
 	}
 	if err != nil {
 		s.fail(rc, err)
 		return
 	}
-	tk := tileKey{id: c.src.ID, gen: c.gen, c: co}
-	e, ok := s.cache.Get(tk)
-	if ok {
-		s.metrics.cacheHit.Inc()
-	} else {
+	t, ok := s.engine.Cached(c, co)
+	if !ok {
 		ctx, cancel := s.clientContext(rc, s.cfg.TileTimeout.D(), "tile")
-		e, err = s.fetch(withCompiled(ctx, c), tk, "")
+		t, err = s.engine.Tile(ctx, c, co)
 		cancel()
 		if err != nil {
 			s.fail(rc, err)
 			return
 		}
 	}
-	s.writeTile(rc, c, e, versioned(rc, c))
+	s.writeTile(rc, c, t, versioned(rc, c))
 }
 
 // tileSource verifies a tile request's token and finds its source,
@@ -344,86 +341,37 @@ func (s *Server) tileSource(rc *fasthttp.RequestCtx, conn, typ []byte) (*compile
 
 // writeTile answers a finished tile: 204 when empty, 304 when the client
 // has it, else the bytes in the best encoding the client accepts.
-func (s *Server) writeTile(rc *fasthttp.RequestCtx, c *compiled, e *entry, versioned bool) {
-	s.writeTileAs(rc, c, e, versioned, mvtContentType)
+func (s *Server) writeTile(rc *fasthttp.RequestCtx, c *compiled, t *engine.Tile, versioned bool) {
+	s.writeTileAs(rc, c, t, versioned, mvtContentType)
 }
 
 // writeTileAs is writeTile for content of type ct.
-func (s *Server) writeTileAs(rc *fasthttp.RequestCtx, c *compiled, e *entry, versioned bool, ct string) {
+func (s *Server) writeTileAs(rc *fasthttp.RequestCtx, c *compiled, t *engine.Tile, versioned bool, ct string) {
 	s.cacheHeaders(rc, c, versioned)
 	h := &rc.Response.Header
 	h.Set("Vary", "Accept-Encoding")
-	if len(e.gz) == 0 {
+	if t.Empty() {
 		rc.SetStatusCode(fasthttp.StatusNoContent)
 		s.metrics.tiles204.Inc()
 		return
 	}
-	if inm := rc.Request.Header.Peek("If-None-Match"); len(inm) > 0 && etagMatch(inm, e) {
-		h.Set("ETag", e.etagGz)
+	if inm := rc.Request.Header.Peek("If-None-Match"); len(inm) > 0 && t.Matches(inm) {
+		h.Set("ETag", t.ETag(engine.Gzip))
 		rc.SetStatusCode(fasthttp.StatusNotModified)
 		s.metrics.tiles304.Inc()
 		return
 	}
+	enc := engine.Negotiate(rc.Request.Header.Peek("Accept-Encoding"))
+	body, err := t.Body(enc)
+	if err != nil {
+		s.fail(rc, err)
+		return
+	}
 	h.SetContentType(ct)
-	ae := rc.Request.Header.Peek("Accept-Encoding")
-	switch {
-	case accepts(ae, "br"):
-		br, err := e.brotli()
-		if err != nil {
-			s.fail(rc, err)
-			return
-		}
-		h.Set("Content-Encoding", "br")
-		h.Set("ETag", e.etagBr)
-		rc.Response.SetBodyRaw(br)
-	case accepts(ae, "gzip"):
-		h.Set("Content-Encoding", "gzip")
-		h.Set("ETag", e.etagGz)
-		rc.Response.SetBodyRaw(e.gz)
-	default:
-		raw, err := render.Gunzip(e.gz)
-		if err != nil {
-			s.fail(rc, err)
-			return
-		}
-		h.Set("ETag", e.etag)
-		rc.Response.SetBodyRaw(raw)
+	if enc != engine.Identity {
+		h.Set("Content-Encoding", enc.String())
 	}
+	h.Set("ETag", t.ETag(enc))
+	rc.Response.SetBodyRaw(body)
 	s.metrics.tiles200.Inc()
-}
-
-// etagMatch reports whether an If-None-Match list names e (any of its
-// encodings: the content is the same) or is "*".
-func etagMatch(inm []byte, e *entry) bool {
-	for len(inm) > 0 {
-		var tag []byte
-		tag, inm, _ = bytes.Cut(inm, []byte(","))
-		tag = bytes.TrimSpace(tag)
-		tag = bytes.TrimPrefix(tag, []byte("W/"))
-		if b2s(tag) == "*" || b2s(tag) == e.etag || b2s(tag) == e.etagGz || b2s(tag) == e.etagBr {
-			return true
-		}
-	}
-	return false
-}
-
-// accepts reports whether an Accept-Encoding value allows coding (present
-// and not with q=0). It does not allocate.
-func accepts(ae []byte, coding string) bool {
-	for len(ae) > 0 {
-		var part []byte
-		part, ae, _ = bytes.Cut(ae, []byte(","))
-		name, params, _ := bytes.Cut(part, []byte(";"))
-		if !bytes.EqualFold(bytes.TrimSpace(name), []byte(coding)) {
-			continue
-		}
-		q := bytes.TrimSpace(params)
-		if v, ok := bytes.CutPrefix(q, []byte("q=")); ok {
-			if f, err := strconv.ParseFloat(b2s(bytes.TrimSpace(v)), 64); err == nil && f == 0 {
-				return false
-			}
-		}
-		return true
-	}
-	return false
 }

@@ -64,7 +64,7 @@ func (s *Server) model(rc *fasthttp.RequestCtx, conn, model string) {
 	}
 	ctx, cancel := s.clientContext(rc, s.cfg.RequestTimeout.D()+s.cfg.SQLTimeout.D(), "widget")
 	defer cancel()
-	c, err := s.compile(ctx, spec)
+	c, err := s.engine.Source(ctx, spec)
 	if err == nil {
 		err = authorize(claims, api, c)
 	}
@@ -169,7 +169,7 @@ func allowSpec(claims *grant.Claims, api grant.API, spec source.Spec) error {
 // widgetSource describes a compiled source for package widget: a table
 // with its catalog columns, or a query with the columns it returns.
 func widgetSource(c *compiled) *widget.Source {
-	src := c.src
+	src := c.Source
 	ws := &widget.Source{Args: src.Spec.Args()}
 	if t := src.Table; t != nil {
 		ws.Schema, ws.Table, ws.Columns, ws.Geoms = t.Schema, t.Name, t.Columns, t.Geoms
@@ -207,7 +207,7 @@ func widgetError(err error) error {
 func (s *Server) runWidget(ctx context.Context, c *compiled, plan *widget.Plan) (any, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.SQLTimeout.D()+5*time.Second)
 	defer cancel()
-	pool, err := s.conns.Pool(ctx, c.src.Spec.Conn)
+	pool, err := s.conns.Pool(ctx, c.Spec.Conn)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +223,7 @@ func (s *Server) runWidget(ctx context.Context, c *compiled, plan *widget.Plan) 
 			var pe *pgconn.PgError
 			// Errors of the client's SQL, or of the client's values (class
 			// 22, data exceptions), are theirs to read.
-			if c.src.Table == nil || errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
+			if c.Table == nil || errors.As(err, &pe) && strings.HasPrefix(pe.Code, "22") {
 				err = &source.QueryError{Err: err}
 			}
 			return nil, fmt.Errorf("running widget statement: %w", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/static"
+	"github.com/meridian-gis/meridian/tiles/internal/engine"
 )
 
 // preview answers GET {prefix}/v3/maps/{conn}/preview: a MapLibre GL JS map
@@ -57,7 +58,7 @@ func (s *Server) preview(rc *fasthttp.RequestCtx, conn []byte) {
 		return
 	}
 	h.SetContentType("text/html; charset=utf-8")
-	if accepts(rc.Request.Header.Peek("Accept-Encoding"), "gzip") {
+	if engine.Accepts(rc.Request.Header.Peek("Accept-Encoding"), engine.Gzip) {
 		h.Set("Content-Encoding", "gzip")
 		rc.Response.SetBodyRaw(page.Gzip)
 		return

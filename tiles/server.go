@@ -14,20 +14,18 @@
 // needs a token (Authorization: Bearer, or access_token=) whose grants
 // cover the API and the source; see authorize for the matching rules.
 //
-// A tile goes through: the in-process cache (a hit does not allocate),
-// then one shared fill per key (concurrent requests wait for the same
-// work, cancelled only when they have all given up: timed out, or hung
-// up — see clientContext), then — with peers —
-// the groupcache owner of the key, which renders it at most once across
-// nodes. Cache keys carry the source's generation, which changes when its
-// data does (catalog fingerprints, invalidation messages), so stale tiles
-// are never looked up again.
+// The tile path (compiled sources, generations, the in-process cache,
+// shared fills, groupcache peers, overviews) is package engine; this
+// package routes, authenticates, maps errors and writes headers. A tile
+// goes through: the in-process cache (a hit does not allocate), then one
+// shared fill per key (concurrent requests wait for the same work,
+// cancelled only when they have all given up: timed out, or hung up — see
+// clientContext), then — with peers — the groupcache owner of the key,
+// which renders it at most once across nodes.
 package tiles
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -37,20 +35,15 @@ import (
 	"sync"
 	"time"
 
-	"github.com/golang/groupcache"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
+	"github.com/meridian-gis/meridian/internal/cachetag"
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/obs"
-	"github.com/meridian-gis/meridian/tiles/internal/catalog"
-	"github.com/meridian-gis/meridian/tiles/internal/flight"
+	"github.com/meridian-gis/meridian/tiles/internal/engine"
 	"github.com/meridian-gis/meridian/tiles/internal/hangup"
-	"github.com/meridian-gis/meridian/tiles/internal/overview"
-	"github.com/meridian-gis/meridian/tiles/internal/peercache"
-	"github.com/meridian-gis/meridian/tiles/internal/source"
-	"github.com/meridian-gis/meridian/tiles/internal/tilecache"
 )
 
 // ConnPools gives the pgx pool of a data connection (*dataconn.Pools).
@@ -80,7 +73,8 @@ type Deps struct {
 	PublicURL string
 }
 
-// Server is one tiles engine node.
+// Server is one tiles node: routing, authentication, CORS, error mapping
+// and headers around the tile path (package engine).
 type Server struct {
 	cfg       Config
 	log       *slog.Logger
@@ -89,33 +83,14 @@ type Server struct {
 	publicURL string // PublicURL + PathPrefix, no trailing slash
 	prefix    string
 
-	catalogs *catalog.Store
-	// overviews finds and builds the overviews of large tables; nil when
-	// they are off.
-	overviews *overview.Manager
-	// ovHold: per connection, until when tiles render from tables rather
-	// than overviews after an invalidation (see holdOverviews). Under mu.
-	ovHold   map[string]time.Time
-	env      source.Env
-	sources  *registry
-	gens     *generations
-	cache    *tilecache.Cache[tileKey, *entry]
-	fills    flight.Group[tileKey, *entry]
-	compiles flight.Group[string, *compiled]
-	stats    *dropStats
-	metrics  *metrics
-	health   *obs.Health
-	hangups  hangup.Watcher // clients that leave while their request waits (clientContext)
-
-	peers *peercache.Pool
-	group *groupcache.Group
+	engine  *engine.Engine
+	metrics *metrics
+	health  *obs.Health
+	hangups hangup.Watcher // clients that leave while their request waits (clientContext)
 
 	base    context.Context // lifetime of Run; detached work derives from it
 	stop    context.CancelFunc
 	handler fasthttp.RequestHandler
-
-	mu           sync.Mutex
-	fingerprints map[string]uint64 // last seen catalog fingerprint per connection
 
 	peerLn net.Listener // tests: a listener for the peer server
 }
@@ -141,48 +116,22 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		prefix = ""
 	}
 	s := &Server{
-		cfg:          cfg,
-		log:          deps.Log,
-		conns:        deps.Conns,
-		auth:         deps.Auth,
-		publicURL:    strings.TrimRight(deps.PublicURL, "/") + prefix,
-		prefix:       prefix,
-		sources:      newRegistry(cfg.MaxSources),
-		gens:         newGenerations(),
-		cache:        tilecache.New[tileKey, *entry](cfg.CacheBytes),
-		stats:        newDropStats(),
-		health:       obs.NewHealth(),
-		fingerprints: map[string]uint64{},
-		ovHold:       map[string]time.Time{},
+		cfg:       cfg,
+		log:       deps.Log,
+		conns:     deps.Conns,
+		auth:      deps.Auth,
+		publicURL: strings.TrimRight(deps.PublicURL, "/") + prefix,
+		prefix:    prefix,
+		health:    obs.NewHealth(),
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
-	s.catalogs = catalog.NewStore(catalog.StoreConfig{},
-		func(ctx context.Context, conn string) (catalog.Querier, error) { return s.conns.Pool(ctx, conn) })
-	s.env = source.Env{
-		Catalogs: s.catalogs,
-		Pool:     s.conns.Pool,
-		Limits: source.Limits{
-			MaxPolygonFeatures: cfg.MaxPolygonFeatures,
-			MaxLineFeatures:    cfg.MaxLineFeatures,
-			QueryTimeout:       cfg.RequestTimeout.D(),
-		},
+	eng, err := engine.New(cfg.engineConfig(), engine.Deps{Log: deps.Log, Pool: deps.Conns.Pool, Metrics: deps.Metrics})
+	if err != nil {
+		return nil, err
 	}
-	s.health.Add("data_connections", s.checkConns)
-	if !cfg.Overviews.Off {
-		s.overviews = overview.NewManager(overview.Config{MinBytes: cfg.Overviews.MinBytes, Bands: cfg.Overviews.Bands},
-			s.conns.Pool, s.log)
-	}
-	if cfg.Peers.Enabled() {
-		s.peers = peercache.New(peercache.Options{Self: cfg.Peers.Self, Token: cfg.Peers.Token})
-		s.peers.Set(cfg.Peers.List...)
-		var b [6]byte
-		rand.Read(b[:])
-		s.group = peercache.NewGroup("mvt-"+hex.EncodeToString(b[:]), cfg.Peers.CacheBytes, groupcache.GetterFunc(s.groupFill), s.peers)
-	}
+	s.engine = eng
+	s.health.Add("data_connections", eng.CheckConns)
 	s.metrics = newMetrics(deps.Metrics, s)
-	if s.overviews != nil {
-		s.overviews.OnBuilt = func(overview.Table, time.Duration) { s.metrics.overviewBuilds.Inc() }
-	}
 	s.handler = s.handle
 	return s, nil
 }
@@ -219,7 +168,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	var peerSrv *http.Server
-	if s.peers != nil {
+	if s.engine.HasPeers() {
 		pln := s.peerLn
 		if pln == nil {
 			var err error
@@ -229,10 +178,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			}
 		}
 		peerSrv = &http.Server{
-			Handler:           s.PeerHandler(),
+			Handler:           s.engine.PeerHandler(),
 			ReadHeaderTimeout: 10 * time.Second,
 			IdleTimeout:       2 * time.Minute,
-			MaxHeaderBytes:    source.MaxKeyLen + 8<<10,
+			MaxHeaderBytes:    engine.MaxPeerRequestBytes,
 		}
 		wg.Add(1)
 		go func() {
@@ -244,11 +193,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	bg, stopBG := context.WithCancel(s.base)
 	wg.Add(1)
-	go func() { defer wg.Done(); s.background(bg) }()
-	if s.overviews != nil {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.overviews.Run(bg) }()
-	}
+	go func() { defer wg.Done(); s.engine.Run(bg) }()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -274,122 +219,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	stopBG()
 	s.stop()
+	s.engine.Close()
 	wg.Wait()
 	return failed
 }
 
-// background refreshes catalogs and peers until ctx ends.
-func (s *Server) background(ctx context.Context) {
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(s.cfg.CatalogRefresh.D())
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				s.refreshCatalogs(ctx)
-			}
-		}
-	}()
-	if s.peers != nil && s.cfg.Peers.DNS != "" {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			s.discoverPeers(ctx)
-		}()
-	}
-	wg.Wait()
-}
-
-func (s *Server) discoverPeers(ctx context.Context) {
-	_, port, _ := net.SplitHostPort(s.cfg.Peers.Addr)
-	scheme := "http"
-	if strings.HasPrefix(s.cfg.Peers.Self, "https://") {
-		scheme = "https"
-	}
-	t := time.NewTicker(s.cfg.Peers.DNSRefresh.D())
-	defer t.Stop()
-	for {
-		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		peers, err := peercache.Resolve(rctx, nil, scheme, s.cfg.Peers.DNS, port)
-		cancel()
-		if err != nil {
-			s.log.Warn("resolving tiles peers", "dns", s.cfg.Peers.DNS, "err", err)
-		} else {
-			s.peers.Set(append(peers, s.cfg.Peers.List...)...)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
-}
-
-// refreshCatalogs reloads the catalogs in use and drops the compiled
-// sources of connections whose data or schema changed.
-func (s *Server) refreshCatalogs(ctx context.Context) {
-	for _, conn := range s.catalogs.Conns() {
-		cat, err := s.catalogs.Refresh(ctx, conn)
-		if err != nil {
-			if ctx.Err() == nil {
-				s.log.Warn("refreshing catalog", "conn", conn, "err", err)
-			}
-			continue
-		}
-		s.noteCatalog(cat)
-	}
-}
-
-// noteCatalog drops the compiled sources of cat's connection when its
-// fingerprint differs from the last one seen.
-func (s *Server) noteCatalog(cat *catalog.Catalog) {
-	s.mu.Lock()
-	old, seen := s.fingerprints[cat.Conn]
-	s.fingerprints[cat.Conn] = cat.Fingerprint
-	s.mu.Unlock()
-	if seen && old != cat.Fingerprint {
-		s.sources.dropConn(cat.Conn)
-	}
-}
-
-// checkConns pings the data connections in use.
-func (s *Server) checkConns(ctx context.Context) error {
-	var errs []error
-	for _, conn := range s.catalogs.Conns() {
-		pool, err := s.conns.Pool(ctx, conn)
-		if err == nil {
-			err = pool.Ping(ctx)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", conn, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
 // PeerHandler serves the other nodes' groupcache requests (mounted by
 // Run on Peers.Addr; exposed for tests). It is nil without peers.
-func (s *Server) PeerHandler() http.Handler {
-	if s.peers == nil {
-		return nil
-	}
-	return s.peers.Handler(func(ctx context.Context, key string) ([]byte, error) {
-		tk, err := parseGroupKey(key)
-		if err != nil {
-			return nil, err
-		}
-		s.metrics.peerRequests.Inc()
-		e, err := s.fetch(ctx, tk, key)
-		if err != nil {
-			return nil, err
-		}
-		return e.marshal(), nil
-	})
+func (s *Server) PeerHandler() http.Handler { return s.engine.PeerHandler() }
+
+// Invalidate applies a cache invalidation published at at (see
+// engine.Engine.Invalidate).
+func (s *Server) Invalidate(ctx context.Context, inv cachetag.Invalidation, at time.Time) {
+	s.engine.Invalidate(ctx, inv, at)
 }
 
 type fasthttpLogger struct{ log *slog.Logger }

@@ -489,7 +489,7 @@ func BenchmarkQuadbinTileRender(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; b.Loop(); i++ {
 		// Every fetch renders: the in-process cache is emptied first.
-		e.srv.cache.DeleteFunc(func(tileKey) bool { return true })
+		e.srv.engine.PurgeCache()
 		r := e.get(expandCell(tmpl, spatialindex.Hex(T)), bearer(e.all))
 		if r.status != 200 {
 			b.Fatalf("tile: %d %s", r.status, r.body)

@@ -134,7 +134,7 @@ func (s *Server) startQuery(ctx context.Context, connName, q string, args []any)
 	if err != nil {
 		return nil, err
 	}
-	cat, err := s.catalogs.Get(ctx, connName)
+	cat, err := s.engine.Catalog(ctx, connName)
 	if err != nil {
 		return nil, err
 	}

@@ -71,7 +71,7 @@ func (s *Server) statsAPI(rc *fasthttp.RequestCtx, rest []byte) {
 			err = allowSpec(claims, api, spec)
 		}
 		if err == nil {
-			c, err = s.compile(ctx, spec)
+			c, err = s.engine.Source(ctx, spec)
 		}
 		if err == nil {
 			err = authorize(claims, api, c)

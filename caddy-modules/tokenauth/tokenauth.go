@@ -151,19 +151,14 @@ func tokenMessage(err error) string {
 	}
 }
 
-// token returns the access token from the Authorization header or the
-// access_token query parameter. "Bearer undefined" (what deck.gl sends in
-// session mode) counts as none.
+// token returns the request's access token (grant.BearerToken); the query
+// is parsed only when it may hold one.
 func token(r *http.Request) string {
-	if v := r.Header.Get("Authorization"); len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
-		if t := strings.TrimSpace(v[7:]); t != "" && t != "undefined" && t != "null" {
-			return t
-		}
-	}
+	param := ""
 	if r.URL.RawQuery != "" && strings.Contains(r.URL.RawQuery, "access_token=") {
-		return r.URL.Query().Get("access_token")
+		param = r.URL.Query().Get("access_token")
 	}
-	return ""
+	return grant.BearerToken(r.Header.Get("Authorization"), param)
 }
 
 func referer(r *http.Request) string {

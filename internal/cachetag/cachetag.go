@@ -135,3 +135,15 @@ func SourceOf(tag string) (conn, table string, ok bool) {
 	}
 	return strings.Cut(rest, "/")
 }
+
+// ConnTagOf returns the connection of a "conn:<conn>" tag.
+func ConnTagOf(tag string) (conn string, ok bool) { return strings.CutPrefix(tag, "conn:") }
+
+// ConnOf returns the connection a "src:<conn>/<table>" or "conn:<conn>"
+// tag is about; ok is false for other tags.
+func ConnOf(tag string) (conn string, ok bool) {
+	if conn, _, ok := SourceOf(tag); ok {
+		return conn, true
+	}
+	return ConnTagOf(tag)
+}

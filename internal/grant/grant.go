@@ -232,23 +232,23 @@ func ValidConnectionName(name string) bool {
 	return true
 }
 
-// BearerToken returns a request's access token from its Authorization
-// header (scheme Bearer, case-insensitive), else from its access_token
-// query parameter (CARTO_API.md §1.4). An Authorization header of another
-// scheme means no token; the literal "undefined" some clients send means
-// none.
+// BearerToken returns a request's access token (CARTO_API.md §1.4): the
+// Authorization header's token when its scheme is Bearer
+// (case-insensitive), else the access_token query parameter. The literals
+// "undefined" and "null" (what deck.gl and other clients send in session
+// mode) mean none, in either place. It does not allocate; the result is
+// a substring of one of its arguments. Every component that reads tokens
+// (edge, tiles, control) uses it, so they agree on what a request carries.
 func BearerToken(authorization, accessTokenParam string) string {
-	if authorization != "" {
-		scheme, tok, ok := strings.Cut(authorization, " ")
-		if ok && strings.EqualFold(scheme, "Bearer") {
-			if tok = strings.TrimSpace(tok); tok != "" && tok != "undefined" {
-				return tok
-			}
+	if len(authorization) > 7 && strings.EqualFold(authorization[:7], "bearer ") {
+		if tok := strings.TrimSpace(authorization[7:]); usableToken(tok) {
+			return tok
 		}
-		return ""
 	}
-	if accessTokenParam == "undefined" {
-		return ""
+	if usableToken(accessTokenParam) {
+		return accessTokenParam
 	}
-	return accessTokenParam
+	return ""
 }
+
+func usableToken(tok string) bool { return tok != "" && tok != "undefined" && tok != "null" }

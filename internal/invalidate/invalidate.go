@@ -93,7 +93,7 @@ func (n *Notifier) Bump(ctx context.Context, tags ...string) error {
 		if conn, table, ok := cachetag.SourceOf(t); ok {
 			_, err = n.meta.Exec(ctx, `UPDATE sources s SET generation = s.generation + 1, updated_at = now()
 				FROM connections c WHERE c.id = s.connection_id AND lower(c.name) = $1 AND lower(s.name) = $2`, conn, table)
-		} else if conn, ok := strings.CutPrefix(t, "conn:"); ok {
+		} else if conn, ok := cachetag.ConnTagOf(t); ok {
 			_, err = n.meta.Exec(ctx, `UPDATE sources s SET generation = s.generation + 1, updated_at = now()
 				FROM connections c WHERE c.id = s.connection_id AND lower(c.name) = $1`, conn)
 		}

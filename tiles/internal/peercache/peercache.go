@@ -5,10 +5,10 @@
 //
 // It replaces groupcache's HTTPPool, which cannot be used here: it
 // registers itself process-wide (a second pool panics), serves on
-// http.DefaultServeMux, and sends only group and key to the owner. This
-// Pool is an ordinary value mounted on the caller's own http.Server, and a
-// request carries a hint (the tiles engine sends the self-contained source
-// key) so that an owner that never saw the source can still build it.
+// http.DefaultServeMux. This Pool is an ordinary value mounted on the
+// caller's own http.Server. A request carries only group and key: keys
+// must be self-contained (the tiles engine puts the source key in them),
+// so that an owner that never saw the source can still build it.
 //
 // groupcache keeps its peer pickers in a process-wide registry that can be
 // set once; NewGroup installs a dispatcher there on first use and maps each
@@ -37,8 +37,6 @@ import (
 
 // Headers of a peer request.
 const (
-	// HintHeader carries the hint.
-	HintHeader = "X-Meridian-Peer-Hint"
 	// TokenHeader carries the shared peer token.
 	TokenHeader = "X-Meridian-Peer-Token"
 )
@@ -141,19 +139,6 @@ func (p *Pool) PickPeer(key string) (groupcache.ProtoGetter, bool) {
 	return p.getters[owner], true
 }
 
-type hintKey struct{}
-
-// WithHint returns ctx carrying hint to the owner of the key being fetched.
-func WithHint(ctx context.Context, hint string) context.Context {
-	return context.WithValue(ctx, hintKey{}, hint)
-}
-
-// HintFrom returns the hint of ctx, if any.
-func HintFrom(ctx context.Context) string {
-	h, _ := ctx.Value(hintKey{}).(string)
-	return h
-}
-
 type getter struct {
 	pool *Pool
 	base string
@@ -165,9 +150,6 @@ func (g *getter) Get(ctx context.Context, in *pb.GetRequest, out *pb.GetResponse
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
-	}
-	if h := HintFrom(ctx); h != "" {
-		req.Header.Set(HintHeader, h)
 	}
 	if g.pool.opts.Token != "" {
 		req.Header.Set(TokenHeader, g.pool.opts.Token)
@@ -193,8 +175,8 @@ func (g *getter) Get(ctx context.Context, in *pb.GetRequest, out *pb.GetResponse
 }
 
 // Handler serves peer requests: GET BasePath{group}/{key}, answered with
-// get(ctx, key), where ctx carries the request's hint and ends when the
-// asking node gives up. The group name is not used: each node has its own.
+// get(ctx, key), where ctx ends when the asking node gives up. The group
+// name is not used: each node has its own.
 func (p *Pool) Handler(get func(ctx context.Context, key string) ([]byte, error)) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if p.opts.Token != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get(TokenHeader)), []byte(p.opts.Token)) != 1 {
@@ -212,11 +194,7 @@ func (p *Pool) Handler(get func(ctx context.Context, key string) ([]byte, error)
 			http.Error(w, "bad peer request", http.StatusBadRequest)
 			return
 		}
-		ctx := r.Context()
-		if h := r.Header.Get(HintHeader); h != "" {
-			ctx = WithHint(ctx, h)
-		}
-		b, err := get(ctx, key)
+		b, err := get(r.Context(), key)
 		if err != nil {
 			status := http.StatusInternalServerError
 			if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {

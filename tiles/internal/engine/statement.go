@@ -1,4 +1,4 @@
-package tiles
+package engine
 
 import (
 	"context"
@@ -13,6 +13,24 @@ import (
 	"github.com/meridian-gis/meridian/tiles/internal/overview"
 )
 
+// statement is the SQL that renders one tile: the source's own statement
+// (built by source.Compile through mvt.Build) or, when an overview of its
+// table is ready, the statement over that overview (mvt.BuildOverview).
+// This file is the one place that chooses a tile's SQL.
+type statement struct {
+	sql      string
+	overview bool
+	table    overview.Table // with overview
+}
+
+// statement returns the statement rendering tile co of src.
+func (e *Engine) statement(src *Source, co tile.Coord) statement {
+	if sql, t, ok := e.overviewSQL(src, co); ok {
+		return statement{sql: sql, overview: true, table: t}
+	}
+	return statement{sql: src.SQL}
+}
+
 // ovStatements are a source's tile statements over one overview, a band
 // each.
 type ovStatements struct {
@@ -20,11 +38,10 @@ type ovStatements struct {
 	sql   []string
 }
 
-// overviewTable returns the overview identity of c's table, or false when
-// c cannot be served from one: query sources, filtered sources, points,
+// overviewTable returns the overview identity of src's table, or false
+// when src cannot be served from one: query sources, filtered sources,
 // views and sources in other SRIDs render from their table.
-func overviewTable(c *compiled) (overview.Table, bool) {
-	src := c.src
+func overviewTable(src *Source) (overview.Table, bool) {
 	l := src.Layer
 	if src.Table == nil || l.Query != "" || l.Filter != "" || len(l.Aggs) > 0 || l.NoPointAggregation ||
 		(l.Shape != catalog.ShapeLine && l.Shape != catalog.ShapePolygon && l.Shape != catalog.ShapePoint) {
@@ -41,49 +58,49 @@ func overviewTable(c *compiled) (overview.Table, bool) {
 	return t, overview.Eligible(t)
 }
 
-// overviewSQL returns the statement rendering tile co of c from its
+// overviewSQL returns the statement rendering tile co of src from its
 // overview when one is ready; ok is false otherwise (and the overview is
 // looked for, or built, in the background).
-func (s *Server) overviewSQL(c *compiled, co tile.Coord) (sql string, t overview.Table, ok bool) {
-	if s.overviews == nil {
+func (e *Engine) overviewSQL(src *Source, co tile.Coord) (sql string, t overview.Table, ok bool) {
+	if e.overviews == nil {
 		return "", t, false
 	}
-	t, ok = overviewTable(c)
-	if !ok || s.overviewsHeld(t.Conn) {
+	t, ok = overviewTable(src)
+	if !ok || e.overviewsHeld(t.Conn) {
 		return "", t, false
 	}
-	ov, ok := s.overviews.Get(t)
+	ov, ok := e.overviews.Get(t)
 	if !ok {
 		return "", t, false
 	}
-	if ov.Points && int(co.Z)+c.src.Layer.AggLevel > ov.Bands {
+	if ov.Points && int(co.Z)+src.Layer.AggLevel > ov.Bands {
 		return "", t, false // finer than the overview's finest level
 	}
-	st := c.ov.Load()
+	st := src.ov.Load()
 	if st == nil || st.table != ov.Table {
 		st = &ovStatements{table: ov.Table}
 		if ov.Points {
-			q, err := mvt.BuildPointOverview(c.src.Layer, ov)
+			q, err := mvt.BuildPointOverview(src.Layer, ov)
 			if err != nil {
-				s.log.Warn("overview: building statement", "source", c.src.ID, "err", err)
+				e.log.Warn("overview: building statement", "source", src.ID, "err", err)
 				return "", t, false
 			}
 			st.sql = []string{q}
 		}
 		for band := 0; !ov.Points && band <= ov.Bands; band++ {
-			q, err := mvt.BuildOverview(c.src.Layer, ov, band)
+			q, err := mvt.BuildOverview(src.Layer, ov, band)
 			if err != nil {
-				s.log.Warn("overview: building statement", "source", c.src.ID, "err", err)
+				e.log.Warn("overview: building statement", "source", src.ID, "err", err)
 				return "", t, false
 			}
 			st.sql = append(st.sql, q)
 		}
-		c.ov.Store(st)
+		src.ov.Store(st)
 	}
 	if ov.Points {
 		return st.sql[0], t, true
 	}
-	return st.sql[ov.Band(int(co.Z), c.src.Layer.Extent)], t, true
+	return st.sql[ov.Band(int(co.Z), src.Layer.Extent)], t, true
 }
 
 // overviewHold is how long tiles of a connection render from their
@@ -97,39 +114,39 @@ func (s *Server) overviewSQL(c *compiled, co tile.Coord) (sql string, t overview
 const overviewHold = 12 * time.Second
 
 // holdOverviews starts the hold of conn and the catalog read that ends it.
-func (s *Server) holdOverviews(conn string) {
-	if s.overviews == nil {
+func (e *Engine) holdOverviews(conn string) {
+	if e.overviews == nil {
 		return
 	}
-	s.mu.Lock()
-	s.ovHold[conn] = time.Now().Add(overviewHold)
-	s.mu.Unlock()
+	e.mu.Lock()
+	e.ovHold[conn] = time.Now().Add(overviewHold)
+	e.mu.Unlock()
 	time.AfterFunc(overviewHold-time.Second, func() {
-		ctx, cancel := context.WithTimeout(s.base, 30*time.Second)
+		ctx, cancel := context.WithTimeout(e.base, 30*time.Second)
 		defer cancel()
-		if s.catalogs.Current(conn) == nil || ctx.Err() != nil {
+		if e.catalogs.Current(conn) == nil || ctx.Err() != nil {
 			return
 		}
-		cat, err := s.catalogs.Refresh(ctx, conn)
+		cat, err := e.catalogs.Refresh(ctx, conn)
 		if err != nil {
 			if ctx.Err() == nil {
-				s.log.Warn("refreshing catalog after an invalidation hold", "conn", conn, "err", err)
+				e.log.Warn("refreshing catalog after an invalidation hold", "conn", conn, "err", err)
 			}
 			return
 		}
-		s.noteCatalog(cat)
+		e.noteCatalog(cat)
 	})
 }
 
 // overviewsHeld reports whether conn's tiles render from tables for now.
-func (s *Server) overviewsHeld(conn string) bool {
-	s.mu.Lock()
-	until, ok := s.ovHold[conn]
+func (e *Engine) overviewsHeld(conn string) bool {
+	e.mu.Lock()
+	until, ok := e.ovHold[conn]
 	if ok && time.Now().After(until) {
-		delete(s.ovHold, conn)
+		delete(e.ovHold, conn)
 		ok = false
 	}
-	s.mu.Unlock()
+	e.mu.Unlock()
 	return ok
 }
 
@@ -138,4 +155,17 @@ func (s *Server) overviewsHeld(conn string) bool {
 func isUndefinedTable(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "42P01"
+}
+
+// OverviewStatus reports the state of the overview of src's table
+// (overview.Status); false when src cannot have one or overviews are off.
+func (e *Engine) OverviewStatus(src *Source) (overview.Status, bool) {
+	if e.overviews == nil {
+		return 0, false
+	}
+	t, ok := overviewTable(src)
+	if !ok {
+		return 0, false
+	}
+	return e.overviews.Status(t), true
 }
