@@ -164,6 +164,7 @@ type Engine struct {
 	mu           sync.Mutex
 	fingerprints map[string]uint64    // last seen catalog fingerprint per connection
 	ovHold       map[string]time.Time // per connection: tiles render from tables until then
+	warmed       map[*pgxpool.Pool]bool
 }
 
 // New builds an Engine. Close releases it.

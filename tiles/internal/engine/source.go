@@ -86,6 +86,15 @@ func (e *Engine) Source(ctx context.Context, spec source.Spec) (*Source, error) 
 		if src.Table != nil {
 			c.GrantName = pgx.Identifier{src.Table.Schema, src.Table.Name}.Sanitize()
 		}
+		if t, ok := overviewTable(c); ok && e.overviews != nil {
+			// A fresh node finds the overview built before (by itself or
+			// another node) now, not after its first tiles rendered from
+			// the table.
+			e.overviews.Lookup(ctx, t)
+		}
+		if src.Table != nil {
+			e.warmPool(c)
+		}
 		e.sources.put(c)
 		return c, nil
 	})

@@ -213,6 +213,76 @@ func (m *Manager) Get(t Table) (mvt.Overview, bool) {
 	return mvt.Overview{}, false
 }
 
+// Lookup is Get for a node that has not seen t yet: when nothing is
+// known of t's copy, it looks for one already built (by this node before
+// a restart, or by another node) and waits for the answer, so that a
+// freshly started node renders from the copy from its first tile instead
+// of from the table while the background look runs. It never builds;
+// Get queues that. Errors leave the state unknown (Get looks again).
+func (m *Manager) Lookup(ctx context.Context, t Table) (mvt.Overview, bool) {
+	if m == nil || m.cfg.Disabled || !Eligible(t) {
+		return mvt.Overview{}, false
+	}
+	key := t.Conn + "\x00" + Name(t)
+	m.mu.Lock()
+	st := m.states[key]
+	m.mu.Unlock()
+	if st != nil {
+		return m.Get(t)
+	}
+	ov, found, err := m.findBuilt(ctx, t)
+	if err != nil || !found {
+		if err != nil && ctx.Err() == nil {
+			m.log.Debug("overview: looking for a built copy", "conn", t.Conn, "table", t.Schema+"."+t.Name, "err", err)
+		}
+		return m.Get(t)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.states[key] == nil {
+		stem := t.Conn + "\x00" + prefix(t)
+		for k := range m.states {
+			if strings.HasPrefix(k, stem) {
+				delete(m.states, k)
+			}
+		}
+		m.states[key] = &state{status: Ready, ov: ov}
+	}
+	if st := m.states[key]; st.status == Ready {
+		return st.ov, true
+	}
+	return mvt.Overview{}, false
+}
+
+// findBuilt looks for t's copy without building it.
+func (m *Manager) findBuilt(ctx context.Context, t Table) (mvt.Overview, bool, error) {
+	pool, err := m.pool(ctx, t.Conn)
+	if err != nil {
+		return mvt.Overview{}, false, err
+	}
+	key, _, err := keyColumn(ctx, pool, t.OID)
+	if err != nil || key == "" {
+		return mvt.Overview{}, false, err
+	}
+	ov, last := m.overviewOf(t, key)
+	var exists bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{Schema, last}.Sanitize()).Scan(&exists); err != nil {
+		return ov, false, fmt.Errorf("looking for overview: %w", err)
+	}
+	return ov, exists, nil
+}
+
+// overviewOf describes t's copy with key column key, and names its last
+// table (the one built last: its presence means the copy is complete).
+func (m *Manager) overviewOf(t Table, key string) (ov mvt.Overview, last string) {
+	if t.Shape == catalog.ShapePoint {
+		ov = mvt.Overview{Schema: Schema, Table: Name(t) + "_p", Key: key, Bands: m.cfg.PointLevels, Points: true}
+		return ov, ov.Table
+	}
+	ov = mvt.Overview{Schema: Schema, Table: Name(t), Key: key, Bands: m.cfg.Bands}
+	return ov, ov.BandTable(ov.Bands)
+}
+
 // Forget drops what is known of t's copy (a tile found it gone): the next
 // Get looks again.
 func (m *Manager) Forget(t Table) {
@@ -282,12 +352,7 @@ func (m *Manager) find(ctx context.Context, t Table) (Status, mvt.Overview, erro
 		m.log.Info("overview: table has no single-column primary key; tiles render from it", "conn", t.Conn, "table", t.Schema+"."+t.Name)
 		return Skipped, mvt.Overview{}, nil
 	}
-	ov := mvt.Overview{Schema: Schema, Table: Name(t), Key: key, Bands: m.cfg.Bands}
-	last := ov.BandTable(ov.Bands)
-	if t.Shape == catalog.ShapePoint {
-		ov = mvt.Overview{Schema: Schema, Table: Name(t) + "_p", Key: key, Bands: m.cfg.PointLevels, Points: true}
-		last = ov.Table
-	}
+	ov, last := m.overviewOf(t, key)
 	var exists bool
 	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{Schema, last}.Sanitize()).Scan(&exists); err != nil {
 		return Failed, ov, fmt.Errorf("looking for overview: %w", err)

@@ -1,0 +1,88 @@
+package engine
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meridian-gis/meridian/internal/tile"
+)
+
+// warmStatement loads what a PostgreSQL backend loads on its first tile:
+// the PostGIS library, PROJ (ST_Transform) and the MVT encoder. A fresh
+// backend pays tens of milliseconds for it.
+const warmStatement = `SELECT ST_AsMVT(t) FROM (SELECT ST_AsMVTGeom(ST_Transform(ST_SetSRID(ST_MakePoint(0, 0), 4326), 3857),
+	ST_TileEnvelope(0, 0, 0)) AS geom) t`
+
+// warmTimeout bounds a warm-up.
+const warmTimeout = 30 * time.Second
+
+// warmPool readies the pool of src's connection for tiles, once per pool,
+// in the background: it opens the pool's connections at once (instead of
+// one by one under the first tiles), loads PostGIS in each backend, and
+// prepares src's tile statements on each (table and overview), so that a
+// freshly started node does not pay for them on its first tiles.
+func (e *Engine) warmPool(src *Source) {
+	ctx, cancel := context.WithTimeout(e.base, warmTimeout)
+	pool, err := e.pool(ctx, src.Spec.Conn)
+	if err != nil {
+		cancel()
+		return
+	}
+	e.mu.Lock()
+	if e.warmed == nil {
+		e.warmed = map[*pgxpool.Pool]bool{}
+	}
+	done := e.warmed[pool]
+	e.warmed[pool] = true
+	e.mu.Unlock()
+	if done {
+		cancel()
+		return
+	}
+	stmts := []string{src.SQL}
+	if st := e.statement(src, tile.Coord{}); st.overview {
+		if ov := src.ov.Load(); ov != nil {
+			stmts = ov.sql
+		}
+		stmts = append(stmts, src.SQL)
+	}
+	go func() {
+		defer cancel()
+		start := time.Now()
+		n := int(min(pool.Config().MaxConns, 32))
+		conns := make([]*pgxpool.Conn, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				c, err := pool.Acquire(ctx)
+				if err != nil {
+					return
+				}
+				conns[i] = c
+				if _, err := c.Exec(ctx, warmStatement); err != nil {
+					return // no PostGIS here: tiles will say so
+				}
+				for _, sql := range stmts {
+					if _, err := c.Conn().Prepare(ctx, sql, sql); err != nil {
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		opened := 0
+		for _, c := range conns {
+			if c != nil {
+				c.Release()
+				opened++
+			}
+		}
+		e.log.Debug("data connection warmed", "conn", src.Spec.Conn, "connections", opened,
+			"statements", len(stmts), "seconds", time.Since(start).Seconds())
+	}()
+}
