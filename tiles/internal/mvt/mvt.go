@@ -54,6 +54,19 @@ const LayerName = "default"
 // DensityProp is the per-cell point count property of aggregated points.
 const DensityProp = "_carto_point_density"
 
+// FeatureIDProp is the property carrying a feature's id (CARTO's
+// _carto_feature_id), present when the source's columns ask for it: a
+// hash of the feature's whole geometry, the same in every tile the
+// feature appears in and in the pick model's rows (FeatureIDSQL).
+const FeatureIDProp = "_carto_feature_id"
+
+// FeatureIDSQL is the SQL of the feature id of row alias a with geometry
+// column geom: 16 hex digits of the MD5 of its WKB. Every statement that
+// emits or matches feature ids uses it.
+func FeatureIDSQL(a, geom string) string {
+	return "left(md5(ST_AsBinary(" + a + "." + ident(geom) + ")), 16)"
+}
+
 // Errors returned by Build.
 var (
 	// ErrInvalid: the Layer is incomplete or inconsistent.
@@ -80,6 +93,9 @@ const (
 	// PropJSON is written as JSON text (json, jsonb, arrays, composites;
 	// ST_AsMVT would otherwise flatten jsonb objects into properties).
 	PropJSON
+	// PropFeatureID is the feature id (FeatureIDSQL) of geometry column
+	// Prop.Of, as text.
+	PropFeatureID
 )
 
 // Prop is one property column.
@@ -88,6 +104,8 @@ type Prop struct {
 	Name string
 	// Kind of value.
 	Kind PropKind
+	// Of is the geometry column a PropFeatureID hashes.
+	Of string
 }
 
 // PropOf maps a catalog column to its property kind. Geometry columns are
@@ -302,6 +320,8 @@ func fmtFloat(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
 func propExpr(a string, p Prop) string {
 	c := a + "." + ident(p.Name)
 	switch p.Kind {
+	case PropFeatureID:
+		return FeatureIDSQL(a, p.Of)
 	case PropFloat:
 		return c + "::float8"
 	case PropTimestamp:

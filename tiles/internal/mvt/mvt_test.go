@@ -17,22 +17,22 @@ var update = flag.Bool("update", false, "rewrite the golden SQL files")
 var goldenLayers = map[string]Layer{
 	"polygons_4326": {
 		Schema: "public", Table: "admin1", Geom: "geom", SRID: 4326, Shape: catalog.ShapePolygon,
-		Props:  []Prop{{"name", PropText}, {"pop_est", PropFloat}},
+		Props:  []Prop{{Name: "name", Kind: PropText}, {Name: "pop_est", Kind: PropFloat}},
 		Extent: 512, Buffer: 16, MaxFeatures: 5000,
 	},
 	"lines_3857_nocap": {
 		Schema: "osm", Table: "Roads", Geom: "way", SRID: 3857, Shape: catalog.ShapeLine,
-		Props:  []Prop{{"highway", PropText}},
+		Props:  []Prop{{Name: "highway", Kind: PropText}},
 		Extent: 4096, Buffer: 64,
 	},
 	"points_4326": {
 		Schema: "public", Table: "postal", Geom: "geom", SRID: 4326, Shape: catalog.ShapePoint,
-		Props:  []Prop{{"zipcode", PropText}, {"id", PropBigint}, {"updated", PropTimestamp}},
+		Props:  []Prop{{Name: "zipcode", Kind: PropText}, {Name: "id", Kind: PropBigint}, {Name: "updated", Kind: PropTimestamp}},
 		Extent: 512, Buffer: 16, AggLevel: 8,
 	},
 	"points_4326_key": {
 		Schema: "public", Table: "postal", Geom: "geom", SRID: 4326, Shape: catalog.ShapePoint,
-		Props:  []Prop{{"zipcode", PropText}, {"place", PropText}},
+		Props:  []Prop{{Name: "zipcode", Kind: PropText}, {Name: "place", Kind: PropText}},
 		Extent: 512, Buffer: 8, AggLevel: 8, Key: "id",
 	},
 	"points_2154_aggs": {
@@ -42,13 +42,13 @@ var goldenLayers = map[string]Layer{
 	},
 	"query_filter_params": {
 		Query: "SELECT * FROM stores WHERE kind = $1 -- trailing comment", Geom: "geom", SRID: 4326,
-		Shape: catalog.ShapeUnknown, Props: []Prop{{"kind", PropText}, {"attrs", PropJSON}},
+		Shape: catalog.ShapeUnknown, Props: []Prop{{Name: "kind", Kind: PropText}, {Name: "attrs", Kind: PropJSON}},
 		Filter: `g."revenue" BETWEEN $2 AND $3`, ArgsBefore: 3,
 		Extent: 512, Buffer: 16, MaxFeatures: 10000,
 	},
 	"unknown_srid_points_plain": {
 		Schema: "public", Table: "odd", Geom: "geom", Shape: catalog.ShapePoint, NoPointAggregation: true,
-		Props:  []Prop{{"ok", PropBool}},
+		Props:  []Prop{{Name: "ok", Kind: PropBool}},
 		Extent: 256, Buffer: 8, MaxFeatures: 100,
 	},
 }
@@ -89,8 +89,8 @@ func TestBuildInvalid(t *testing.T) {
 		{"extent too small", func(l *Layer) { l.Extent = 16 }},
 		{"buffer too big", func(l *Layer) { l.Buffer = 1000 }},
 		{"aggs on polygons", func(l *Layer) { l.Aggs = []AggExpr{{"count(*)", "n"}} }},
-		{"reserved property name", func(l *Layer) { l.Props = []Prop{{"__mvt_geom", PropText}} }},
-		{"empty property name", func(l *Layer) { l.Props = []Prop{{"", PropText}} }},
+		{"reserved property name", func(l *Layer) { l.Props = []Prop{{Name: "__mvt_geom", Kind: PropText}} }},
+		{"empty property name", func(l *Layer) { l.Props = []Prop{{Name: "", Kind: PropText}} }},
 	}
 	for _, tt := range tests {
 		l := base

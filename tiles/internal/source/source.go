@@ -529,6 +529,13 @@ func Compile(ctx context.Context, env Env, s Spec) (*Source, error) {
 	// Properties: the requested columns, or every non-spatial one.
 	if len(s.Columns) > 0 {
 		for _, name := range s.Columns {
+			if name == mvt.FeatureIDProp {
+				// Asked for picking: the id of each feature (a hash of its
+				// geometry, matched again by the pick model).
+				l.Props = append(l.Props, mvt.Prop{Name: name, Kind: mvt.PropFeatureID, Of: src.Geom.Name})
+				src.Schema = append(src.Schema, catalog.Column{Name: name, Type: catalog.TypeString, PGType: "text"})
+				continue
+			}
 			c, ok := lookup(name)
 			if !ok {
 				return nil, fmt.Errorf("%w %q", catalog.ErrUnknownColumn, name)

@@ -33,16 +33,10 @@ func Build(model string, params json.RawMessage, src *Source, scope Scope, lim L
 	if len(params) == 0 || params[0] != '{' {
 		return nil, invalid("params: want a JSON object")
 	}
-	var sel struct {
-		FeatureIDs []string `json:"featureIds"`
-	}
-	if err := json.Unmarshal(params, &sel); err != nil {
-		return nil, invalid("params: %v", err)
-	}
-	if len(sel.FeatureIDs) > 0 && model != "pick" {
-		return nil, fmt.Errorf("%w: featureIds: the tiles of this server carry no _carto_feature_id; select features with filters", ErrNotSupported)
-	}
 	b := newBuilder(src, &scope)
+	if err := b.selectFeatures(model, params); err != nil {
+		return nil, err
+	}
 	switch model {
 	case "formula":
 		return b.formula(params)
@@ -61,7 +55,7 @@ func Build(model string, params json.RawMessage, src *Source, scope Scope, lim L
 	case "aggregations":
 		return b.aggregations(params)
 	case "pick":
-		return nil, fmt.Errorf("%w: the pick model needs _carto_feature_id, which the tiles of this server do not carry", ErrNotSupported)
+		return b.pick(params, lim)
 	}
 	return nil, fmt.Errorf("%w %q: want one of %s", ErrUnknownModel, model, strings.Join(Models, ", "))
 }

@@ -167,6 +167,8 @@ type builder struct {
 	src   *Source
 	scope *Scope
 	args  []any
+	// featureIDs restrict the rows to these features (pick.go).
+	featureIDs []string
 }
 
 func newBuilder(src *Source, scope *Scope) *builder {
@@ -200,6 +202,13 @@ func (b *builder) where(extra ...string) (string, error) {
 	}
 	for _, sf := range b.scope.Spatial {
 		cond, err := b.spatial(sf)
+		if err != nil {
+			return "", err
+		}
+		conds = append(conds, cond)
+	}
+	if len(b.featureIDs) > 0 {
+		cond, err := b.featureCond()
 		if err != nil {
 			return "", err
 		}

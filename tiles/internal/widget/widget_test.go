@@ -293,8 +293,9 @@ func TestBuildErrors(t *testing.T) {
 		{name: "no aggregations", model: "aggregations", params: `{}`, want: ErrInvalid},
 		{name: "custom in a list", model: "aggregations", params: `{"aggregations":[{"column":"revenue","operation":"custom"}]}`, want: ErrInvalid},
 		{name: "repeated alias", model: "aggregations", params: `{"aggregations":[{"column":"revenue","operation":"sum","alias":"a"},{"column":"revenue","operation":"avg","alias":"a"}]}`, want: ErrInvalid},
-		{name: "featureIds", model: "formula", params: `{"featureIds":["a"],"geometryType":"points"}`, want: ErrNotSupported},
-		{name: "pick", model: "pick", params: `{"columns":["name"]}`, want: ErrNotSupported},
+		{name: "featureIds not ids", model: "formula", params: `{"featureIds":["a"],"geometryType":"points"}`, want: ErrInvalid},
+		{name: "featureIds without geometryType", model: "formula", params: `{"featureIds":["0123456789abcdef"]}`, want: ErrInvalid},
+		{name: "pick without featureIds", model: "pick", params: `{"columns":["name"]}`, want: ErrInvalid},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
