@@ -50,6 +50,8 @@
 //   widgetAggregations getAggregations, list and string forms
 //   widgetExtent       getExtent of the table within filter, and of the query
 //   widgetPost         getFormula whose filter makes the URL longer than 2048: POST
+//   widgetPick         tiles with _carto_feature_id, getFeatures (pick) and a
+//                      formula restricted by featureIds
 //   widgetUnknownColumn  getFormula on a missing column: InvalidColumnError
 //   widgetDenied       with DENIED_TOKEN, a query widget: the client's 403 error
 // report.requests is the wire log: every fetch the client and the script made.
@@ -404,6 +406,20 @@ if (widgets) {
       })).rows,
       string: (await byTable.getAggregations({aggregations: `sum(${w.number}) AS Total, count(*) AS n`})).rows,
     }));
+    await check('widgetPick', async () => {
+      // Tiles asked for _carto_feature_id carry one per feature; getFeatures
+      // (the pick model) returns that feature's columns, and featureIds
+      // restrict the other models to it.
+      const src = await vectorTableSource({...cfg, tableName: table, columns: [w.label, '_carto_feature_id']});
+      const url = src.tiles[0].replace('{z}', 0).replace('{x}', 0).replace('{y}', 0);
+      const res = await fetch(url, {headers: {Authorization: `Bearer ${cfg.accessToken}`}});
+      const vt = new VectorTile(new PbfReader(new Uint8Array(await res.arrayBuffer())));
+      const props = Object.values(vt.layers)[0].feature(0).properties;
+      const id = props._carto_feature_id;
+      const picked = await src.widgetSource.getFeatures({columns: [w.label], dataType: 'polygons', featureIds: [id], z: 0});
+      const count = await src.widgetSource.getFormula({operation: 'count', featureIds: [id], geometryType: 'polygons'});
+      return {label: props[w.label], id, picked, count};
+    });
     await check('widgetExtent', async () => ({
       table: (await byTable.getExtent({filters: w.filter})).bbox,
       query: (await byQuery.getExtent()).bbox,

@@ -461,6 +461,8 @@ func TestCartoClientCompat(t *testing.T) {
 		}
 	}
 
+	checkPickReport(t, out)
+
 	// SQL API, both ways.
 	for _, name := range []string{"sql", "sqlPost"} {
 		rows := rep.Checks[name].Rows
@@ -943,5 +945,39 @@ func TestPreviewInBrowser(t *testing.T) {
 		if inst != 1 || tj != 1 || tiles == 0 {
 			t.Errorf("%s: the page made %d instantiations, %d TileJSON and %d tile requests; want 1, 1, some", tt.page, inst, tj, tiles)
 		}
+	}
+}
+
+// checkPickReport checks carto.mjs's widgetPick: a feature id read from a
+// tile, getFeatures returning that feature's label with its id, and a
+// count of 1 over it.
+func checkPickReport(t *testing.T, out []byte) {
+	t.Helper()
+	var rep struct {
+		Checks struct {
+			WidgetPick struct {
+				Label  string `json:"label"`
+				ID     string `json:"id"`
+				Picked struct {
+					Rows []map[string]any `json:"rows"`
+				} `json:"picked"`
+				Count struct {
+					Value float64 `json:"value"`
+				} `json:"count"`
+			} `json:"widgetPick"`
+		} `json:"checks"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatal(err)
+	}
+	r := rep.Checks.WidgetPick
+	if len(r.ID) != 16 || r.Label == "" {
+		t.Fatalf("widgetPick: tile feature id %q, label %q; want a 16-digit id and a label", r.ID, r.Label)
+	}
+	if len(r.Picked.Rows) != 1 || r.Picked.Rows[0]["_carto_feature_id"] != r.ID || r.Picked.Rows[0]["name"] != r.Label {
+		t.Errorf("widgetPick: getFeatures rows %v, want the feature %s (%s)", r.Picked.Rows, r.ID, r.Label)
+	}
+	if r.Count.Value != 1 {
+		t.Errorf("widgetPick: formula over featureIds = %v, want 1", r.Count.Value)
 	}
 }
