@@ -15,6 +15,7 @@ import (
 	"github.com/meridian-gis/meridian/tiles/internal/engine"
 	"github.com/meridian-gis/meridian/tiles/internal/mvt"
 	"github.com/meridian-gis/meridian/tiles/internal/source"
+	"github.com/meridian-gis/meridian/tiles/internal/tilejson"
 )
 
 const mvtContentType = "application/vnd.mapbox-vector-tile"
@@ -215,66 +216,39 @@ func (s *Server) tileJSON(rc *fasthttp.RequestCtx, conn, typ []byte) {
 	if c.GeomKind != "" {
 		tiles += "&geomType=" + c.GeomKind
 	}
-	type attr struct {
-		Attribute string `json:"attribute"`
-		Type      string `json:"type"`
-	}
-	type layerStats struct {
-		Layer          string `json:"layer"`
-		Count          int64  `json:"count"`
-		Geometry       string `json:"geometry"`
-		AttributeCount int    `json:"attributeCount"`
-		Attributes     []attr `json:"attributes"`
-	}
-	type vectorLayer struct {
-		ID           string            `json:"id"`
-		MinZoom      int               `json:"minzoom"`
-		MaxZoom      int               `json:"maxzoom"`
-		Fields       map[string]string `json:"fields"`
-		GeometryType string            `json:"geometry_type"`
-	}
 	geom := src.Geom.Shape().String()
-	vl := vectorLayer{ID: mvt.LayerName, MaxZoom: s.cfg.MaxZoom, Fields: map[string]string{}, GeometryType: geom}
-	ls := layerStats{Layer: mvt.LayerName, Count: max(src.EstRows, 0), Geometry: geom, Attributes: []attr{}}
+	vl := tilejson.VectorLayer{ID: mvt.LayerName, MaxZoom: s.cfg.MaxZoom, Fields: map[string]string{}, GeometryType: geom}
+	ls := tilejson.LayerStats{Layer: mvt.LayerName, Count: max(src.EstRows, 0), Geometry: geom, Attributes: []tilejson.Attribute{}}
 	for _, col := range src.Schema[1:] {
 		t := tileStatsType(col.Type)
 		vl.Fields[col.Name] = t
-		ls.Attributes = append(ls.Attributes, attr{col.Name, t})
+		ls.Attributes = append(ls.Attributes, tilejson.Attribute{Attribute: col.Name, Type: t})
 	}
 	ls.AttributeCount = len(ls.Attributes)
-	cz := 0
-	for cz < s.cfg.MaxZoom && tile.Size(uint32(cz+1)) > 0 && spanAt(b, cz+1) {
-		cz++
-	}
-	name := src.FQN
-	if name == "" {
-		name = "query"
-	}
-	resp := map[string]any{
-		"tilejson":                  "3.0.0",
-		"name":                      name,
-		"description":               "",
-		"version":                   "1.0.0",
-		"attribution":               "",
-		"scheme":                    "xyz",
-		"tiles":                     []string{tiles},
-		"minzoom":                   0,
-		"maxzoom":                   s.cfg.MaxZoom,
-		"bounds":                    []float64{b.MinX, b.MinY, b.MaxX, b.MaxY},
-		"center":                    []float64{(b.MinX + b.MaxX) / 2, (b.MinY + b.MaxY) / 2, float64(cz)},
-		"tileResolution":            src.Spec.Resolution,
-		"vector_layers":             []vectorLayer{vl},
-		"tilestats":                 map[string]any{"layerCount": 1, "layers": []layerStats{ls}},
-		"fraction_dropped_per_zoom": s.engine.DropFractions(c, s.cfg.MaxZoom),
+	resp := tilejson.TileJSON{
+		TileJSON:               tilejson.Version,
+		Name:                   sourceName(c),
+		Version:                "1.0.0",
+		Scheme:                 "xyz",
+		Tiles:                  []string{tiles},
+		MaxZoom:                s.cfg.MaxZoom,
+		Bounds:                 [4]float64{b.MinX, b.MinY, b.MaxX, b.MaxY},
+		Center:                 tilejson.Center(b.MinX, b.MinY, b.MaxX, b.MaxY, s.cfg.MaxZoom),
+		TileResolution:         src.Spec.Resolution,
+		VectorLayers:           []tilejson.VectorLayer{vl},
+		TileStats:              tilejson.TileStats{LayerCount: 1, Layers: []tilejson.LayerStats{ls}},
+		FractionDroppedPerZoom: s.engine.DropFractions(ctx, c, s.cfg.MaxZoom),
 	}
 	s.cacheHeaders(rc, c, versioned(rc, c))
 	writeJSON(rc, resp)
 }
 
-// spanAt reports whether bounds b still fit in about one tile at zoom z
-// (for a sensible center zoom).
-func spanAt(b tile.Bounds, z int) bool {
-	return (b.MaxX-b.MinX)/360*float64(uint64(1)<<z) <= 1.5
+// sourceName is a source's TileJSON name: its table, or "query".
+func sourceName(c *compiled) string {
+	if c.FQN == "" {
+		return "query"
+	}
+	return c.FQN
 }
 
 func tileStatsType(t catalog.Type) string {

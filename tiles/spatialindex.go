@@ -15,6 +15,7 @@ import (
 
 	"github.com/meridian-gis/meridian/tiles/internal/mvt"
 	"github.com/meridian-gis/meridian/tiles/internal/spatialindex"
+	"github.com/meridian-gis/meridian/tiles/internal/tilejson"
 )
 
 // isIndexPath reports whether a tile path is a spatial-index address:
@@ -60,40 +61,29 @@ func (s *Server) indexTileJSON(rc *fasthttp.RequestCtx, c *compiled) {
 	if ix.Kind == spatialindex.Quadbin {
 		maxZoom = maxRes
 	}
-	type attr struct {
-		Attribute string `json:"attribute"`
-		Type      string `json:"type"`
-	}
 	fields := map[string]string{}
-	attrs := []attr{}
+	attrs := []tilejson.Attribute{}
 	for _, col := range src.Schema[1:] {
 		t := tileStatsType(col.Type)
 		fields[col.Name] = t
-		attrs = append(attrs, attr{col.Name, t})
+		attrs = append(attrs, tilejson.Attribute{Attribute: col.Name, Type: t})
 	}
-	name := src.FQN
-	if name == "" {
-		name = "query"
-	}
-	resp := map[string]any{
-		"tilejson":       "3.0.0",
-		"name":           name,
-		"description":    "",
-		"version":        "1.0.0",
-		"attribution":    "",
-		"scheme":         string(ix.Kind),
-		"tiles":          []string{tiles},
-		"minresolution":  0,
-		"maxresolution":  maxRes,
-		"dataresolution": ix.DataRes,
-		"minzoom":        0,
-		"maxzoom":        maxZoom,
-		"bounds":         []float64{-180, -85.0511, 180, 85.0511},
-		"center":         []float64{0, 0, 0},
-		"vector_layers":  []map[string]any{{"id": mvt.LayerName, "minzoom": 0, "maxzoom": maxZoom, "fields": fields}},
-		"tilestats": map[string]any{"layerCount": 1, "layers": []map[string]any{{
-			"layer": mvt.LayerName, "count": max(src.EstRows, 0), "geometry": "Polygon",
-			"attributeCount": len(attrs), "attributes": attrs,
+	minRes, dataRes := 0, ix.DataRes
+	resp := tilejson.TileJSON{
+		TileJSON:       tilejson.Version,
+		Name:           sourceName(c),
+		Version:        "1.0.0",
+		Scheme:         string(ix.Kind),
+		Tiles:          []string{tiles},
+		MinResolution:  &minRes,
+		MaxResolution:  &maxRes,
+		DataResolution: &dataRes,
+		MaxZoom:        maxZoom,
+		Bounds:         tilejson.World,
+		VectorLayers:   []tilejson.VectorLayer{{ID: mvt.LayerName, MaxZoom: maxZoom, Fields: fields}},
+		TileStats: tilejson.TileStats{LayerCount: 1, Layers: []tilejson.LayerStats{{
+			Layer: mvt.LayerName, Count: max(src.EstRows, 0), Geometry: "Polygon",
+			AttributeCount: len(attrs), Attributes: attrs,
 		}}},
 	}
 	s.cacheHeaders(rc, c, versioned(rc, c))

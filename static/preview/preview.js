@@ -53,14 +53,19 @@ async function api(url, params, token) {
   return body;
 }
 
-// Web Mercator cannot show the poles: keep bounds inside it.
+// Web Mercator cannot show the poles: keep bounds inside it. Bounds whose
+// west is east of their east cross the antimeridian (TileJSON): MapLibre
+// fits them with the east edge past 180.
 const MAX_LAT = 85.0511;
 function mercatorBounds(b) {
-  if (!Array.isArray(b) || b.length !== 4 || !b.every(Number.isFinite) || b[0] > b[2] || b[1] > b[3]) {
+  if (!Array.isArray(b) || b.length !== 4 || !b.every(Number.isFinite) || b[1] > b[3]) {
     return [-180, -MAX_LAT, 180, MAX_LAT];
   }
   const clamp = (v, lo, hi) => Math.min(hi, Math.max(lo, v));
-  return [clamp(b[0], -180, 180), clamp(b[1], -MAX_LAT, MAX_LAT), clamp(b[2], -180, 180), clamp(b[3], -MAX_LAT, MAX_LAT)];
+  const west = clamp(b[0], -180, 180);
+  let east = clamp(b[2], -180, 180);
+  if (west > east) east += 360;
+  return [west, clamp(b[1], -MAX_LAT, MAX_LAT), east, clamp(b[3], -MAX_LAT, MAX_LAT)];
 }
 
 const FILL = '#2b7bb9';

@@ -533,7 +533,34 @@ func Extent(ctx context.Context, q Querier, t *Table, geom GeomColumn) (tile.Bou
 	if box == nil {
 		return world, nil
 	}
-	return boxToLonLat(ctx, q, *box, geom.SRID)
+	b, err := boxToLonLat(ctx, q, *box, geom.SRID)
+	if err != nil || b.MaxX-b.MinX <= 180 || t.EstRows >= 200_000 {
+		return b, err
+	}
+	return acrossAntimeridian(ctx, q, b, "SELECT "+col+" FROM "+rel, geom.Name, geom.SRID, nil)
+}
+
+// acrossAntimeridian returns b, or — when the geometries of column geom
+// of the rows of sql fit in a narrower band of longitudes across the
+// antimeridian (the Aleutians and Alaska, Fiji, Chukotka…) — b with that
+// band (a tenth narrower at least): MinX > MaxX then, as TileJSON writes
+// such bounds.
+func acrossAntimeridian(ctx context.Context, q Querier, b tile.Bounds, sql, geom string, srid int, args []any) (tile.Bounds, error) {
+	g := "q." + pgx.Identifier{geom}.Sanitize()
+	if srid != 4326 && srid != 0 {
+		g = "ST_Transform(" + g + ", 4326)"
+	}
+	var lo, hi *float64
+	err := q.QueryRow(ctx, "SELECT ST_XMin(e), ST_XMax(e) FROM (SELECT ST_Extent(ST_ShiftLongitude("+g+")) AS e FROM (\n"+sql+"\n) q) s", args...).
+		Scan(&lo, &hi)
+	if err != nil {
+		return b, fmt.Errorf("computing the extent across the antimeridian: %w", err)
+	}
+	if lo == nil || hi == nil || *hi-*lo > 0.9*(b.MaxX-b.MinX) || *lo > 180 || *hi <= 180 {
+		return b, nil
+	}
+	b.MinX, b.MaxX = *lo, *hi-360
+	return b, nil
 }
 
 // QueryExtent returns the lon/lat extent of column geom of the query
@@ -550,7 +577,11 @@ func QueryExtent(ctx context.Context, q Querier, sql, geom string, args []any) (
 	if box == nil || srid == nil {
 		return world, nil
 	}
-	return boxToLonLat(ctx, q, *box, *srid)
+	b, err := boxToLonLat(ctx, q, *box, *srid)
+	if err != nil || b.MaxX-b.MinX <= 180 {
+		return b, err
+	}
+	return acrossAntimeridian(ctx, q, b, sql, geom, *srid, args)
 }
 
 func boxToLonLat(ctx context.Context, q Querier, box string, srid int) (tile.Bounds, error) {

@@ -152,7 +152,6 @@ type Engine struct {
 	cache     *tilecache.Cache[tileKey, *Tile]
 	fills     flight.Group[tileKey, *Tile]
 	compiles  flight.Group[string, *Source]
-	drops     *dropCounts
 	metrics   *metrics
 
 	peers *peercache.Pool
@@ -185,7 +184,6 @@ func New(cfg EngineConfig, deps Deps) (*Engine, error) {
 		sources:      newRegistry(cfg.MaxSources),
 		gens:         newGenerations(),
 		cache:        tilecache.New[tileKey, *Tile](cfg.CacheBytes),
-		drops:        newDropCounts(),
 		fingerprints: map[string]uint64{},
 		ovHold:       map[string]time.Time{},
 	}

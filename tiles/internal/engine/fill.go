@@ -11,7 +11,6 @@ import (
 	"github.com/golang/groupcache"
 
 	"github.com/meridian-gis/meridian/internal/tile"
-	"github.com/meridian-gis/meridian/tiles/internal/catalog"
 	"github.com/meridian-gis/meridian/tiles/internal/render"
 	"github.com/meridian-gis/meridian/tiles/internal/source"
 )
@@ -211,9 +210,6 @@ func (e *Engine) render(ctx context.Context, src *Source, co tile.Coord) (*Tile,
 	e.metrics.renderBytes.Observe(float64(len(rt.Gzip)))
 	if rt.LOD > 0 {
 		e.metrics.coarsened.Inc()
-	}
-	if src.Layer.Shape != catalog.ShapePoint {
-		e.drops.add(src.ID, co.Z, rt.Kept, rt.Total)
 	}
 	return NewTile(rt.Gzip), nil
 }

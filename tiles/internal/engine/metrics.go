@@ -1,11 +1,6 @@
 package engine
 
-import (
-	"sync"
-	"sync/atomic"
-
-	"github.com/prometheus/client_golang/prometheus"
-)
+import "github.com/prometheus/client_golang/prometheus"
 
 // metrics are the engine's Prometheus metrics. Counters used on the warm
 // path are resolved once so that incrementing them does not allocate.
@@ -68,57 +63,4 @@ func newMetrics(reg *prometheus.Registry, e *Engine) *metrics {
 		}
 	}
 	return m
-}
-
-// dropCounts counts, per source and zoom, the line and polygon features
-// that qualified for rendered tiles and those kept under the feature cap,
-// for TileJSON's fraction_dropped_per_zoom. They cover the tiles this node
-// rendered since it started.
-type dropCounts struct {
-	mu sync.Mutex
-	by map[string]*[25][2]atomic.Int64
-}
-
-func newDropCounts() *dropCounts { return &dropCounts{by: map[string]*[25][2]atomic.Int64{}} }
-
-func (d *dropCounts) add(id string, z uint32, kept, total int64) {
-	if z > 24 || total == 0 {
-		return
-	}
-	d.mu.Lock()
-	a := d.by[id]
-	if a == nil {
-		if len(d.by) > 100_000 {
-			clear(d.by)
-		}
-		a = new([25][2]atomic.Int64)
-		d.by[id] = a
-	}
-	d.mu.Unlock()
-	a[z][0].Add(min(kept, total))
-	a[z][1].Add(total)
-}
-
-// fractions returns the dropped fraction for zooms 0..maxZoom.
-func (d *dropCounts) fractions(id string, maxZoom int) []float64 {
-	out := make([]float64, maxZoom+1)
-	d.mu.Lock()
-	a := d.by[id]
-	d.mu.Unlock()
-	if a == nil {
-		return out
-	}
-	for z := range out {
-		if total := a[z][1].Load(); total > 0 {
-			f := 1 - float64(a[z][0].Load())/float64(total)
-			out[z] = float64(int(f*1e4+0.5)) / 1e4
-		}
-	}
-	return out
-}
-
-// DropFractions returns TileJSON's fraction_dropped_per_zoom of src for
-// zooms 0..maxZoom.
-func (e *Engine) DropFractions(src *Source, maxZoom int) []float64 {
-	return e.drops.fractions(src.ID, maxZoom)
 }

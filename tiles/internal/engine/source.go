@@ -40,6 +40,8 @@ type Source struct {
 	// epoch is the registry epoch of the connection at compile time.
 	epoch  uint64
 	bounds atomic.Pointer[tile.Bounds]
+	// drops is fraction_dropped_per_zoom, computed once (drops.go).
+	drops atomic.Pointer[[]float64]
 	// ov holds the statements over the source's overview, made when it
 	// is first found ready.
 	ov atomic.Pointer[ovStatements]

@@ -716,3 +716,33 @@ func BuildPointOverview(l Layer, ov Overview) (string, error) {
 	l.writePointFeatures(&b, true)
 	return b.String(), nil
 }
+
+// BuildDropStats returns the statement counting, over the rows of line
+// or polygon layer l (within its filter, with its ArgsBefore arguments),
+// the features the tiles of each zoom leave out for being smaller than a
+// pixel (the cull of Build and BuildOverview, at full detail): rows (k,
+// n), n features culled at every zoom below k (k is maxZoom+1 for those
+// culled at every zoom). samplePercent < 100 reads a repeatable
+// TABLESAMPLE of a table (the same sample on every node). ok is false
+// when l culls nothing (points, unknown units).
+func BuildDropStats(l Layer, samplePercent float64, maxZoom int) (sql string, ok bool) {
+	perWorld, known := l.unitsPerWorld()
+	if !known || (l.Shape != catalog.ShapeLine && l.Shape != catalog.ShapePolygon) {
+		return "", false
+	}
+	from := l.from()
+	if l.Query == "" && samplePercent > 0 && samplePercent < 100 {
+		from += " TABLESAMPLE SYSTEM (" + fmtFloat(samplePercent) + ") REPEATABLE (0)"
+	}
+	where := "WHERE g." + ident(l.Geom) + " IS NOT NULL"
+	if l.Filter != "" {
+		where += " AND (" + l.Filter + ")"
+	}
+	last := strconv.Itoa(maxZoom + 1)
+	sql = "SELECT coalesce(least(greatest(ceil(log(2, " + fmtFloat(perWorld/float64(l.Extent)) +
+		"::numeric / nullif(greatest(s.w, s.h), 0)::numeric)), 0), " + last + "), " + last + ")::int AS k, count(*)" +
+		"\nFROM (SELECT ST_XMax(b) - ST_XMin(b) AS w, ST_YMax(b) - ST_YMin(b) AS h" +
+		"\n  FROM (SELECT postgis_getbbox(g." + ident(l.Geom) + ") AS b FROM " + from + "\n  " + where + ") s0) s" +
+		"\nGROUP BY 1"
+	return sql, true
+}
