@@ -181,6 +181,12 @@ type Layer struct {
 	NoPointAggregation bool
 	// MaxFeatures caps lines and polygons per tile at lod 0; 0: no cap.
 	MaxFeatures int
+	// KeepSmall keeps the polygons smaller than a pixel (culled
+	// otherwise) as a one-pixel square at their centroid, so that a layer
+	// of small polygons (a city's districts at a world zoom) is not an
+	// empty tile. Overviews do not hold such polygons: BuildOverview
+	// ignores it.
+	KeepSmall bool
 	// Key is the table's single-column primary key, if any. Aggregated
 	// points then take the properties of the row with the smallest key
 	// in their cell (fetched by key, as from a point overview); without
@@ -386,6 +392,11 @@ func buildFeatures(l Layer) string {
 	if l.MaxFeatures > 0 {
 		b.WriteString(", count(*) OVER () AS __mn")
 	}
+	if known && l.KeepSmall && l.Shape == catalog.ShapePolygon {
+		box := "postgis_getbbox(g." + ident(l.Geom) + ")"
+		b.WriteString(", greatest(ST_XMax(" + box + ") - ST_XMin(" + box + "), ST_YMax(" + box + ") - ST_YMin(" + box + ")) < " +
+			l.pixel(perWorld) + " AS __small")
+	}
 	b.WriteString("\n  FROM ")
 	b.WriteString(l.from())
 	b.WriteString("\n  ")
@@ -400,7 +411,8 @@ func buildFeatures(l Layer) string {
 	w := "(ST_XMax(" + box + ") - ST_XMin(" + box + "))"
 	h := "(ST_YMax(" + box + ") - ST_YMin(" + box + "))"
 	cullable := known && (l.Shape == catalog.ShapeLine || l.Shape == catalog.ShapePolygon)
-	if cullable {
+	keepSmall := cullable && l.KeepSmall && l.Shape == catalog.ShapePolygon
+	if cullable && !keepSmall {
 		// Features smaller than a pixel both ways cannot be seen.
 		b.WriteString("\n  AND greatest(" + w + ", " + h + ") >= " + l.pixel(perWorld))
 	}
@@ -419,7 +431,16 @@ func buildFeatures(l Layer) string {
 		b.WriteString("\n  LIMIT (" + strconv.Itoa(l.MaxFeatures) + " >> " + lod + ")")
 	}
 	b.WriteString("\n) s\nCROSS JOIN LATERAL (SELECT ")
-	b.WriteString(l.asMVTGeom(l.simplified("s.__mg", perWorld, known)))
+	g := l.simplified("s.__mg", perWorld, known)
+	if keepSmall {
+		// The one-pixel square standing for a polygon under a pixel.
+		c := "ST_Centroid(s.__mg)"
+		if l.srid() != 3857 {
+			c = "ST_Transform(" + c + ", 3857)"
+		}
+		g = "CASE WHEN s.__small THEN ST_Expand(" + c + ", " + l.pixel(40075016.685578488) + " * 0.5) ELSE " + g + " END"
+	}
+	b.WriteString(l.asMVTGeom(g))
 	b.WriteString(" AS __mvt_geom")
 	for _, p := range l.Props {
 		b.WriteString(", s.")

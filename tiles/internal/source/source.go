@@ -518,6 +518,8 @@ func Compile(ctx context.Context, env Env, s Spec) (*Source, error) {
 	l.Extent = res.Extent
 	l.Buffer = int(math.Round(float64(res.Extent) * env.Limits.BufferFraction))
 	l.AggLevel = res.AggLevel
+	// Polygons under a pixel stay as a pixel (mvt.Layer.KeepSmall).
+	l.KeepSmall = l.Shape == catalog.ShapePolygon
 	switch l.Shape {
 	case catalog.ShapeLine:
 		l.MaxFeatures = int(float64(env.Limits.MaxLineFeatures) * res.CapMult)
