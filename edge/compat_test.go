@@ -808,6 +808,9 @@ const pointsQuery = "SELECT cartodb_id, name, ST_PointOnSurface(geom) AS geom FR
 // instantiates the source, loads its TileJSON and tiles with the token as
 // a header only, and draws it: the countries table (polygons), and a
 // query of points with queryParameters.
+// fijiQuery is a source across the antimeridian for the preview.
+const fijiQuery = "SELECT * FROM public.countries WHERE name = 'Fiji'"
+
 func TestPreviewInBrowser(t *testing.T) {
 	needTool(t, "node")
 	chromium := os.Getenv("CHROMIUM")
@@ -823,7 +826,7 @@ func TestPreviewInBrowser(t *testing.T) {
 	}
 	dir := compatDir(t)
 	u := startUp(t)
-	tok := u.token(t, []grant.API{grant.APIMaps}, "public.countries", pointsQuery)
+	tok := u.token(t, []grant.API{grant.APIMaps}, "public.countries", pointsQuery, fijiQuery)
 	const tablePreview = "/api/v3/maps/local/preview?name=public.countries"
 
 	// The page itself, as a plain client gets it through the edge.
@@ -867,6 +870,11 @@ func TestPreviewInBrowser(t *testing.T) {
 		{Name: "table", URL: u.base + tablePreview + "&access_token=" + tok, MinFraction: 0.1},
 		// 51 dots of about 50 pixels each.
 		{Name: "points", URL: pointsURL, MinFraction: 0.001},
+		// Fiji lies across the antimeridian: fitted, its islands fill a
+		// good part of the canvas (fitted to the world's bounds they would
+		// be a few pixels).
+		{Name: "antimeridian", URL: u.base + "/api/v3/maps/local/preview?" + url.Values{
+			"q": {fijiQuery}, "access_token": {tok}}.Encode(), MinFraction: 0.02},
 	})
 	shots := t.TempDir()
 	out, err := runNode(t, dir, "browser.mjs", 4*time.Minute,
@@ -888,7 +896,7 @@ func TestPreviewInBrowser(t *testing.T) {
 			t.Errorf("%s: screenshot: %v", p.Name, err)
 		}
 	}
-	if !rep.OK || err != nil || len(rep.Pages) != 2 {
+	if !rep.OK || err != nil || len(rep.Pages) != 3 {
 		for _, p := range rep.Pages {
 			if !p.OK {
 				t.Errorf("page %s: problems %q\nstate %s %q, map errors %q, page errors %q\nfailed requests %q\nconsole %q",
