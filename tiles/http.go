@@ -21,6 +21,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/tiles/internal/aggexp"
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 	"github.com/meridian-gis/meridian/tiles/internal/engine"
 	"github.com/meridian-gis/meridian/tiles/internal/filter"
 	"github.com/meridian-gis/meridian/tiles/internal/hangup"
@@ -307,12 +308,12 @@ func classify(err error) *apiError {
 	case errors.As(err, new(*pgconn.ConnectError)):
 		return &apiError{status: http.StatusServiceUnavailable, code: "CONNECTION_UNAVAILABLE", msg: "the data connection is unavailable", err: err}
 	case errors.Is(err, catalog.ErrNotFound):
-		return &apiError{status: http.StatusNotFound, code: "NOT_FOUND", msg: trimPkg(err.Error()), err: err}
+		return &apiError{status: http.StatusNotFound, code: "NOT_FOUND", msg: clientMessage(err), err: err}
 	case errors.Is(err, catalog.ErrUnknownColumn):
-		return &apiError{status: http.StatusBadRequest, code: "COLUMN_NOT_FOUND", msg: "Column not found: " + trimPkg(err.Error()), err: err}
+		return &apiError{status: http.StatusBadRequest, code: "COLUMN_NOT_FOUND", msg: "Column not found: " + clientMessage(err), err: err}
 	case errors.Is(err, catalog.ErrNoGeometry), errors.Is(err, source.ErrBadParams), errors.Is(err, source.ErrBadKey),
 		errors.Is(err, filter.ErrInvalid), errors.Is(err, aggexp.ErrInvalid):
-		return &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: trimPkg(err.Error()), err: err}
+		return &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: clientMessage(err), err: err}
 	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &pe) && pe.Code == "57014":
 		return &apiError{status: http.StatusGatewayTimeout, code: "TIMEOUT", msg: "the query took too long", err: err}
 	case errors.As(err, &qe) && errors.As(err, &pe):
@@ -347,12 +348,12 @@ func rootMessage(err error) string {
 	}
 }
 
-// trimPkg drops Go package prefixes ("catalog: ") from our own messages.
-func trimPkg(s string) string {
-	for _, p := range []string{"source: ", "catalog: ", "filter: ", "aggexp: "} {
-		s = strings.ReplaceAll(s, p, "")
+// clientMessage is the client's text of a client error (clienterr).
+func clientMessage(err error) string {
+	if m, ok := clienterr.Message(err); ok {
+		return m
 	}
-	return s
+	return "bad request"
 }
 
 // fail answers with err as a JSON error, logging server-side failures.

@@ -188,7 +188,7 @@ func widgetSource(c *compiled) *widget.Source {
 
 // widgetError maps package widget's errors to their HTTP answers.
 func widgetError(err error) error {
-	msg := strings.ReplaceAll(trimPkg(err.Error()), "widget: ", "")
+	msg := clientMessage(err)
 	switch {
 	case errors.Is(err, widget.ErrUnknownModel):
 		return &apiError{status: http.StatusNotFound, code: "NOT_FOUND", msg: msg, err: err}

@@ -113,7 +113,7 @@ func (s *Server) indexTile(rc *fasthttp.RequestCtx, conn, typ, cellHex []byte) {
 	}
 	cell, err := ix.Kind.Parse(string(cellHex))
 	if err != nil {
-		s.fail(rc, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: "bad tile address: " + trimIndexPkg(err.Error()), err: err})
+		s.fail(rc, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST", msg: "bad tile address: " + clientMessage(err), err: err})
 		return
 	}
 	t, ok := s.engine.CachedIndex(c, cell, asJSON)
@@ -131,12 +131,4 @@ func (s *Server) indexTile(rc *fasthttp.RequestCtx, conn, typ, cellHex []byte) {
 		ct = "application/json"
 	}
 	s.writeTileAs(rc, c, t, versioned(rc, c), ct)
-}
-
-func trimIndexPkg(s string) string {
-	const p = "spatialindex: "
-	if len(s) > len(p) && s[:len(p)] == p {
-		return s[len(p):]
-	}
-	return s
 }

@@ -15,19 +15,18 @@
 package aggexp
 
 import (
-	"errors"
-	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 	"github.com/meridian-gis/meridian/tiles/internal/mvt"
 )
 
 // ErrInvalid is returned for expressions outside the grammar.
-var ErrInvalid = errors.New("aggexp: invalid aggregation expression")
+var ErrInvalid = clienterr.Kind("aggexp", "invalid aggregation expression")
 
 // MaxLen bounds the expression text.
 const MaxLen = 4096
@@ -67,7 +66,7 @@ type Item struct {
 // Parse parses expr against the source's columns.
 func Parse(expr string, lookup func(string) (catalog.Column, bool)) ([]Item, error) {
 	if len(expr) > MaxLen {
-		return nil, fmt.Errorf("%w: longer than %d bytes", ErrInvalid, MaxLen)
+		return nil, clienterr.Errorf(ErrInvalid, ": longer than %d bytes", MaxLen)
 	}
 	toks, err := lex(expr)
 	if err != nil {
@@ -82,18 +81,18 @@ func Parse(expr string, lookup func(string) (catalog.Column, bool)) ([]Item, err
 			return nil, err
 		}
 		if n.bare {
-			return nil, fmt.Errorf("%w: column %s must be inside an aggregate such as sum() or min()", ErrInvalid, n.col)
+			return nil, clienterr.Errorf(ErrInvalid, ": column %s must be inside an aggregate such as sum() or min()", n.col)
 		}
 		if p.peekWord("as") {
 			p.pos++
 		}
 		t := p.next()
 		if t.typ != tIdent && t.typ != tQuoted {
-			return nil, fmt.Errorf("%w: want an alias after the expression, got %q", ErrInvalid, t.text)
+			return nil, clienterr.Errorf(ErrInvalid, ": want an alias after the expression, got %q", t.text)
 		}
 		alias := t.text // case kept as written: JavaScript clients read it verbatim
 		if alias == "" || strings.HasPrefix(alias, "__m") || alias == mvt.DensityProp || seen[alias] {
-			return nil, fmt.Errorf("%w: alias %q is reserved or repeated", ErrInvalid, alias)
+			return nil, clienterr.Errorf(ErrInvalid, ": alias %q is reserved or repeated", alias)
 		}
 		seen[alias] = true
 		sql, typ := n.sql, catalog.TypeUnknown
@@ -113,7 +112,7 @@ func Parse(expr string, lookup func(string) (catalog.Column, bool)) ([]Item, err
 			return items, nil
 		}
 		if t.text != "," {
-			return nil, fmt.Errorf("%w: unexpected %q", ErrInvalid, t.text)
+			return nil, clienterr.Errorf(ErrInvalid, ": unexpected %q", t.text)
 		}
 	}
 }
@@ -152,7 +151,7 @@ func lex(s string) ([]token, error) {
 			j := i + 1
 			for {
 				if j >= len(s) {
-					return nil, fmt.Errorf("%w: unterminated quoted name", ErrInvalid)
+					return nil, clienterr.Errorf(ErrInvalid, ": unterminated quoted name")
 				}
 				if s[j] == '"' {
 					if j+1 < len(s) && s[j+1] == '"' {
@@ -174,7 +173,7 @@ func lex(s string) ([]token, error) {
 				j++
 			}
 			if _, err := strconv.ParseFloat(s[i:j], 64); err != nil {
-				return nil, fmt.Errorf("%w: bad number %q", ErrInvalid, s[i:j])
+				return nil, clienterr.Errorf(ErrInvalid, ": bad number %q", s[i:j])
 			}
 			out = append(out, token{tNumber, s[i:j]})
 			i = j
@@ -182,7 +181,7 @@ func lex(s string) ([]token, error) {
 			out = append(out, token{tPunct, string(c)})
 			i++
 		default:
-			return nil, fmt.Errorf("%w: unexpected character %q", ErrInvalid, c)
+			return nil, clienterr.Errorf(ErrInvalid, ": unexpected character %q", c)
 		}
 	}
 	return out, nil
@@ -228,7 +227,7 @@ func (p *parser) expr() (node, error) {
 	p.depth++
 	defer func() { p.depth-- }()
 	if p.depth > 32 {
-		return node{}, fmt.Errorf("%w: nested too deeply", ErrInvalid)
+		return node{}, clienterr.Errorf(ErrInvalid, ": nested too deeply")
 	}
 	l, err := p.term()
 	if err != nil {
@@ -285,14 +284,14 @@ func (p *parser) primary() (node, error) {
 		return node{sql: t.text, kind: kNum}, nil
 	case tPunct:
 		if t.text != "(" {
-			return node{}, fmt.Errorf("%w: unexpected %q", ErrInvalid, t.text)
+			return node{}, clienterr.Errorf(ErrInvalid, ": unexpected %q", t.text)
 		}
 		n, err := p.expr()
 		if err != nil {
 			return node{}, err
 		}
 		if c := p.next(); c.text != ")" {
-			return node{}, fmt.Errorf("%w: missing )", ErrInvalid)
+			return node{}, clienterr.Errorf(ErrInvalid, ": missing )")
 		}
 		n.sql = "(" + n.sql + ")"
 		return n, nil
@@ -307,10 +306,10 @@ func (p *parser) primary() (node, error) {
 			col, ok = p.lookup(strings.ToLower(t.text))
 		}
 		if !ok {
-			return node{}, fmt.Errorf("%w %q in aggregationExp", catalog.ErrUnknownColumn, t.text)
+			return node{}, clienterr.Errorf(catalog.ErrUnknownColumn, " %q in aggregationExp", t.text)
 		}
 		if col.Type == catalog.TypeGeometry {
-			return node{}, fmt.Errorf("%w: geometry column %q", ErrInvalid, col.Name)
+			return node{}, clienterr.Errorf(ErrInvalid, ": geometry column %q", col.Name)
 		}
 		k := kText
 		switch col.Type {
@@ -321,7 +320,7 @@ func (p *parser) primary() (node, error) {
 		}
 		return node{sql: "g." + pgx.Identifier{col.Name}.Sanitize(), kind: k, bare: !p.inAgg, col: col.Name}, nil
 	}
-	return node{}, fmt.Errorf("%w: unexpected end of expression", ErrInvalid)
+	return node{}, clienterr.Errorf(ErrInvalid, ": unexpected end of expression")
 }
 
 func (p *parser) call(name string) (node, error) {
@@ -329,10 +328,10 @@ func (p *parser) call(name string) (node, error) {
 	aggKind, isAgg := aggregates[name]
 	scalarKind, isScalar := scalars[name]
 	if !isAgg && !isScalar {
-		return node{}, fmt.Errorf("%w: function %s is not allowed", ErrInvalid, name)
+		return node{}, clienterr.Errorf(ErrInvalid, ": function %s is not allowed", name)
 	}
 	if isAgg && p.inAgg {
-		return node{}, fmt.Errorf("%w: nested aggregate %s", ErrInvalid, name)
+		return node{}, clienterr.Errorf(ErrInvalid, ": nested aggregate %s", name)
 	}
 	outer := p.inAgg
 	if isAgg {
@@ -348,7 +347,7 @@ func (p *parser) call(name string) (node, error) {
 	var args []node
 	if t := p.peek(); t.typ == tPunct && t.text == "*" {
 		if name != "count" {
-			return node{}, fmt.Errorf("%w: %s(*)", ErrInvalid, name)
+			return node{}, clienterr.Errorf(ErrInvalid, ": %s(*)", name)
 		}
 		p.pos++
 		b.WriteString("*")
@@ -371,7 +370,7 @@ func (p *parser) call(name string) (node, error) {
 		}
 	}
 	if t := p.next(); t.text != ")" {
-		return node{}, fmt.Errorf("%w: missing ) after %s(", ErrInvalid, name)
+		return node{}, clienterr.Errorf(ErrInvalid, ": missing ) after %s(", name)
 	}
 	b.WriteString(")")
 	k := aggKind

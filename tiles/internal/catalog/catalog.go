@@ -26,17 +26,18 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/meridian-gis/meridian/internal/tile"
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 )
 
 // Errors returned by lookups.
 var (
 	// ErrNotFound: no such table (or no geometry column, or no SELECT
 	// privilege) on the connection.
-	ErrNotFound = errors.New("catalog: table not found")
+	ErrNotFound = clienterr.Kind("catalog", "table not found")
 	// ErrUnknownColumn: a requested column does not exist in the source.
-	ErrUnknownColumn = errors.New("catalog: unknown column")
+	ErrUnknownColumn = clienterr.Kind("catalog", "unknown column")
 	// ErrNoGeometry: the requested spatial column is not a geometry column.
-	ErrNoGeometry = errors.New("catalog: not a geometry column")
+	ErrNoGeometry = clienterr.Kind("catalog", "not a geometry column")
 )
 
 // Type is a column type in the CARTO schema vocabulary.
@@ -202,14 +203,14 @@ func (t *Table) Column(name string) (Column, bool) {
 func (t *Table) Geom(name string) (GeomColumn, error) {
 	c, ok := t.Column(name)
 	if !ok {
-		return GeomColumn{}, fmt.Errorf("%w %q in %s", ErrUnknownColumn, name, t.FQN())
+		return GeomColumn{}, clienterr.Errorf(ErrUnknownColumn, " %q in %s", name, t.FQN())
 	}
 	for _, g := range t.Geoms {
 		if g.Name == c.Name {
 			return g, nil
 		}
 	}
-	return GeomColumn{}, fmt.Errorf("%w: %q in %s", ErrNoGeometry, name, t.FQN())
+	return GeomColumn{}, clienterr.Errorf(ErrNoGeometry, ": %q in %s", name, t.FQN())
 }
 
 // Catalog is an immutable snapshot of one connection's spatial relations.
@@ -237,7 +238,7 @@ type Catalog struct {
 func (c *Catalog) Lookup(name string) (*Table, error) {
 	schema, table, ok := SplitName(name)
 	if !ok {
-		return nil, fmt.Errorf("%w: %q", ErrNotFound, name)
+		return nil, clienterr.Errorf(ErrNotFound, ": %q", name)
 	}
 	if t := c.byName[schema+"."+table]; t != nil {
 		return t, nil
@@ -245,7 +246,7 @@ func (c *Catalog) Lookup(name string) (*Table, error) {
 	if t := c.byName[strings.ToLower(schema)+"."+strings.ToLower(table)]; t != nil {
 		return t, nil
 	}
-	return nil, fmt.Errorf("%w: %q on connection %s", ErrNotFound, name, c.Conn)
+	return nil, clienterr.Errorf(ErrNotFound, ": %q on connection %s", name, c.Conn)
 }
 
 // SplitName splits a client-supplied table name into schema and table,

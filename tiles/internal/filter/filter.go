@@ -14,7 +14,6 @@ package filter
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -24,12 +23,13 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 )
 
 // Errors returned by Parse and SQL.
 var (
 	// ErrInvalid: the filters are not well-formed.
-	ErrInvalid = errors.New("filter: invalid filters")
+	ErrInvalid = clienterr.Kind("filter", "invalid filters")
 	// ErrUnknownColumn: a filter names a column the source does not have.
 	ErrUnknownColumn = catalog.ErrUnknownColumn
 )
@@ -71,13 +71,13 @@ func Parse(raw []byte) (Filters, error) {
 	if raw[0] == '"' {
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
-			return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+			return nil, clienterr.Errorf(ErrInvalid, ": %v", err)
 		}
 		return Parse([]byte(s))
 	}
 	var in map[string]map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, fmt.Errorf("%w: want an object of columns: %v", ErrInvalid, err)
+		return nil, clienterr.Errorf(ErrInvalid, ": want an object of columns: %v", err)
 	}
 	out := Filters{}
 	for col, ops := range in {
@@ -85,11 +85,11 @@ func Parse(raw []byte) (Filters, error) {
 			switch op {
 			case OpIn, OpBetween, OpClosedOpen, OpTime, OpStringSearch:
 			default:
-				return nil, fmt.Errorf("%w: unknown filter type %q on column %q", ErrInvalid, op, col)
+				return nil, clienterr.Errorf(ErrInvalid, ": unknown filter type %q on column %q", op, col)
 			}
 			var f Filter
 			if err := json.Unmarshal(body, &f); err != nil {
-				return nil, fmt.Errorf("%w: %s filter on %q: %v", ErrInvalid, op, col, err)
+				return nil, clienterr.Errorf(ErrInvalid, ": %s filter on %q: %v", op, col, err)
 			}
 			if len(f.Values) == 0 {
 				continue
@@ -143,7 +143,7 @@ func (f Filters) SQL(alias string, lookup Lookup, argStart int, or bool) (sql st
 	for _, name := range f.Columns() {
 		col, ok := lookup(name)
 		if !ok {
-			return "", nil, fmt.Errorf("%w %q in filters", ErrUnknownColumn, name)
+			return "", nil, clienterr.Errorf(ErrUnknownColumn, " %q in filters", name)
 		}
 		c := alias + "." + pgx.Identifier{col.Name}.Sanitize()
 		ops := f[name]
@@ -191,7 +191,7 @@ func (r *renderer) filter(c string, col catalog.Column, op string, f Filter) (st
 		}
 		return r.search(c, f.Values, p)
 	}
-	return "", fmt.Errorf("%w: unknown filter type %q", ErrInvalid, op)
+	return "", clienterr.Errorf(ErrInvalid, ": unknown filter type %q", op)
 }
 
 // in: c ∈ values; a null among the values matches NULL.
@@ -203,7 +203,7 @@ func (r *renderer) in(c string, col catalog.Column, values []json.RawMessage) (s
 	for _, v := range values {
 		var x any
 		if err := json.Unmarshal(v, &x); err != nil {
-			return "", fmt.Errorf("%w: value %s: %v", ErrInvalid, v, err)
+			return "", clienterr.Errorf(ErrInvalid, ": value %s: %v", v, err)
 		}
 		switch x := x.(type) {
 		case nil:
@@ -220,21 +220,21 @@ func (r *renderer) in(c string, col catalog.Column, values []json.RawMessage) (s
 			bools = append(bools, x)
 			strs = append(strs, strconv.FormatBool(x))
 		default:
-			return "", fmt.Errorf("%w: value %s is not a string, number, boolean or null", ErrInvalid, v)
+			return "", clienterr.Errorf(ErrInvalid, ": value %s is not a string, number, boolean or null", v)
 		}
 	}
 	var cond string
 	switch col.Type {
 	case catalog.TypeNumber, catalog.TypeBigint:
 		if len(nums) != len(strs) {
-			return "", fmt.Errorf("%w: non-numeric value for numeric column", ErrInvalid)
+			return "", clienterr.Errorf(ErrInvalid, ": non-numeric value for numeric column")
 		}
 		if len(nums) > 0 {
 			cond = c + " = ANY(" + r.bind(nums) + "::float8[])"
 		}
 	case catalog.TypeBoolean:
 		if len(bools) != len(strs) {
-			return "", fmt.Errorf("%w: non-boolean value for boolean column", ErrInvalid)
+			return "", clienterr.Errorf(ErrInvalid, ": non-boolean value for boolean column")
 		}
 		if len(bools) > 0 {
 			cond = c + " = ANY(" + r.bind(bools) + "::bool[])"
@@ -263,7 +263,7 @@ func (r *renderer) ranges(c string, col catalog.Column, op string, values []json
 	for _, v := range values {
 		var pair []*float64
 		if err := json.Unmarshal(v, &pair); err != nil || len(pair) != 2 {
-			return "", fmt.Errorf("%w: want [low, high] pairs of numbers, got %s", ErrInvalid, v)
+			return "", clienterr.Errorf(ErrInvalid, ": want [low, high] pairs of numbers, got %s", v)
 		}
 		var ands []string
 		for i, bound := range pair {
@@ -271,7 +271,7 @@ func (r *renderer) ranges(c string, col catalog.Column, op string, values []json
 				continue
 			}
 			if math.IsNaN(*bound) || math.IsInf(*bound, 0) {
-				return "", fmt.Errorf("%w: bound %v", ErrInvalid, *bound)
+				return "", clienterr.Errorf(ErrInvalid, ": bound %v", *bound)
 			}
 			cmp := " >= "
 			if i == 1 {
@@ -330,7 +330,7 @@ func (r *renderer) search(c string, values []json.RawMessage, p SearchParams) (s
 	for _, v := range values {
 		var s string
 		if err := json.Unmarshal(v, &s); err != nil {
-			return "", fmt.Errorf("%w: want string patterns, got %s", ErrInvalid, v)
+			return "", clienterr.Errorf(ErrInvalid, ": want string patterns, got %s", v)
 		}
 		if !p.KeepSpecialCharacters {
 			s = Unaccent(s)

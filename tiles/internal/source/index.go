@@ -20,6 +20,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/cachetag"
 	"github.com/meridian-gis/meridian/tiles/internal/aggexp"
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 	"github.com/meridian-gis/meridian/tiles/internal/render"
 	"github.com/meridian-gis/meridian/tiles/internal/spatialindex"
 )
@@ -67,14 +68,14 @@ func parseIndexSpec(s *Spec, kind spatialindex.Kind, p Params) error {
 		if r := p.String("tileResolution"); r != "" {
 			f, err := strconv.ParseFloat(r, 64)
 			if _, ok := Resolutions[f]; err != nil || !ok {
-				return fmt.Errorf("%w: tileResolution %q: want 0.25, 0.5, 1, 2 or 4", ErrBadParams, r)
+				return clienterr.Errorf(ErrBadParams, ": tileResolution %q: want 0.25, 0.5, 1, 2 or 4", r)
 			}
 			s.ResLevel += int(math.Round(math.Log2(f / 0.5)))
 		}
 	} else {
 		f, err := strconv.ParseFloat(lvl, 64)
 		if err != nil || f != math.Trunc(f) || f < 0 || int(f) > maxResLevel[kind] {
-			return fmt.Errorf("%w: aggregationResLevel %q: want an integer from 0 to %d", ErrBadParams, lvl, maxResLevel[kind])
+			return clienterr.Errorf(ErrBadParams, ": aggregationResLevel %q: want an integer from 0 to %d", lvl, maxResLevel[kind])
 		}
 		s.ResLevel = int(f)
 	}
@@ -86,7 +87,7 @@ func parseIndexSpec(s *Spec, kind spatialindex.Kind, p Params) error {
 func compileIndex(ctx context.Context, env Env, s Spec) (*Source, error) {
 	kind, ok := spatialindex.ParseKind(s.Index)
 	if !ok {
-		return nil, fmt.Errorf("%w: spatialDataType %q", ErrBadParams, s.Index)
+		return nil, clienterr.Errorf(ErrBadParams, ": spatialDataType %q", s.Index)
 	}
 	src := &Source{Spec: s, Key: s.Key(), EstRows: -1}
 	src.ID = ID(src.Key)
@@ -128,7 +129,7 @@ func compileIndex(ctx context.Context, env Env, s Spec) (*Source, error) {
 		}
 		src.Tags = append(src.Tags, cachetag.Conn(s.Conn))
 	default:
-		return nil, fmt.Errorf("%w: source type %q", ErrBadParams, s.Type)
+		return nil, clienterr.Errorf(ErrBadParams, ": source type %q", s.Type)
 	}
 	lookup := func(name string) (catalog.Column, bool) {
 		for _, c := range cols {
@@ -140,7 +141,7 @@ func compileIndex(ctx context.Context, env Env, s Spec) (*Source, error) {
 	}
 	col, ok := lookup(s.Geom)
 	if !ok {
-		return nil, fmt.Errorf("%w %q: no such %s column", catalog.ErrUnknownColumn, s.Geom, kind)
+		return nil, clienterr.Errorf(catalog.ErrUnknownColumn, " %q: no such %s column", s.Geom, kind)
 	}
 	ix := &Index{Kind: kind, Column: col, ResLevel: s.ResLevel, DataRes: -1}
 	switch {
@@ -148,12 +149,12 @@ func compileIndex(ctx context.Context, env Env, s Spec) (*Source, error) {
 	case kind == spatialindex.H3 && col.Type == catalog.TypeString:
 		ix.Text = true
 	default:
-		return nil, fmt.Errorf("%w: column %q is %s: a %s column must be bigint%s", ErrBadParams, col.Name, col.PGType, kind,
+		return nil, clienterr.Errorf(ErrBadParams, ": column %q is %s: a %s column must be bigint%s", col.Name, col.PGType, kind,
 			map[bool]string{true: " or hex text", false: ""}[kind == spatialindex.H3])
 	}
 	for _, name := range s.Columns {
 		if _, ok := lookup(name); !ok {
-			return nil, fmt.Errorf("%w %q", catalog.ErrUnknownColumn, name)
+			return nil, clienterr.Errorf(catalog.ErrUnknownColumn, " %q", name)
 		}
 	}
 	agg := s.Aggregation
@@ -165,7 +166,7 @@ func compileIndex(ctx context.Context, env Env, s Spec) (*Source, error) {
 		if errors.Is(err, catalog.ErrUnknownColumn) {
 			return nil, err
 		}
-		return nil, fmt.Errorf("%w: %w", ErrBadParams, err)
+		return nil, clienterr.Errorf(ErrBadParams, ": %w", err)
 	}
 	typ := catalog.TypeBigint
 	if ix.Text {
@@ -213,7 +214,7 @@ func indexTable(ctx context.Context, env Env, pool *pgxpool.Pool, s Spec) (*cata
 	}
 	schema, name, ok := catalog.SplitName(s.Name)
 	if !ok {
-		return nil, nil, fmt.Errorf("%w: %q", catalog.ErrNotFound, s.Name)
+		return nil, nil, clienterr.Errorf(catalog.ErrNotFound, ": %q", s.Name)
 	}
 	for _, cand := range [][2]string{{schema, name}, {strings.ToLower(schema), strings.ToLower(name)}} {
 		t, err := readTable(ctx, pool, cand[0], cand[1])
@@ -221,7 +222,7 @@ func indexTable(ctx context.Context, env Env, pool *pgxpool.Pool, s Spec) (*cata
 			return t, cat, err
 		}
 	}
-	return nil, nil, fmt.Errorf("%w: %q on connection %s", catalog.ErrNotFound, s.Name, s.Conn)
+	return nil, nil, clienterr.Errorf(catalog.ErrNotFound, ": %q on connection %s", s.Name, s.Conn)
 }
 
 const tableSQL = `
@@ -337,7 +338,7 @@ func sampleRes(ctx context.Context, pool *pgxpool.Pool, src *Source, ix *Index, 
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("%w: column %q does not hold %s cells (%s: %v)", ErrBadParams, ix.Column.Name, ix.Kind, v, err)
+		return 0, clienterr.Errorf(ErrBadParams, ": column %q does not hold %s cells (%s: %v)", ix.Column.Name, ix.Kind, v, err)
 	}
 	return ix.Kind.Res(c), nil
 }

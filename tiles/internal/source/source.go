@@ -34,6 +34,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/cachetag"
 	"github.com/meridian-gis/meridian/tiles/internal/aggexp"
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 	"github.com/meridian-gis/meridian/tiles/internal/filter"
 	"github.com/meridian-gis/meridian/tiles/internal/mvt"
 	"github.com/meridian-gis/meridian/tiles/internal/render"
@@ -43,9 +44,9 @@ import (
 // Errors about source parameters; all are the client's fault (400).
 var (
 	// ErrBadParams: a parameter is missing, malformed or unsupported.
-	ErrBadParams = errors.New("source: bad parameters")
+	ErrBadParams = clienterr.Kind("source", "bad parameters")
 	// ErrBadKey: a k=… key does not decode.
-	ErrBadKey = errors.New("source: bad source key")
+	ErrBadKey = clienterr.Kind("source", "bad source key")
 )
 
 // Type is the kind of map source.
@@ -157,12 +158,12 @@ func ParseSpec(conn string, typ Type, p Params) (Spec, error) {
 	case TypeTable:
 		s.Name = strings.TrimSpace(p.String("name"))
 		if s.Name == "" {
-			return Spec{}, fmt.Errorf("%w: name is required for table sources", ErrBadParams)
+			return Spec{}, clienterr.Errorf(ErrBadParams, ": name is required for table sources")
 		}
 	case TypeQuery:
 		q, err := NormalizeQuery(p.String("q"))
 		if err != nil {
-			return Spec{}, fmt.Errorf("%w: q: %w", ErrBadParams, err)
+			return Spec{}, clienterr.Errorf(ErrBadParams, ": q: %w", err)
 		}
 		s.Query = q
 		params, err := parseQueryParams(p.JSON("queryParameters"))
@@ -174,13 +175,13 @@ func ParseSpec(conn string, typ Type, p Params) (Spec, error) {
 			return Spec{}, err
 		}
 	default:
-		return Spec{}, fmt.Errorf("%w: source type %q is not supported (table or query)", ErrBadParams, typ)
+		return Spec{}, clienterr.Errorf(ErrBadParams, ": source type %q is not supported (table or query)", typ)
 	}
 	if g := strings.TrimSpace(p.String("spatialDataColumn")); g != "" {
 		s.Geom = g
 	}
 	if legacy := p.String("geo_column"); legacy != "" {
-		return Spec{}, fmt.Errorf("%w: geo_column is not supported, use spatialDataColumn", ErrBadParams)
+		return Spec{}, clienterr.Errorf(ErrBadParams, ": geo_column is not supported, use spatialDataColumn")
 	}
 	switch t := p.String("spatialDataType"); t {
 	case "", "geo", "geometry":
@@ -189,12 +190,12 @@ func ParseSpec(conn string, typ Type, p Params) (Spec, error) {
 			return Spec{}, err
 		}
 	default:
-		return Spec{}, fmt.Errorf("%w: spatialDataType %q is not supported yet (geo only)", ErrBadParams, t)
+		return Spec{}, clienterr.Errorf(ErrBadParams, ": spatialDataType %q is not supported yet (geo only)", t)
 	}
 	if r := p.String("tileResolution"); r != "" {
 		f, err := strconv.ParseFloat(r, 64)
 		if _, ok := Resolutions[f]; err != nil || !ok {
-			return Spec{}, fmt.Errorf("%w: tileResolution %q: want 0.25, 0.5, 1, 2 or 4", ErrBadParams, r)
+			return Spec{}, clienterr.Errorf(ErrBadParams, ": tileResolution %q: want 0.25, 0.5, 1, 2 or 4", r)
 		}
 		s.Resolution = f
 	}
@@ -205,7 +206,7 @@ func ParseSpec(conn string, typ Type, p Params) (Spec, error) {
 	s.Columns = cols
 	fl, err := filter.Parse(p.JSON("filters"))
 	if err != nil {
-		return Spec{}, fmt.Errorf("%w: %w", ErrBadParams, err)
+		return Spec{}, clienterr.Errorf(ErrBadParams, ": %w", err)
 	}
 	s.Filters = fl.Canonical()
 	s.Aggregation = strings.TrimSpace(p.String("aggregationExp"))
@@ -220,7 +221,7 @@ func parseColumns(p Params) ([]string, error) {
 	var list []string
 	if raw[0] == '[' {
 		if err := json.Unmarshal(raw, &list); err != nil {
-			return nil, fmt.Errorf("%w: columns: want a list of names", ErrBadParams)
+			return nil, clienterr.Errorf(ErrBadParams, ": columns: want a list of names")
 		}
 	} else {
 		list = strings.Split(p.String("columns"), ",")
@@ -246,7 +247,7 @@ func parseQueryParams(raw json.RawMessage) (json.RawMessage, error) {
 	case '[':
 		var vals []any
 		if err := json.Unmarshal(raw, &vals); err != nil {
-			return nil, fmt.Errorf("%w: queryParameters: %v", ErrBadParams, err)
+			return nil, clienterr.Errorf(ErrBadParams, ": queryParameters: %v", err)
 		}
 		if len(vals) == 0 {
 			return nil, nil
@@ -255,7 +256,7 @@ func parseQueryParams(raw json.RawMessage) (json.RawMessage, error) {
 			switch v.(type) {
 			case nil, string, float64, bool:
 			default:
-				return nil, fmt.Errorf("%w: queryParameters[%d]: want a string, number, boolean or null", ErrBadParams, i)
+				return nil, clienterr.Errorf(ErrBadParams, ": queryParameters[%d]: want a string, number, boolean or null", i)
 			}
 		}
 		b, _ := json.Marshal(vals)
@@ -263,11 +264,11 @@ func parseQueryParams(raw json.RawMessage) (json.RawMessage, error) {
 	case '{':
 		var m map[string]any
 		if err := json.Unmarshal(raw, &m); err != nil || len(m) > 0 {
-			return nil, fmt.Errorf("%w: named queryParameters are not supported on PostgreSQL: use $1, $2… in q and an array", ErrBadParams)
+			return nil, clienterr.Errorf(ErrBadParams, ": named queryParameters are not supported on PostgreSQL: use $1, $2… in q and an array")
 		}
 		return nil, nil
 	}
-	return nil, fmt.Errorf("%w: queryParameters: want an array", ErrBadParams)
+	return nil, clienterr.Errorf(ErrBadParams, ": queryParameters: want an array")
 }
 
 // ParseQuery reads q and queryParameters (SQL API requests): the SQL,
@@ -275,7 +276,7 @@ func parseQueryParams(raw json.RawMessage) (json.RawMessage, error) {
 func ParseQuery(p Params) (sql string, args []any, err error) {
 	sql, err = NormalizeQuery(p.String("q"))
 	if err != nil {
-		return "", nil, fmt.Errorf("%w: q: %w", ErrBadParams, err)
+		return "", nil, clienterr.Errorf(ErrBadParams, ": q: %w", err)
 	}
 	params, err := parseQueryParams(p.JSON("queryParameters"))
 	if err != nil {
@@ -540,7 +541,7 @@ func Compile(ctx context.Context, env Env, s Spec) (*Source, error) {
 			}
 			c, ok := lookup(name)
 			if !ok {
-				return nil, fmt.Errorf("%w %q", catalog.ErrUnknownColumn, name)
+				return nil, clienterr.Errorf(catalog.ErrUnknownColumn, " %q", name)
 			}
 			if p, ok := mvt.PropOf(c); ok && c.Name != src.Geom.Name {
 				l.Props = append(l.Props, p)
@@ -558,14 +559,14 @@ func Compile(ctx context.Context, env Env, s Spec) (*Source, error) {
 
 	if s.Aggregation != "" {
 		if l.Shape != catalog.ShapePoint {
-			return nil, fmt.Errorf("%w: aggregationExp is supported on point sources only", ErrBadParams)
+			return nil, clienterr.Errorf(ErrBadParams, ": aggregationExp is supported on point sources only")
 		}
 		items, err := aggexp.Parse(s.Aggregation, lookup)
 		if err != nil {
 			if errors.Is(err, catalog.ErrUnknownColumn) {
 				return nil, err
 			}
-			return nil, fmt.Errorf("%w: %w", ErrBadParams, err)
+			return nil, clienterr.Errorf(ErrBadParams, ": %w", err)
 		}
 		src.Schema = src.Schema[:1]
 		for _, it := range items {
@@ -601,14 +602,14 @@ func (src *Source) addFilters(filters json.RawMessage, lookup func(string) (cata
 	}
 	fl, err := filter.Parse(filters)
 	if err != nil {
-		return "", fmt.Errorf("%w: %w", ErrBadParams, err)
+		return "", clienterr.Errorf(ErrBadParams, ": %w", err)
 	}
 	where, args, err := fl.SQL("g", lookup, len(src.Args), false)
 	if err != nil {
 		if errors.Is(err, catalog.ErrUnknownColumn) {
 			return "", err
 		}
-		return "", fmt.Errorf("%w: %w", ErrBadParams, err)
+		return "", clienterr.Errorf(ErrBadParams, ": %w", err)
 	}
 	src.Args = append(src.Args, args...)
 	return where, nil
@@ -651,10 +652,10 @@ func describe(ctx context.Context, pool *pgxpool.Pool, s Spec, timeout time.Dura
 		}
 	}
 	if geomCol == nil {
-		return qi, fmt.Errorf("%w %q: the query has no such column", catalog.ErrUnknownColumn, s.Geom)
+		return qi, clienterr.Errorf(catalog.ErrUnknownColumn, " %q: the query has no such column", s.Geom)
 	}
 	if geomCol.Type != catalog.TypeGeometry || geomCol.PGType != "geometry" {
-		return qi, fmt.Errorf("%w: column %q of the query is %s", catalog.ErrNoGeometry, s.Geom, geomCol.PGType)
+		return qi, clienterr.Errorf(catalog.ErrNoGeometry, ": column %q of the query is %s", s.Geom, geomCol.PGType)
 	}
 	g := pgx.Identifier{s.Geom}.Sanitize()
 	args := s.Args()

@@ -2,8 +2,9 @@ package source
 
 import (
 	"errors"
-	"fmt"
 	"strings"
+
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 )
 
 // Errors about client SQL text.
@@ -188,7 +189,7 @@ func checkPlaceholders(sql string, nParams int) error {
 		return err
 	}
 	if n > nParams {
-		return fmt.Errorf("%w: the query uses $%d but %d queryParameters were given", ErrBadParams, n, nParams)
+		return clienterr.Errorf(ErrBadParams, ": the query uses $%d but %d queryParameters were given", n, nParams)
 	}
 	return nil
 }

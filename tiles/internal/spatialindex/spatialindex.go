@@ -15,10 +15,12 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 )
 
 // ErrBadCell: a cell id does not parse or is not a valid cell.
-var ErrBadCell = errors.New("spatialindex: bad cell")
+var ErrBadCell = clienterr.Kind("spatialindex", "bad cell")
 
 // Kind is a spatial index scheme.
 type Kind string
@@ -91,14 +93,14 @@ func qLowMask(z int) uint64 { return qLow >> (2 * z) }
 func (k Kind) Parse(s string) (uint64, error) {
 	t := strings.TrimPrefix(strings.TrimPrefix(s, "0x"), "0X")
 	if len(t) == 0 || len(t) > 16 {
-		return 0, fmt.Errorf("%w %q: want a hexadecimal %s cell", ErrBadCell, s, k)
+		return 0, clienterr.Errorf(ErrBadCell, " %q: want a hexadecimal %s cell", s, k)
 	}
 	c, err := strconv.ParseUint(t, 16, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%w %q: want a hexadecimal %s cell", ErrBadCell, s, k)
+		return 0, clienterr.Errorf(ErrBadCell, " %q: want a hexadecimal %s cell", s, k)
 	}
 	if err := k.Check(c); err != nil {
-		return 0, fmt.Errorf("%w %q: %w", ErrBadCell, s, err)
+		return 0, clienterr.Errorf(ErrBadCell, " %q: %w", s, err)
 	}
 	return c, nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/meridian-gis/meridian/tiles/internal/aggexp"
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 )
 
 // Widget limits (CARTO_API.md §11).
@@ -57,7 +57,7 @@ func Build(model string, params json.RawMessage, src *Source, scope Scope, lim L
 	case "pick":
 		return b.pick(params, lim)
 	}
-	return nil, fmt.Errorf("%w %q: want one of %s", ErrUnknownModel, model, strings.Join(Models, ", "))
+	return nil, clienterr.Errorf(ErrUnknownModel, " %q: want one of %s", model, strings.Join(Models, ", "))
 }
 
 // decode reads params into v; unknown fields (client bookkeeping such as
@@ -288,7 +288,7 @@ func (b *builder) category(params json.RawMessage, lim Limits) (*Plan, error) {
 			out.Rows = append(out.Rows.([]Row), Row{Keys: []string{"name", "value"}, Vals: vals[:2]})
 		}
 		if n := len(out.Rows.([]Row)); n > lim.MaxRows {
-			return nil, fmt.Errorf("%w: more than %d categories: add othersThreshold or filters", ErrTooManyRows, lim.MaxRows)
+			return nil, clienterr.Errorf(ErrTooManyRows, ": more than %d categories: add othersThreshold or filters", lim.MaxRows)
 		}
 		if threshold > 0 {
 			out.Metadata = map[string]any{"others": plain(othersVal)}
@@ -517,7 +517,7 @@ func (b *builder) timeseries(params json.RawMessage, lim Limits) (*Plan, error) 
 			" GROUP BY 1 ORDER BY 1 LIMIT " + b.bind(int64(lim.MaxRows+1)))
 		return &Plan{Statements: []Statement{st}, shape: func(res []Result) (any, error) {
 			if len(res[0].Rows) > lim.MaxRows {
-				return nil, fmt.Errorf("%w: more than %d time steps: use a larger stepSize", ErrTooManyRows, lim.MaxRows)
+				return nil, clienterr.Errorf(ErrTooManyRows, ": more than %d time steps: use a larger stepSize", lim.MaxRows)
 			}
 			return body{Rows: rows(res[0]), Metadata: map[string]any{"categories": []string{}}}, nil
 		}}, nil
@@ -571,7 +571,7 @@ func (b *builder) timeseries(params json.RawMessage, lim Limits) (*Plan, error) 
 		b2.bind(int64(lim.MaxRows+1)))
 	return &Plan{Statements: []Statement{st1, st2}, shape: func(res []Result) (any, error) {
 		if len(res[1].Rows) > lim.MaxRows {
-			return nil, fmt.Errorf("%w: more than %d time steps: use a larger stepSize or fewer categories", ErrTooManyRows, lim.MaxRows)
+			return nil, clienterr.Errorf(ErrTooManyRows, ": more than %d time steps: use a larger stepSize or fewer categories", lim.MaxRows)
 		}
 		names := make([]string, 0, len(res[0].Rows))
 		for _, r := range res[0].Rows {

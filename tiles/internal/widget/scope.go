@@ -3,7 +3,6 @@ package widget
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"sort"
 	"strings"
 
@@ -11,6 +10,7 @@ import (
 	"github.com/paulmach/orb/geojson"
 
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 	"github.com/meridian-gis/meridian/tiles/internal/filter"
 )
 
@@ -84,7 +84,7 @@ func parseSpatial(raw json.RawMessage) ([]SpatialFilter, error) {
 			Indexes json.RawMessage `json:"indexes"`
 		}
 		if json.Unmarshal(g, &probe) == nil && probe.Indexes != nil {
-			return nil, fmt.Errorf("%w: spatial-index filters (indexes) need an h3 or quadbin source; this server serves geometry sources only", ErrNotSupported)
+			return nil, clienterr.Errorf(ErrNotSupported, ": spatial-index filters (indexes) need an h3 or quadbin source; this server serves geometry sources only")
 		}
 		geom, err := geojson.UnmarshalGeometry(g)
 		if err != nil {

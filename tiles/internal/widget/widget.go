@@ -21,7 +21,6 @@ package widget
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -31,20 +30,21 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
+	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 )
 
 // Errors returned by Build, ParseScope and Plan.Response.
 var (
 	// ErrInvalid: the model name, its params or the scope are malformed
 	// (the client's fault).
-	ErrInvalid = errors.New("widget: invalid request")
+	ErrInvalid = clienterr.Kind("widget", "invalid request")
 	// ErrUnknownModel: no such model.
-	ErrUnknownModel = errors.New("widget: unknown model")
+	ErrUnknownModel = clienterr.Kind("widget", "unknown model")
 	// ErrNotSupported: a CARTO feature this server does not offer (pick,
 	// featureIds, spatial-index filters).
-	ErrNotSupported = errors.New("widget: not supported")
+	ErrNotSupported = clienterr.Kind("widget", "not supported")
 	// ErrTooManyRows: the answer would hold more rows than Limits.MaxRows.
-	ErrTooManyRows = errors.New("widget: too many rows")
+	ErrTooManyRows = clienterr.Kind("widget", "too many rows")
 )
 
 // ColumnError names a column the source does not have. It wraps
@@ -55,11 +55,16 @@ func (e *ColumnError) Error() string {
 	return catalog.ErrUnknownColumn.Error() + " " + strconv.Quote(e.Name)
 }
 
+// Message is the client text (clienterr.Messager).
+func (e *ColumnError) Message() string {
+	return catalog.ErrUnknownColumn.Message() + " " + strconv.Quote(e.Name)
+}
+
 func (e *ColumnError) Unwrap() error { return catalog.ErrUnknownColumn }
 
 // invalid returns an ErrInvalid error with a message for the client.
 func invalid(format string, args ...any) error {
-	return fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	return clienterr.Errorf(ErrInvalid, ": "+format, args...)
 }
 
 // Models lists the models Build knows, in CARTO's order.
