@@ -10,8 +10,6 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/netip"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -24,6 +22,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/netguard"
 )
 
 // JobsConfig configures the imports and batch SQL APIs.
@@ -162,43 +161,23 @@ func (q *importRequest) normalize() (string, error) {
 }
 
 // checkImportURL refuses URLs the worker must not fetch: not http(s),
-// and (unless allowPrivate) literal non-public addresses and localhost.
-// The worker checks every address it connects to as well (DNS names,
-// redirects).
+// and (unless allowPrivate) literal non-public addresses and localhost
+// (internal/netguard). The worker checks every address it connects to
+// as well (DNS names, redirects).
 func checkImportURL(raw string, allowPrivate bool) error {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
-		return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "url: want an absolute http or https URL"}
-	}
-	if allowPrivate {
+	err := netguard.CheckURL(raw, allowPrivate)
+	var blocked *netguard.BlockedAddrError
+	switch {
+	case err == nil:
 		return nil
-	}
-	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
-		return apiError{Status: http.StatusBadRequest, Code: "URL_NOT_ALLOWED", Msg: "url: localhost is not allowed; imports from non-public addresses are disabled"}
-	}
-	if a, err := netip.ParseAddr(host); err == nil && !publicAddr(a) {
+	case errors.Is(err, netguard.ErrBadURL):
+		return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "url: want an absolute http or https URL"}
+	case errors.As(err, &blocked):
 		return apiError{Status: http.StatusBadRequest, Code: "URL_NOT_ALLOWED",
-			Msg: fmt.Sprintf("url: %s is not a public address; imports from loopback, private and link-local addresses are disabled", a)}
+			Msg: fmt.Sprintf("url: %s is not a public address (%s); imports from loopback, private and link-local addresses are disabled", blocked.Addr, netguard.Kind(blocked.Addr))}
+	default:
+		return apiError{Status: http.StatusBadRequest, Code: "URL_NOT_ALLOWED", Msg: "url: " + err.Error()}
 	}
-	return nil
-}
-
-// publicAddr: not loopback, private, link-local, multicast, unspecified
-// or in the shared/reserved IPv4 ranges. (The worker's check is the
-// authoritative one.)
-func publicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if a.IsUnspecified() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast() ||
-		a.IsInterfaceLocalMulticast() || a.IsMulticast() {
-		return false
-	}
-	for _, p := range []string{"0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15", "240.0.0.0/4"} {
-		if netip.MustParsePrefix(p).Contains(a) {
-			return false
-		}
-	}
-	return true
 }
 
 // importJSON is an import as the API shows it.

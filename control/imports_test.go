@@ -170,6 +170,11 @@ func TestImportURLPrivateAddresses(t *testing.T) {
 		"http://169.254.169.254/latest/meta-data",
 		"http://0.0.0.0/x.csv",
 		"http://100.64.0.1/x.csv",
+		// the prefixes only the workers' copy knew before internal/netguard
+		"http://[64:ff9b::7f00:1]/x.csv", // NAT64 of 127.0.0.1
+		"http://[2002:a00:1::]/x.csv",    // 6to4 of 10.0.0.1
+		"http://192.0.2.1/x.csv",         // documentation
+		"http://[2001:db8::1]/x.csv",     // documentation
 	}
 	for _, allow := range []bool{false, true} {
 		e := startAPI(t, func(c *Config) { c.Jobs.AllowPrivate = allow })

@@ -8,13 +8,14 @@ import (
 	"mime"
 	"net"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"path"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/meridian-gis/meridian/internal/netguard"
 )
 
 // FetchConfig configures a Fetcher.
@@ -56,14 +57,8 @@ func (e *FetchError) Error() string { return "fetching " + e.URL + ": " + e.Msg 
 func (e *FetchError) Unwrap() error { return e.Err }
 
 // BlockedAddrError is returned by the dialer for an address that is not
-// public.
-type BlockedAddrError struct {
-	Addr netip.Addr
-}
-
-func (e *BlockedAddrError) Error() string {
-	return fmt.Sprintf("address %s is %s; imports from non-public addresses are disabled (MERIDIAN_IMPORT_ALLOW_PRIVATE)", e.Addr, addrKind(e.Addr))
-}
+// public (the one guard, internal/netguard).
+type BlockedAddrError = netguard.BlockedAddrError
 
 // NewFetcher returns a Fetcher.
 func NewFetcher(cfg FetchConfig) *Fetcher {
@@ -106,14 +101,7 @@ func (f *Fetcher) control(network, address string, _ syscall.RawConn) error {
 	if f.cfg.AllowPrivate {
 		return nil
 	}
-	ap, err := netip.ParseAddrPort(address)
-	if err != nil {
-		return fmt.Errorf("unexpected dial address %q: %w", address, err)
-	}
-	if !PublicAddr(ap.Addr()) {
-		return &BlockedAddrError{Addr: ap.Addr()}
-	}
-	return nil
+	return netguard.DialControl(network, address, nil)
 }
 
 // Fetch downloads rawURL into the file dst (created or truncated) and
@@ -138,7 +126,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, dst string, progress func(d
 	if err != nil {
 		var blocked *BlockedAddrError
 		if errors.As(err, &blocked) {
-			return "", &FetchError{URL: shown, Msg: "refused: " + blocked.Error(), Permanent: true, Err: err}
+			return "", &FetchError{URL: shown, Msg: "refused: address " + blocked.Error() + " (MERIDIAN_IMPORT_ALLOW_PRIVATE)", Permanent: true, Err: err}
 		}
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return "", &FetchError{URL: shown, Msg: fmt.Sprintf("timed out after %v", f.cfg.Timeout), Err: err}
@@ -210,69 +198,6 @@ func suggestedName(res *http.Response) string {
 		return b
 	}
 	return "download"
-}
-
-// PublicAddr reports whether a is a public unicast address: not
-// loopback, private (RFC 1918, fc00::/7), link-local, multicast,
-// unspecified, shared (100.64.0.0/10), reserved, or an IPv6 form
-// embedding such an IPv4 address.
-func PublicAddr(a netip.Addr) bool {
-	a = a.Unmap()
-	if !a.IsValid() || a.IsUnspecified() || a.IsLoopback() || a.IsPrivate() || a.IsLinkLocalUnicast() ||
-		a.IsLinkLocalMulticast() || a.IsInterfaceLocalMulticast() || a.IsMulticast() {
-		return false
-	}
-	for _, p := range blockedPrefixes {
-		if p.Contains(a) {
-			return false
-		}
-	}
-	if a.Is6() {
-		b := a.As16()
-		// NAT64 (64:ff9b::/96) and 6to4 (2002::/16) carry an IPv4 address.
-		if nat64.Contains(a) {
-			return PublicAddr(netip.AddrFrom4([4]byte{b[12], b[13], b[14], b[15]}))
-		}
-		if sixToFour.Contains(a) {
-			return PublicAddr(netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}))
-		}
-	}
-	return true
-}
-
-var (
-	nat64           = netip.MustParsePrefix("64:ff9b::/96")
-	sixToFour       = netip.MustParsePrefix("2002::/16")
-	blockedPrefixes = []netip.Prefix{
-		netip.MustParsePrefix("0.0.0.0/8"),       // "this network"
-		netip.MustParsePrefix("100.64.0.0/10"),   // shared address space (CGNAT)
-		netip.MustParsePrefix("192.0.0.0/24"),    // IETF protocol assignments
-		netip.MustParsePrefix("192.0.2.0/24"),    // documentation
-		netip.MustParsePrefix("198.18.0.0/15"),   // benchmarking
-		netip.MustParsePrefix("198.51.100.0/24"), // documentation
-		netip.MustParsePrefix("203.0.113.0/24"),  // documentation
-		netip.MustParsePrefix("240.0.0.0/4"),     // reserved, broadcast
-		netip.MustParsePrefix("fec0::/10"),       // site-local (deprecated)
-		netip.MustParsePrefix("2001:db8::/32"),   // documentation
-		netip.MustParsePrefix("100::/64"),        // discard
-	}
-)
-
-func addrKind(a netip.Addr) string {
-	a = a.Unmap()
-	switch {
-	case a.IsLoopback():
-		return "a loopback address"
-	case a.IsPrivate():
-		return "a private address"
-	case a.IsLinkLocalUnicast(), a.IsLinkLocalMulticast():
-		return "a link-local address"
-	case a.IsUnspecified():
-		return "unspecified"
-	case a.IsMulticast():
-		return "a multicast address"
-	}
-	return "not a public address"
 }
 
 // redactURL drops credentials from a URL for messages and logs.
