@@ -22,6 +22,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/internal/netguard"
 )
 
@@ -73,23 +74,9 @@ func (c JobsConfig) Validate() error {
 	return errors.Join(errs...)
 }
 
-// importOptions is the JSON kept in imports.options; the worker reads the
-// same shape (workers.ImportOptions).
-type importOptions struct {
-	IfExists        string            `json:"if_exists,omitempty"`
-	Format          string            `json:"format,omitempty"`
-	Layer           string            `json:"layer,omitempty"`
-	SourceSRID      int               `json:"source_srid,omitempty"`
-	GeometryColumns *geometryColumns  `json:"geometry_columns,omitempty"`
-	TypeHints       map[string]string `json:"type_hints,omitempty"`
-	CSVDelimiter    string            `json:"csv_delimiter,omitempty"`
-}
-
-type geometryColumns struct {
-	Latitude  string `json:"latitude,omitempty"`
-	Longitude string `json:"longitude,omitempty"`
-	Column    string `json:"column,omitempty"`
-}
+// importOptions is the JSON kept in imports.options, the contract with
+// the worker (internal/jobspec).
+type importOptions = jobspec.ImportOptions
 
 // importRequest is the body of POST /api/v3/imports (JSON), and the
 // form fields of a multipart upload (geometry_columns and type_hints as
@@ -102,10 +89,6 @@ type importRequest struct {
 	Overwrite *bool `json:"overwrite,omitempty"`
 	importOptions
 }
-
-// formats the importer accepts.
-var importFormats = map[string]bool{"geojson": true, "geojsonseq": true, "csv": true, "shapefile": true, "gpkg": true,
-	"kml": true, "kmz": true, "fgb": true, "gpx": true, "topojson": true, "gml": true}
 
 var tableNameRE = regexp.MustCompile(`^(?:([A-Za-z_][A-Za-z0-9_]{0,62})\.)?([A-Za-z_][A-Za-z0-9_]{0,62})$`)
 
@@ -140,7 +123,7 @@ func (q *importRequest) normalize() (string, error) {
 	default:
 		errs = append(errs, "if_exists: want fail, replace or append")
 	}
-	if q.Format = strings.ToLower(q.Format); q.Format != "" && !importFormats[q.Format] {
+	if q.Format = strings.ToLower(q.Format); q.Format != "" && !jobspec.Formats[q.Format] {
 		errs = append(errs, "format: want one of geojson, geojsonseq, csv, shapefile, gpkg, kml, kmz, fgb, gpx, topojson, gml")
 	}
 	if q.SourceSRID < 0 || q.SourceSRID > 999999 {
@@ -588,7 +571,7 @@ func (s *Server) cancelImport(w http.ResponseWriter, r *http.Request) error {
 	if err := s.cancelRun(ctx, "imports", "import", rec.ID, rec.Status); err != nil {
 		return err
 	}
-	if rec.Status == "pending" && rec.filePath != "" {
+	if rec.Status == jobspec.StatusPending && rec.filePath != "" {
 		os.Remove(rec.filePath) // no worker has it; the worker would remove it too
 	}
 	if rec, err = s.loadImport(ctx, claims, rec.ID); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 )
 
 var (
@@ -96,7 +97,7 @@ func TestCreateURLImport(t *testing.T) {
 	var opts importOptions
 	json.Unmarshal(got.Options, &opts)
 	want := importOptions{IfExists: "replace", Format: "csv", SourceSRID: 3857, CSVDelimiter: ";",
-		GeometryColumns: &geometryColumns{Latitude: "y", Longitude: "x"}, TypeHints: map[string]string{"zip": "text"}}
+		GeometryColumns: &jobspec.GeometryColumns{Latitude: "y", Longitude: "x"}, TypeHints: map[string]string{"zip": "text"}}
 	if g, w := mustJSON(opts), mustJSON(want); g != w {
 		t.Errorf("options = %s, want %s", g, w)
 	}

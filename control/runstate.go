@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/meridian-gis/meridian/internal/jobspec"
 )
 
 // runState is what imports and batch SQL jobs share in the API: attempts,
@@ -31,7 +33,7 @@ func (s *runState) settle(status string, result []byte) {
 	if len(result) > 0 {
 		s.Result = result
 	}
-	if status != "failure" && status != "cancelled" {
+	if status != jobspec.StatusFailure && status != jobspec.StatusCancelled {
 		s.RetryReason, s.Error = s.Error, ""
 	}
 }

@@ -16,29 +16,16 @@ import (
 
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/dataconn"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/workers/importer"
 )
 
-// ImportOptions are an import's options as the control plane stores them
-// in imports.options (JSON). The control plane's API writes the same
-// shape; see importer.Options for their meaning.
-type ImportOptions struct {
-	IfExists        string            `json:"if_exists,omitempty"`
-	Format          string            `json:"format,omitempty"`
-	Layer           string            `json:"layer,omitempty"`
-	SourceSRID      int               `json:"source_srid,omitempty"`
-	GeometryColumns *GeometryColumns  `json:"geometry_columns,omitempty"`
-	TypeHints       map[string]string `json:"type_hints,omitempty"`
-	CSVDelimiter    string            `json:"csv_delimiter,omitempty"`
-}
+// ImportOptions is the JSON kept in imports.options (internal/jobspec,
+// shared with the control plane).
+type ImportOptions = jobspec.ImportOptions
 
-// GeometryColumns says where a CSV keeps its geometry: Latitude and
-// Longitude, or Column.
-type GeometryColumns struct {
-	Latitude  string `json:"latitude,omitempty"`
-	Longitude string `json:"longitude,omitempty"`
-	Column    string `json:"column,omitempty"`
-}
+// GeometryColumns says where a CSV keeps its geometry.
+type GeometryColumns = jobspec.GeometryColumns
 
 // ImportResult is what a successful import stores in imports.result.
 type ImportResult struct {

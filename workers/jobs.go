@@ -19,23 +19,22 @@ import (
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/invalidate"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/workers/importer"
 )
 
 // Job statuses, as kept in the imports and jobs tables (the control
 // plane's API shows them as they are).
 const (
-	StatusPending   = "pending"
-	StatusRunning   = "running"
-	StatusSuccess   = "success"
-	StatusFailure   = "failure"
-	StatusCancelled = "cancelled"
+	StatusPending   = jobspec.StatusPending
+	StatusRunning   = jobspec.StatusRunning
+	StatusSuccess   = jobspec.StatusSuccess
+	StatusFailure   = jobspec.StatusFailure
+	StatusCancelled = jobspec.StatusCancelled
 )
 
 // terminal reports whether status is final: a delivery finding it acks.
-func terminal(status string) bool {
-	return status == StatusSuccess || status == StatusFailure || status == StatusCancelled
-}
+func terminal(status string) bool { return jobspec.Terminal(status) }
 
 // JobsConfig configures the job handlers: imports, batch SQL and workspace
 // events.
