@@ -137,8 +137,12 @@ func runImport(ctx context.Context, cfg *Config, args []string) error {
 		}
 		return err
 	}
-	fmt.Printf("imported %d rows into %s on %s (%s, %d columns, %s) in %v\n", res.Rows, res.Table, conn,
-		res.GeometryType, len(res.Columns), res.Format, time.Since(start).Round(time.Millisecond))
+	var size int64
+	if fi, err := os.Stat(file); err == nil {
+		size = fi.Size()
+	}
+	fmt.Printf("imported %d rows into %s on %s (%s, %d columns, %s) in %v, %s read\n", res.Rows, res.Table, conn,
+		res.GeometryType, len(res.Columns), res.Format, time.Since(start).Round(time.Millisecond), byteSize(size))
 	for _, w := range res.Warnings {
 		fmt.Printf("warning: %s\n", w)
 	}

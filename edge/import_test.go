@@ -59,6 +59,13 @@ func TestImportCommand(t *testing.T) {
 	if !strings.Contains(errOut, "rows") {
 		t.Errorf("stderr = %q, want progress lines", errOut)
 	}
+	// The progress and the summary show bytes, the finished import all of them.
+	if fi, err := os.Stat(roads); err != nil {
+		t.Error(err)
+	} else if size := byteSize(fi.Size()); !strings.Contains(out, size+" read") ||
+		!strings.Contains(errOut, "done") || !strings.Contains(errOut, "/ "+size+"  100%") {
+		t.Errorf("stdout = %q, stderr = %q, want %s read and the done line at 100%%", out, errOut, size)
+	}
 	var n int
 	data.Pool.QueryRow(ctx, "SELECT count(*) FROM public.roads").Scan(&n)
 	if n != 8333 {

@@ -213,6 +213,13 @@ func (h *ImportHandler) run(parent context.Context, row *importRow, log *slog.Lo
 	ictx, icancel := context.WithTimeout(ctx, h.j.cfg.ImportTimeout.D())
 	defer icancel()
 	res, err := importer.Import(ictx, pool, src, opts)
+	if err == nil {
+		// The last progress (done: every byte read) is saved, not left to
+		// the watcher's next tick, so the finished import shows its bytes.
+		if _, serr := h.saveProgress(ctx, row.id, &p); serr != nil {
+			log.Warn("saving the final import progress", "err", serr)
+		}
+	}
 	return importOutcome{res: res, err: err, timedOut: err != nil && ctx.Err() == nil && errors.Is(ictx.Err(), context.DeadlineExceeded)}
 }
 

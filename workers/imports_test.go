@@ -3,6 +3,7 @@ package workers
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -90,6 +91,41 @@ func TestImportUploads(t *testing.T) {
 	}
 	if n := e.stagingTables(t); n != 0 {
 		t.Errorf("%d staging tables left", n)
+	}
+}
+
+// A finished import reports every byte of its file read (bytesDone =
+// bytesTotal = the file's size as stored), whatever the reader: CSV and
+// GeoJSON (streamed), FlatGeobuf and KML (GDAL), gzip (compressed bytes).
+func TestImportReportsBytes(t *testing.T) {
+	files := []string{
+		"fixtures/csv/ne_110m_populated_places.csv",
+		"fixtures/fgb/flatgeobuf_countries.fgb",
+		"fixtures/kml/ne_110m_admin_0_countries.kml",
+		"polygons/ne_50m_urban_areas.geojson.gz",
+	}
+	e := newWorkerEnv(t, nil)
+	e.start(t)
+	for i, file := range files {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			src := testdata(t, file)
+			fi, err := os.Stat(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := e.upload(t, src)
+			id := e.createImport(t, importSpec{dest: fmt.Sprintf("bytes_%d", i), filePath: path, filename: filepath.Base(file)})
+			if s := e.wait(t, "imports", id, 2*time.Minute); s.Status != StatusSuccess {
+				t.Fatalf("import = %+v, want success", s)
+			}
+			var done, total int64
+			if err := e.meta.Pool.QueryRow(context.Background(), `SELECT bytes_done, coalesce(bytes_total, -1) FROM imports WHERE id = $1`, id).Scan(&done, &total); err != nil {
+				t.Fatal(err)
+			}
+			if done != fi.Size() || total != fi.Size() {
+				t.Errorf("finished import of %s reports %d of %d bytes, want %d of %d", file, done, total, fi.Size(), fi.Size())
+			}
+		})
 	}
 }
 

@@ -15,7 +15,7 @@ import (
 
 // finish turns what a loader staged into the final table and swaps it in.
 func (j *job) finish(ctx context.Context, st *staged) (Result, error) {
-	j.progress(Progress{Phase: "finishing", Rows: st.rows}, true)
+	j.progress(Progress{Phase: "finishing", BytesRead: j.srcSize, BytesTotal: j.srcSize, Rows: st.rows}, true)
 	if st.rows == 0 {
 		return Result{}, inputErr(ErrNoFeatures, "%s holds no features", j.srcName)
 	}
@@ -147,7 +147,7 @@ func (j *job) finish(ctx context.Context, st *staged) (Result, error) {
 	}
 	res.Rows = rows
 	res.Warnings = j.warnings
-	j.progress(Progress{Phase: "done", Rows: rows}, true)
+	j.progress(Progress{Phase: "done", BytesRead: j.srcSize, BytesTotal: j.srcSize, Rows: rows}, true)
 	return res, nil
 }
 

@@ -336,6 +336,9 @@ func newJob(pool *pgxpool.Pool, src Source, opts Options) (*job, error) {
 	j.stage = tableName{Schema: target.Schema, Name: "_mi_" + sid + "_s"}
 	j.final = tableName{Schema: target.Schema, Name: "_mi_" + sid + "_n"}
 	j.hints = hints
+	if fi, err := os.Stat(src.Path); err == nil && fi.Mode().IsRegular() {
+		j.srcSize = fi.Size() // the file as stored: finishing and done report it read
+	}
 	return j, nil
 }
 
