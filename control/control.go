@@ -177,6 +177,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	}
 	if d.Tokens != nil {
 		s.mux.HandleFunc("POST /api/v3/imports", s.handler(s.createImport))
+		s.mux.HandleFunc("POST /api/v3/imports/preview", s.handler(s.previewImport))
 		s.mux.HandleFunc("GET /api/v3/imports", s.handler(s.listImports))
 		s.mux.HandleFunc("GET /api/v3/imports/{id}", s.handler(s.getImport))
 		s.mux.HandleFunc("POST /api/v3/imports/{id}/cancel", s.handler(s.cancelImport))

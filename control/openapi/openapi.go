@@ -118,6 +118,11 @@ var Ops = []Op{
 
 	// imports and batch SQL (control: imports.go, jobs.go)
 	{"POST", "/api/v3/imports", "imports", "Import a file (multipart) or a URL into a table", API, "multipart", 201},
+	{"POST", "/api/v3/imports/preview", "imports", "Describe a file without importing it: an upload (multipart: part file; fields format, layer, rows) " +
+		"or a URL (JSON {url, format?, layer?, rows?}; private addresses refused). Answers " +
+		"{format, layers: [{name, geometryType, features}], layer, layerRequired, columns: [{name, type}], " +
+		"geometry: {kind: native|latlon|wkt|none, type?, latitude?, longitude?, column?}, rows: [{<column>: value, geometry: GeoJSON|null}]}; " +
+		"400 with code UNKNOWN_FORMAT, BAD_INPUT (corrupt file, unknown layer), URL_NOT_ALLOWED or FETCH_FAILED", API, "multipart", 0},
 	{"GET", "/api/v3/imports", "imports", "The organization's imports", API, "", 0},
 	{"GET", "/api/v3/imports/{id}", "imports", "One import and its progress", API, "", 0},
 	{"POST", "/api/v3/imports/{id}/cancel", "imports", "Cancel an import", API, "", 0},
