@@ -19,6 +19,7 @@ import (
 	"github.com/meridian-gis/meridian/control/accounts"
 	"github.com/meridian-gis/meridian/control/admin"
 	"github.com/meridian-gis/meridian/control/authn"
+	"github.com/meridian-gis/meridian/control/basemaps"
 	"github.com/meridian-gis/meridian/control/catalog"
 	"github.com/meridian-gis/meridian/control/connections"
 	"github.com/meridian-gis/meridian/control/lds"
@@ -58,6 +59,8 @@ type Config struct {
 	SSO sso.Config `json:"sso"`
 	// LDS configures the Location Data Services API (/api/v3/lds/).
 	LDS lds.Config `json:"lds"`
+	// Basemap configures the offline basemap's styles (/basemap/).
+	Basemap basemaps.Config `json:"basemap"`
 }
 
 // SetDefaults fills zero fields.
@@ -75,6 +78,7 @@ func (c *Config) SetDefaults() {
 	c.Auth.SetDefaults()
 	c.Accounts.SetDefaults()
 	c.LDS.SetDefaults()
+	c.Basemap.SetDefaults()
 }
 
 // Validate reports every problem in c.
@@ -172,6 +176,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 		catalog.Routes(s.mux, catalog.Deps{Log: d.Log.With("api", "catalog"), Meta: d.Meta, Pools: s.pools, Notifier: notifier, ClientIP: s.auth.ClientIP})
 		connections.Routes(s.mux, connections.Deps{Log: d.Log.With("api", "connections"), Meta: d.Meta, Store: d.Connections, ClientIP: s.auth.ClientIP})
 		if d.TokenStore != nil {
+			basemaps.Routes(s.mux, cfg.Basemap, basemaps.Deps{Log: d.Log.With("api", "basemap"), Meta: d.Meta, Tokens: d.TokenStore})
 			maps.Routes(s.mux, maps.Deps{Log: d.Log.With("api", "maps"), Meta: d.Meta, Tokens: d.TokenStore, Pools: s.pools, Notifier: notifier, ClientIP: s.auth.ClientIP})
 		}
 	}
