@@ -865,7 +865,12 @@ func TestPreviewInBrowser(t *testing.T) {
 	}
 	pointsURL := u.base + "/api/v3/maps/local/preview?" + url.Values{
 		"q": {pointsQuery}, "queryParameters": {`["Africa"]`}, "access_token": {tok}}.Encode()
+	// The offline basemap under the table: light and dark.
+	loadBasemap(t, u)
+	basemapURL := func(style string) string { return u.base + tablePreview + "&basemap=" + style + "&access_token=" + tok }
 	pages, _ := json.Marshal([]pageSpec{
+		{Name: "basemap-light", URL: basemapURL("meridian-light"), MinFraction: 0.3},
+		{Name: "basemap-dark", URL: basemapURL("meridian-dark"), MinFraction: 0.3},
 		// The world's land, filled: well over a tenth of the canvas.
 		{Name: "table", URL: u.base + tablePreview + "&access_token=" + tok, MinFraction: 0.1},
 		// 51 dots of about 50 pixels each.
@@ -896,7 +901,7 @@ func TestPreviewInBrowser(t *testing.T) {
 			t.Errorf("%s: screenshot: %v", p.Name, err)
 		}
 	}
-	if !rep.OK || err != nil || len(rep.Pages) != 3 {
+	if !rep.OK || err != nil || len(rep.Pages) != 5 {
 		for _, p := range rep.Pages {
 			if !p.OK {
 				t.Errorf("page %s: problems %q\nstate %s %q, map errors %q, page errors %q\nfailed requests %q\nconsole %q",
@@ -906,6 +911,7 @@ func TestPreviewInBrowser(t *testing.T) {
 		t.Fatalf("browser.mjs: ok=%v exit %v, %d pages, problems %q", rep.OK, err, len(rep.Pages), rep.Problems)
 	}
 
+	checkBasemapPages(t, rep)
 	for _, tt := range []struct {
 		page, typ   string
 		minFeatures int

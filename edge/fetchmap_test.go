@@ -142,8 +142,8 @@ func loadH3Table(t *testing.T, u *upServer) (parent string) {
 // fetchMapReport is what compat/fetchmap.mjs prints.
 type fetchMapReport struct {
 	Maps map[string]struct {
-		OK               bool `json:"ok"`
-		Error            *struct {
+		OK    bool `json:"ok"`
+		Error *struct {
 			Message string `json:"message"`
 			Status  int    `json:"status"`
 		} `json:"error"`
@@ -155,16 +155,16 @@ type fetchMapReport struct {
 			Style string `json:"style"`
 		} `json:"basemap"`
 		Layers []*struct {
-			Type                 string   `json:"type"`
-			ID                   string   `json:"id"`
-			Pickable             bool     `json:"pickable"`
-			Tiles0               string   `json:"tiles0"`
-			AccessTokenIsMap     bool     `json:"accessTokenIsMapToken"`
-			FillColor            string   `json:"fillColor"`
-			FillScale            *string  `json:"fillScale"`
-			FillDomain           []any    `json:"fillDomain"`
-			TilestatsAttributes  []string `json:"tilestatsAttributes"`
-			Tile                 *struct {
+			Type                string   `json:"type"`
+			ID                  string   `json:"id"`
+			Pickable            bool     `json:"pickable"`
+			Tiles0              string   `json:"tiles0"`
+			AccessTokenIsMap    bool     `json:"accessTokenIsMapToken"`
+			FillColor           string   `json:"fillColor"`
+			FillScale           *string  `json:"fillScale"`
+			FillDomain          []any    `json:"fillDomain"`
+			TilestatsAttributes []string `json:"tilestatsAttributes"`
+			Tile                *struct {
 				Status   int      `json:"status"`
 				Features int      `json:"features"`
 				Cells    int      `json:"cells"`

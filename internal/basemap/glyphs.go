@@ -74,10 +74,10 @@ func Glyphs(fontstack, rng string) ([]byte, error) {
 }
 
 type glyph struct {
-	id                  rune
-	width, height       int
-	left, top, advance  int
-	bitmap              []byte
+	id                 rune
+	width, height      int
+	left, top, advance int
+	bitmap             []byte
 }
 
 func renderRange(name string, ttf []byte, start, end int) ([]byte, error) {

@@ -96,7 +96,7 @@ func Style(name string, o StyleOptions) ([]byte, error) {
 			map[string]any{"id": "places-dot", "type": "circle", "source": "places", "source-layer": "default", "minzoom": 3,
 				"filter": []any{"<=", []any{"get", "scalerank"}, 6},
 				"paint":  map[string]any{"circle-radius": 2, "circle-color": p.dot}},
-			label("places-major", 0, 2, 1, 12),
+			label("places-major", 0, 2, 0, 12),
 			label("places-mid", 3, 5, 4, 11),
 			label("places-minor", 6, 8, 6, 10),
 		},

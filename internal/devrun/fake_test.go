@@ -41,7 +41,7 @@ const (
 )
 
 func fakeMeridian(mode string, args []string) int {
-	known := map[string]bool{"version": true, "migrate": true, "connection": true, "token": true, "user": true, "up": true, "lds": true}
+	known := map[string]bool{"version": true, "migrate": true, "connection": true, "token": true, "user": true, "up": true, "lds": true, "basemap": true}
 	switch mode {
 	case fakeEmpty:
 		return 0

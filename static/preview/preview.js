@@ -111,6 +111,10 @@ async function main() {
   const token = page.searchParams.get('access_token') || '';
   const params = Object.fromEntries(page.searchParams);
   delete params.access_token;
+  // ?basemap=meridian-light|meridian-dark draws the source over the
+  // offline basemap (served by this Meridian, /basemap/styles/).
+  const basemap = params.basemap || '';
+  delete params.basemap;
   if (!params.name && !params.q) {
     fail('Name a source: ?name=<schema.table> or ?q=<SQL query>, with &access_token=<token>.');
     return;
@@ -146,20 +150,32 @@ async function main() {
   // Only the API's own URLs get the token.
   const origins = new Set([page.origin, new URL(tj.tiles[0]).origin]);
 
+  let mapStyle = {
+    version: 8,
+    sources: {src: {type: 'vector', tiles: tj.tiles, minzoom: tj.minzoom ?? 0, maxzoom: tj.maxzoom ?? 20}},
+    layers: [{id: 'background', type: 'background', paint: {'background-color': '#eef1f4'}}, ...layersFor(geometry, sourceLayer)],
+  };
+  if (basemap) {
+    const res = await fetch(new URL(`/basemap/styles/${encodeURIComponent(basemap)}.json`, page.origin));
+    if (!res.ok) throw new Error(`basemap ${basemap}: ${res.status} (is it loaded? meridian basemap load)`);
+    const base = await res.json();
+    base.sources.src = mapStyle.sources.src;
+    base.layers.push(...layersFor(geometry, sourceLayer));
+    mapStyle = base;
+  }
+
   const map = new maplibregl.Map({
     container: 'map',
-    style: {
-      version: 8,
-      sources: {src: {type: 'vector', tiles: tj.tiles, minzoom: tj.minzoom ?? 0, maxzoom: tj.maxzoom ?? 20}},
-      layers: [{id: 'background', type: 'background', paint: {'background-color': '#eef1f4'}}, ...layersFor(geometry, sourceLayer)],
-    },
+    style: mapStyle,
     bounds: mercatorBounds(tj.bounds),
     fitBoundsOptions: {padding: 24},
     // Lets tests read the pixels back.
     canvasContextAttributes: {preserveDrawingBuffer: true, antialias: true},
     transformRequest: (url) => {
       try {
-        if (origins.has(new URL(url).origin)) return {url, headers: {Authorization: `Bearer ${token}`}};
+        // The basemap's URLs carry their own token.
+        const u = new URL(url);
+        if (origins.has(u.origin) && !u.searchParams.has('access_token')) return {url, headers: {Authorization: `Bearer ${token}`}};
       } catch {
         // not an absolute URL: leave it alone
       }
