@@ -368,6 +368,10 @@ func (j *job) buildFinal(ctx context.Context, st *staged, g geomDecision) error 
 	if g.multi {
 		geom = "ST_Multi(" + geom + ")"
 	}
+	// An empty geometry becomes NULL, whatever the format wrote (GeoJSON
+	// and WKT keep EMPTY, GDAL's GeoPackage and KML readers give NULL):
+	// one answer for "no shape", which tiles and extents skip alike.
+	geom = "CASE WHEN ST_IsEmpty(geom) THEN NULL ELSE " + geom + " END"
 	exprs.WriteString(geom)
 	for _, c := range st.cols {
 		create.WriteString(", " + quoteIdent(c.name) + " " + c.final)
