@@ -96,3 +96,30 @@ func TestDescribeStoredUnderAnotherName(t *testing.T) {
 		}
 	}
 }
+
+// A multi-layer TopoJSON lists every layer with its count and says a
+// layer must be chosen (the import refuses without one).
+func TestDescribeTopoJSONLayers(t *testing.T) {
+	topo := `{"type":"Topology","arcs":[[[0,0],[1,0],[0,1],[-1,0],[0,-1]]],
+"objects":{"parcels":{"type":"GeometryCollection","geometries":[{"type":"Polygon","arcs":[[0]],"properties":{"id":1}}]},
+"stops":{"type":"GeometryCollection","geometries":[{"type":"Point","coordinates":[0.5,0.5],"properties":{"id":2}},{"type":"Point","coordinates":[0.2,0.2],"properties":{"id":3}}]}}}`
+	path := filepath.Join(t.TempDir(), "x.topojson")
+	os.WriteFile(path, []byte(topo), 0o600)
+	p, err := Describe(context.Background(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Format != "topojson" || !p.LayerRequired || len(p.Layers) != 2 {
+		t.Fatalf("preview = %+v, want two layers and layerRequired", p)
+	}
+	counts := map[string]int64{}
+	for _, l := range p.Layers {
+		counts[l.Name] = l.Features
+	}
+	if counts["parcels"] != 1 || counts["stops"] != 2 {
+		t.Errorf("layers = %+v, want parcels 1, stops 2", p.Layers)
+	}
+	if q, err := Describe(context.Background(), path, Options{Layer: "stops"}); err != nil || q.Layer != "stops" || len(q.Rows) != 2 {
+		t.Errorf("layer stops = %+v, %v", q, err)
+	}
+}
