@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -16,7 +15,7 @@ import (
 )
 
 func init() {
-	register("basemap", "load [--force] [--connection NAME] [DATA_DIR]",
+	register("basemap", "load|reload [DATA_DIR]",
 		"Load the offline basemap (Natural Earth) into a data connection",
 		`meridian basemap load [DATA_DIR] loads Natural Earth land, lakes, rivers,
 coastline, admin-1 boundaries and populated places into schema
@@ -25,21 +24,24 @@ connection named by MERIDIAN_BASEMAP_CONNECTION, else "local"). The tiles
 engine serves them like any table; the control plane serves the MapLibre
 styles meridian-light and meridian-dark at /basemap/styles/. DATA_DIR
 defaults to $MERIDIAN_TESTDATA, else ../shared/data. A complete basemap is
-kept unless --force; a load cut short leaves the previous one in place.`,
+kept (reload replaces it); a load cut short leaves the previous one in
+place.`,
 		needs{db: true, secret: true}, runBasemap)
 }
 
 func runBasemap(ctx context.Context, cfg *Config, args []string) error {
-	if len(args) == 0 || args[0] != "load" {
-		return errors.New("usage: meridian basemap load [--force] [--connection NAME] [DATA_DIR]")
+	if len(args) == 0 || (args[0] != "load" && args[0] != "reload") || len(args) > 2 {
+		return errors.New("usage: meridian basemap load|reload [DATA_DIR]")
 	}
-	fs := flag.NewFlagSet("basemap load", flag.ContinueOnError)
-	force := fs.Bool("force", false, "reload even when a complete basemap is there")
-	connName := fs.String("connection", cfg.Control.Basemap.Connection, "data connection to load into")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
+	force := args[0] == "reload"
+	connName := cfg.Control.Basemap.Connection
+	if connName == "" {
+		connName = "local"
 	}
-	dir := fs.Arg(0)
+	dir := ""
+	if len(args) == 2 {
+		dir = args[1]
+	}
 	if dir == "" {
 		dir = os.Getenv("MERIDIAN_TESTDATA")
 	}
@@ -51,20 +53,20 @@ func runBasemap(ctx context.Context, cfg *Config, args []string) error {
 		return err
 	}
 	defer nd.close()
-	c, err := dataconn.New(nd.meta, nd.keyring).Get(ctx, *connName)
+	c, err := dataconn.New(nd.meta, nd.keyring).Get(ctx, connName)
 	if err != nil {
-		return fmt.Errorf("data connection %q: %w (add it with meridian connection add)", *connName, err)
+		return fmt.Errorf("data connection %q: %w (add it with meridian connection add)", connName, err)
 	}
 	conn, err := pgx.Connect(ctx, c.URL)
 	if err != nil {
-		return fmt.Errorf("connecting to %q: %w", *connName, err)
+		return fmt.Errorf("connecting to %q: %w", connName, err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	if !*force {
+	if !force {
 		if ok, err := basemap.Loaded(ctx, conn); err != nil {
 			return err
 		} else if ok {
-			fmt.Fprintf(os.Stderr, "basemap load: already loaded in %q (--force reloads)\n", *connName)
+			fmt.Fprintf(os.Stderr, "basemap load: already loaded in %q (meridian basemap reload replaces it)\n", connName)
 			return nil
 		}
 	}
@@ -79,6 +81,6 @@ func runBasemap(ctx context.Context, cfg *Config, args []string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(os.Stderr, "basemap load: done in %s (connection %q, schema %s)\n", time.Since(bar.start).Round(time.Second), *connName, basemap.Schema)
+	fmt.Fprintf(os.Stderr, "basemap load: done in %s (connection %q, schema %s)\n", time.Since(bar.start).Round(time.Second), connName, basemap.Schema)
 	return nil
 }
