@@ -24,6 +24,7 @@ import (
 	"github.com/meridian-gis/meridian/control/authn"
 	"github.com/meridian-gis/meridian/control/httpapi"
 	"github.com/meridian-gis/meridian/internal/config"
+	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/identity"
 	"github.com/meridian-gis/meridian/internal/tokenstore"
@@ -665,11 +666,7 @@ func (a *API) dataToken(w http.ResponseWriter, r *http.Request) error {
 		return &httpapi.Error{Status: http.StatusServiceUnavailable, Code: "UNAVAILABLE", Msg: "tokens are not configured on this node"}
 	}
 	// The connections the user may use: the org's shared ones and their own private ones.
-	rows, err := a.db.Query(ctx, `SELECT name FROM connections WHERE org_id = $1 AND (privacy = 'shared' OR owner_id = $2) ORDER BY name`, p.OrgID, p.UserID)
-	if err != nil {
-		return fmt.Errorf("accounts: data token: %w", err)
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	names, err := dataconn.Usable(ctx, a.db, p.OrgID, p.UserID)
 	if err != nil {
 		return fmt.Errorf("accounts: data token: %w", err)
 	}

@@ -76,14 +76,12 @@ func (a *api) pool(r *http.Request, min identity.Role) (identity.Principal, stri
 		return p, "", nil, err
 	}
 	conn := r.PathValue("conn")
-	var ok bool
-	err = a.d.Meta.QueryRow(r.Context(), `SELECT true FROM connections WHERE name = $1 AND org_id = $2 AND (privacy = 'shared' OR owner_id = $3)`,
-		conn, p.OrgID, p.UserID).Scan(&ok)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return p, "", nil, httpapi.NotFound("connection")
-	}
+	ok, err := dataconn.MayUse(r.Context(), a.d.Meta, p.OrgID, p.UserID, conn)
 	if err != nil {
 		return p, "", nil, fmt.Errorf("catalog: %w", err)
+	}
+	if !ok {
+		return p, "", nil, httpapi.NotFound("connection")
 	}
 	pool, err := a.d.Pools.Pool(r.Context(), conn)
 	if err != nil {

@@ -151,10 +151,6 @@ func (a *api) view(m *record, lvl level, withConfig bool) Map {
 	return out
 }
 
-func (a *api) audit(r *http.Request, p identity.Principal, action, target string, detail map[string]any) {
-	audit.Recorder{DB: a.d.Meta, Log: a.d.Log, ClientIP: a.d.ClientIP}.Request(r, p.OrgID, p.UserID, action, target, detail)
-}
-
 // find loads the map of the path for p, refusing (404) a map p may not
 // see and (403) one p may see but not change when need is edit.
 func (a *api) find(ctx context.Context, db querier, p identity.Principal, id string, need level, forUpdate bool) (*record, level, error) {
@@ -684,10 +680,9 @@ func (a *api) checkDatasets(ctx context.Context, p identity.Principal, ds []Data
 // answers with the geometry column and columns it names. The query runs
 // in a read-only transaction on the DATA connection, LIMIT 0, bounded.
 func (a *api) probe(ctx context.Context, p identity.Principal, d *Dataset, where string) error {
-	var ok bool
-	if err := a.d.Meta.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM connections WHERE org_id = $1 AND name = $2 AND (privacy = 'shared' OR owner_id = $3))`,
-		p.OrgID, d.ConnectionName, p.UserID).Scan(&ok); err != nil {
-		return fmt.Errorf("maps: checking connection: %w", err)
+	ok, err := dataconn.MayUse(ctx, a.d.Meta, p.OrgID, p.UserID, d.ConnectionName)
+	if err != nil {
+		return fmt.Errorf("maps: %w", err)
 	}
 	if !ok {
 		return httpapi.BadRequest("%s.connectionName: no connection %q that you may use in your organization", where, d.ConnectionName)

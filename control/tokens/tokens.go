@@ -14,7 +14,6 @@ package tokens
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -22,12 +21,12 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meridian-gis/meridian/control/audit"
 	"github.com/meridian-gis/meridian/control/authn"
 	"github.com/meridian-gis/meridian/control/httpapi"
+	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/identity"
 	"github.com/meridian-gis/meridian/internal/tokenstore"
@@ -148,15 +147,7 @@ func (a *api) check(ctx context.Context, p identity.Principal, req *tokenReq) er
 // usableConnections are the connections p may use: their organization's
 // shared ones and their own private ones.
 func (a *api) usableConnections(ctx context.Context, p identity.Principal) ([]string, error) {
-	rows, err := a.d.Meta.Query(ctx, `SELECT name FROM connections WHERE org_id = $1 AND (privacy = 'shared' OR owner_id = $2)`, p.OrgID, p.UserID)
-	if err != nil {
-		return nil, fmt.Errorf("tokens: usable connections: %w", err)
-	}
-	names, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("tokens: usable connections: %w", err)
-	}
-	return names, nil
+	return dataconn.Usable(ctx, a.d.Meta, p.OrgID, p.UserID)
 }
 
 func invalid(err error) error {
