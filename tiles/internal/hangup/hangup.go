@@ -111,6 +111,10 @@ type Watcher struct {
 	mu      sync.Mutex
 	watches map[*Watch]struct{}
 	running bool // the probing goroutine is alive
+
+	// round serializes probing rounds: a Watch's prober keeps its result
+	// in place (no allocation), so two rounds must not probe at once.
+	round sync.Mutex
 }
 
 // Watch is one watched connection.
@@ -194,6 +198,8 @@ func (w *Watcher) run() {
 // stop (the next Watch starts another). batch is scratch space, returned
 // for reuse.
 func (w *Watcher) check(batch []*Watch) ([]*Watch, bool) {
+	w.round.Lock()
+	defer w.round.Unlock()
 	w.mu.Lock()
 	if len(w.watches) == 0 {
 		w.running = false
