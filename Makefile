@@ -8,9 +8,11 @@
 # Both first install missing Debian packages when run as root
 # (scripts/ensure-deps.sh; a no-op on a prepared machine).
 #
-#   make static MapLibre GL JS for the preview page: `npm ci` in compat/, then
-#               copies its build into static/preview/vendor/ (embedded by the
-#               next Go build; run and test do it first)
+#   make static the web front ends: MapLibre GL JS for the preview page
+#               (`npm ci` in compat/, copied into static/preview/vendor/) and
+#               the Builder (`npm ci` in web/, bundled by esbuild into
+#               static/builder/dist/); both embedded by the next Go build;
+#               run and test do it first
 
 GO       ?= go
 VERSION  ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
@@ -30,6 +32,9 @@ NPM      ?= npm
 COMPAT   := compat
 MAPLIBRE := $(COMPAT)/node_modules/maplibre-gl
 VENDOR   := static/preview/vendor
+# The Builder: an npm project (web/) bundled by esbuild (web/build.mjs).
+WEB      := web
+BUILDER  := static/builder/dist/builder.js
 
 .PHONY: all build run test bench deps static fmt lint clean
 
@@ -46,10 +51,16 @@ $(COMPAT)/node_modules/.package-lock.json: $(COMPAT)/package.json $(COMPAT)/pack
 # MapLibre 6 is an ES module with a module worker; the page inlines both
 # (static/static.go). LICENSE.txt goes along: the build is redistributed
 # inside the binary.
-static: $(COMPAT)/node_modules/.package-lock.json
+static: $(COMPAT)/node_modules/.package-lock.json $(BUILDER)
 	@mkdir -p $(VENDOR)
 	cp $(MAPLIBRE)/dist/maplibre-gl.mjs $(MAPLIBRE)/dist/maplibre-gl-worker.mjs \
 		$(MAPLIBRE)/dist/maplibre-gl.css $(MAPLIBRE)/LICENSE.txt $(VENDOR)/
+
+$(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json
+	$(NPM) ci --prefix $(WEB) --no-audit --no-fund
+
+$(BUILDER): $(WEB)/node_modules/.package-lock.json $(WEB)/build.mjs $(wildcard $(WEB)/src/*)
+	cd $(WEB) && node build.mjs
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/meridian ./edge

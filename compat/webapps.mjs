@@ -200,7 +200,7 @@ try {
     });
 
     await step(page, 'maps', async () => {
-      await page.locator('#nav a[href="/maps"]').click();
+      await page.locator('#nav a[href="/preview"]').click();
       await page.locator('#map-form').waitFor();
       return {text: await text(page, '#maps')};
     });

@@ -31,7 +31,7 @@ import (
 	"sync"
 )
 
-//go:embed preview workspace accounts admin common
+//go:embed preview workspace accounts admin common builder
 var files embed.FS
 
 // Files returns the embedded sources: preview/index.html,

@@ -26,10 +26,17 @@ var (
 		{"workspace/index.html", "index.html"},
 		{"accounts/index.html", "acc/index.html"},
 		{"admin/index.html", "admin/index.html"},
+		{"builder/index.html", "builder/index.html"},
 	}
 	// webAssetDirs are the folders whose other files become assets.
-	webAssetDirs = []string{"common", "workspace", "accounts", "admin"}
+	webAssetDirs = []string{"common", "workspace", "accounts", "admin", "builder"}
 )
+
+// builderMissing stands in for the Builder's page when its bundle was not
+// built (builder/dist/ comes from web/ by `make static`).
+const builderMissing = `<!doctype html><html lang="en"><meta charset="utf-8"><title>Meridian · Builder</title>
+<body style="font:15px system-ui;margin:40px"><h1>The Builder is not built into this binary</h1>
+<p>Run <code>make static</code> (npm ci and the esbuild bundle in web/), then build again.</p></body></html>`
 
 // AssetDir is the folder of the versioned assets in WebApps.
 const AssetDir = "assets"
@@ -91,12 +98,22 @@ func BuildWebApps(fsys fs.FS) (fs.FS, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the web apps: %w", err)
 		}
+		if pg.src == "builder/index.html" && !builderBuilt(fsys) {
+			out.files[pg.dst] = []byte(builderMissing)
+			continue
+		}
 		if out.files[pg.dst], err = linkAssets(b, path.Dir(pg.src), served); err != nil {
 			return nil, fmt.Errorf("%s: %w", pg.src, err)
 		}
 	}
 	out.index()
 	return out, nil
+}
+
+// builderBuilt reports whether the Builder's bundle is in fsys.
+func builderBuilt(fsys fs.FS) bool {
+	_, err := fs.Stat(fsys, "builder/dist/builder.js")
+	return err == nil
 }
 
 // versioned inserts a hash of b before name's extension:

@@ -2,7 +2,9 @@ package static
 
 import (
 	"io/fs"
+	"os"
 	"path"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
@@ -22,6 +24,7 @@ func srcFS(extra map[string]string) fstest.MapFS {
 		"admin/admin.js":         {Data: []byte("console.log('admin');")},
 		"common/app.js":          {Data: []byte("window.App = {};")},
 		"common/app.css":         {Data: []byte("body { margin: 0 }")},
+		"builder/index.html":     {Data: []byte(`<script type="module" src="dist/builder.js"></script>`)},
 	}
 	for k, v := range extra {
 		m[k] = &fstest.MapFile{Data: []byte(v)}
@@ -29,7 +32,7 @@ func srcFS(extra map[string]string) fstest.MapFS {
 	return m
 }
 
-var assetName = regexp.MustCompile(`^assets/[a-z]+\.[0-9a-f]{10}\.(js|css|svg)$`)
+var assetName = regexp.MustCompile(`^assets/[a-z][a-z-]*\.[0-9a-f]{10}\.(js|mjs|css|svg|txt)$`)
 
 func TestBuildWebApps(t *testing.T) {
 	apps, err := BuildWebApps(srcFS(nil))
@@ -105,6 +108,25 @@ func TestBuildWebAppsRejects(t *testing.T) {
 	}
 }
 
+// Without its bundle the Builder's page says how to build it; with it,
+// the page names the bundle's hashed asset.
+func TestBuildWebAppsBuilder(t *testing.T) {
+	apps, err := BuildWebApps(srcFS(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := fs.ReadFile(apps, "builder/index.html"); !strings.Contains(string(b), "make static") {
+		t.Errorf("unbuilt Builder page = %q, want the build hint", b)
+	}
+	apps, err = BuildWebApps(srcFS(map[string]string{"builder/dist/builder.js": "console.log('builder')"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := fs.ReadFile(apps, "builder/index.html"); !regexp.MustCompile(`src="/assets/builder\.[0-9a-f]{10}\.js"`).Match(b) {
+		t.Errorf("built Builder page = %q, want its hashed bundle", b)
+	}
+}
+
 // The embedded apps build, name only assets they have, and keep to what
 // the edge's Content-Security-Policy allows (this origin's scripts and
 // styles; no inline code, no inline styles) and to DOM building without
@@ -114,9 +136,13 @@ func TestWebAppsEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WebApps: %v", err)
 	}
-	for _, pg := range []struct {
+	pages := []struct {
 		path, script string
-	}{{"index.html", "assets/workspace.*.js"}, {"acc/index.html", "assets/accounts.*.js"}} {
+	}{{"index.html", "assets/workspace.*.js"}, {"acc/index.html", "assets/accounts.*.js"}}
+	if builderBuilt(files) {
+		pages = append(pages, struct{ path, script string }{"builder/index.html", "assets/builder.*.js"})
+	}
+	for _, pg := range pages {
 		b, err := fs.ReadFile(apps, pg.path)
 		if err != nil {
 			t.Fatal(err)
@@ -157,7 +183,9 @@ func TestWebAppsEmbedded(t *testing.T) {
 		if !assetName.MatchString(p) {
 			t.Errorf("asset %s is not named <name>.<10 hex>.<ext>", p)
 		}
-		if path.Ext(p) != ".js" {
+		if path.Ext(p) != ".js" || strings.HasPrefix(p, AssetDir+"/builder.") {
+			// The Builder's bundle holds MapLibre, deck.gl and Preact;
+			// its own sources are checked in TestBuilderSources.
 			return nil
 		}
 		b, _ := fs.ReadFile(apps, p)
@@ -192,4 +220,24 @@ func find(names []string, pattern string) string {
 		}
 	}
 	return "(none matching " + pattern + ")"
+}
+
+// The Builder's own sources (web/src) build the DOM with Preact, never
+// from HTML strings, and evaluate no strings as code.
+func TestBuilderSources(t *testing.T) {
+	srcs, err := filepath.Glob("../web/src/*.js*")
+	if err != nil || len(srcs) == 0 {
+		t.Fatalf("no Builder sources in ../web/src: %v", err)
+	}
+	for _, p := range srcs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, sink := range []string{"innerHTML", "outerHTML", "insertAdjacentHTML", "dangerouslySetInnerHTML", "document.write", "eval(", "new Function"} {
+			if strings.Contains(string(b), sink) {
+				t.Errorf("%s uses %s", p, sink)
+			}
+		}
+	}
 }

@@ -230,8 +230,10 @@ type mapReq struct {
 	Collaborative   *bool            `json:"collaborative"`
 	Privacy         *Privacy         `json:"privacy"`
 	KeplerMapConfig *json.RawMessage `json:"keplerMapConfig"`
-	// Datasets (POST only): the map's first datasets, e.g. "create map"
-	// from a table.
+	// Datasets: on POST the map's first datasets (e.g. "create map"
+	// from a table); on PATCH all of them, replacing the old list, saved
+	// together with keplerMapConfig or not at all (the Builder's
+	// autosave). New or changed datasets are probed.
 	Datasets *[]Dataset `json:"datasets"`
 }
 
@@ -299,7 +301,7 @@ func (a *api) create(w http.ResponseWriter, r *http.Request) error {
 	var datasets []Dataset
 	if req.Datasets != nil {
 		datasets = *req.Datasets
-		if err := a.checkDatasets(ctx, p, datasets); err != nil {
+		if err := a.checkDatasets(ctx, p, datasets, nil); err != nil {
 			return err
 		}
 	}
@@ -390,10 +392,18 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) error {
 	if err := req.checkFields(); err != nil {
 		return err
 	}
-	if req.Datasets != nil {
-		return httpapi.BadRequest("datasets: change them with …/datasets (POST, PATCH, DELETE)")
-	}
 	id := r.PathValue("id")
+	if req.Datasets != nil {
+		// Probe the new and changed datasets before the transaction: a
+		// probe reaches the data connection and may take seconds.
+		cur, _, err := a.find(ctx, a.d.Meta, p, id, edit, false)
+		if err != nil {
+			return err
+		}
+		if err := a.checkDatasets(ctx, p, *req.Datasets, cur.Datasets); err != nil {
+			return err
+		}
+	}
 	var m *record
 	var publishNow, purge bool
 	err = pgx.BeginFunc(ctx, a.d.Meta, func(tx pgx.Tx) error {
@@ -404,8 +414,18 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) error {
 		if (req.Privacy != nil || req.Collaborative != nil) && m.OwnerID != p.UserID {
 			return httpapi.Forbidden("only the map's owner changes who may see or edit it")
 		}
+		datasets := m.Datasets
+		if req.Datasets != nil {
+			datasets = *req.Datasets
+			if req.KeplerMapConfig == nil {
+				// The stored config must still find its datasets.
+				if err := checkConfig(m.Config, datasets); err != nil {
+					return err
+				}
+			}
+		}
 		if req.KeplerMapConfig != nil {
-			if err := checkConfig(*req.KeplerMapConfig, m.Datasets); err != nil {
+			if err := checkConfig(*req.KeplerMapConfig, datasets); err != nil {
 				return err
 			}
 		}
@@ -431,6 +451,10 @@ func (a *api) update(w http.ResponseWriter, r *http.Request) error {
 		}
 		if req.KeplerMapConfig != nil {
 			add("config", []byte(*req.KeplerMapConfig))
+		}
+		if req.Datasets != nil {
+			b, _ := json.Marshal(nonNil(*req.Datasets))
+			add("datasets", b)
 		}
 		if pr := req.Privacy; pr != nil {
 			add("privacy", pr.Privacy)
@@ -655,7 +679,8 @@ func (a *api) revoke(tokenID string) {
 // checkDatasets validates datasets' shapes, that their ids are unique,
 // that p may use their connections, and that their tables and queries
 // exist with the columns named.
-func (a *api) checkDatasets(ctx context.Context, p identity.Principal, ds []Dataset) error {
+// checkDatasets validates ds and probes those not in old unchanged.
+func (a *api) checkDatasets(ctx context.Context, p identity.Principal, ds, old []Dataset) error {
 	if len(ds) > maxDatasets {
 		return httpapi.BadRequest("datasets: at most %d", maxDatasets)
 	}
@@ -669,11 +694,21 @@ func (a *api) checkDatasets(ctx context.Context, p identity.Principal, ds []Data
 			return httpapi.BadRequest("%s.id: %q is used by another dataset", where, ds[i].ID)
 		}
 		seen[ds[i].ID] = true
+		if slices.ContainsFunc(old, func(o Dataset) bool { return sameDataset(&o, &ds[i]) }) {
+			continue
+		}
 		if err := a.probe(ctx, p, &ds[i], where); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sameDataset reports whether a and b are the same dataset, field by field.
+func sameDataset(a, b *Dataset) bool {
+	x, _ := json.Marshal(a)
+	y, _ := json.Marshal(b)
+	return bytes.Equal(x, y)
 }
 
 // probe checks that p may use d's connection and that d's table or query

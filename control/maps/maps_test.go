@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -140,6 +141,43 @@ func TestMapsAPI(t *testing.T) {
 	controltest.Want(t, "save layers", res, raw, 200)
 	res, raw = ed.Do(t, "DELETE", "/workspace-api/maps/"+id+"/datasets/towns", nil)
 	controltest.Want(t, "remove a dataset a layer uses", res, raw, 409)
+
+	// The Builder saves datasets and config together, or nothing: a new
+	// dataset naming a dropped table, or a config whose layer names a
+	// dataset not in the list, leaves the map as it was.
+	res, raw = ed.Do(t, "GET", "/workspace-api/maps/"+id, nil)
+	var before struct {
+		Datasets []map[string]any `json:"datasets"`
+	}
+	json.Unmarshal(raw, &before)
+	gone := map[string]any{"id": "gone", "type": "query", "source": "SELECT geom FROM public.dropped_table", "connectionName": "warehouse"}
+	for _, c := range []struct {
+		what string
+		body map[string]any
+		msg  string
+	}{
+		{"dataset of a dropped table", map[string]any{"datasets": append(slices.Clone(before.Datasets), gone),
+			"keplerMapConfig": config(layer("l1", "mvt", "places"), layer("l2", "mvt", "towns"), layer("l3", "mvt", "gone"))}, "dropped_table"},
+		{"config naming a removed dataset", map[string]any{"datasets": before.Datasets[:1],
+			"keplerMapConfig": config(layer("l1", "mvt", "places"), layer("l2", "mvt", "towns"))}, "not a dataset of this map"},
+		{"datasets without the config's", map[string]any{"datasets": before.Datasets[:1]}, "not a dataset of this map"},
+	} {
+		res, raw = ed.Do(t, "PATCH", "/workspace-api/maps/"+id, c.body)
+		controltest.Want(t, c.what, res, raw, 400)
+		if !strings.Contains(string(raw), c.msg) {
+			t.Errorf("%s: %s, want %q", c.what, raw, c.msg)
+		}
+	}
+	res, raw = ed.Do(t, "GET", "/workspace-api/maps/"+id+"/datasets", nil)
+	if !strings.Contains(string(raw), `"towns"`) || strings.Contains(string(raw), `"gone"`) {
+		t.Errorf("a refused PATCH changed the datasets: %s", raw)
+	}
+	res, raw = ed.Do(t, "PATCH", "/workspace-api/maps/"+id, map[string]any{"datasets": before.Datasets[:1],
+		"keplerMapConfig": config(layer("l1", "mvt", "places"))})
+	controltest.Want(t, "remove a dataset with its layer in one save", res, raw, 200)
+	res, raw = ed.Do(t, "PATCH", "/workspace-api/maps/"+id, map[string]any{"datasets": before.Datasets,
+		"keplerMapConfig": config(layer("l1", "mvt", "places"), layer("l2", "mvt", "towns"))})
+	controltest.Want(t, "add it back with its layer in one save", res, raw, 200)
 
 	// Private: nobody else sees it, another org least of all.
 	for _, u := range []*controltest.User{ed2, viewer, guest, adminB} {

@@ -5,7 +5,10 @@
 // a token it exchanges the browser session for one, and without a session
 // it sends the browser to the accounts app's sign-in.
 //
-// Views: / imports, /sql, /jobs, /maps; any other path shows "not found".
+// Views: / imports, /sql, /jobs, /preview (a token's one-layer map
+// preview), /tokens, /connections; any other path shows "not found".
+// Maps (/maps, /map/{id}) and the Data Explorer (/data) are the
+// Builder's (static/builder, built from web/).
 'use strict';
 
 (async () => {
@@ -584,9 +587,9 @@
 
   // --- frame and routing ---
 
-  const views = {'/': importsView, '/imports': importsView, '/sql': sqlView, '/jobs': jobsView, '/maps': mapsView,
+  const views = {'/': importsView, '/imports': importsView, '/sql': sqlView, '/jobs': jobsView, '/preview': mapsView,
     '/tokens': tokensView, '/connections': connectionsView};
-  const titles = {'/tokens': 'Tokens', '/connections': 'Connections', '/': 'Imports', '/imports': 'Imports', '/sql': 'SQL', '/jobs': 'Jobs', '/maps': 'Maps'};
+  const titles = {'/tokens': 'Tokens', '/connections': 'Connections', '/': 'Imports', '/imports': 'Imports', '/sql': 'SQL', '/jobs': 'Jobs', '/preview': 'Map preview'};
   let stopView = null;
 
   function render() {
@@ -606,6 +609,7 @@
     const a = e.target.closest('a');
     if (!a || e.defaultPrevented || e.button !== 0 || e.metaKey || e.ctrlKey || e.shiftKey || e.altKey) return;
     if (!(a.closest('#nav') || a.hasAttribute('data-route')) || a.origin !== location.origin) return;
+    if (!(a.pathname in views)) return; // another app's page (the Builder's /maps, /data)
     e.preventDefault();
     if (a.pathname !== location.pathname) history.pushState(null, '', a.pathname);
     render();

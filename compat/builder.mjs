@@ -1,0 +1,299 @@
+// builder.mjs: the Builder as a user drives it, in headless Chromium
+// (playwright-core with the system's Chromium). Run by the Go test
+// edge/builder_test.go against `meridian up`.
+//
+//   BASE            the edge, e.g. http://127.0.0.1:8080 (required)
+//   ADMIN_EMAIL, ADMIN_PASSWORD   an admin who signs in (required)
+//   TABLE           a table with polygons and a numeric column NUMERIC (public.countries)
+//   NUMERIC         the numeric column (pop_est)
+//   CATEGORY        a text column of TABLE (continent)
+//   ARTIFACTS       where screenshots go (required)
+//   CHROMIUM        the browser (default /usr/bin/chromium)
+//
+// The flow: make a map; add a table and a SQL query; colour the table by
+// the numeric column and the query by the category; add a histogram and a
+// category widget on the query and select a category (the other widget
+// and the map follow); reload (everything is still there); share with
+// the viewer (who opens it and cannot edit); publish; open the public
+// link in a fresh context with no session. Bad input on the way: a query
+// naming a dropped table, a config the server refuses. Prints a JSON
+// report; exits 1 when a step failed.
+
+import {mkdtempSync, rmSync, mkdirSync} from 'node:fs';
+import {tmpdir} from 'node:os';
+import {join} from 'node:path';
+import {chromium} from 'playwright-core';
+
+const env = (k, d) => {
+  const v = process.env[k];
+  if (!v && d === undefined) {
+    process.stderr.write(`builder.mjs: ${k} is required\n`);
+    process.exit(2);
+  }
+  return v || d;
+};
+const base = env('BASE');
+const admin = {email: env('ADMIN_EMAIL'), password: env('ADMIN_PASSWORD')};
+const viewer = {email: 'viewer-' + Date.now() + '@example.test', password: 'viewer password ' + Math.random().toString(36).slice(2)};
+const table = env('TABLE', 'public.countries');
+const numeric = env('NUMERIC', 'pop_est');
+const category = env('CATEGORY', 'continent');
+const artifacts = env('ARTIFACTS');
+mkdirSync(artifacts, {recursive: true});
+
+const watchdog = setTimeout(() => {
+  process.stderr.write('builder.mjs: watchdog expired\n');
+  console.log(JSON.stringify(report, null, 1));
+  process.exit(3);
+}, 600_000);
+watchdog.unref();
+
+const report = {ok: false, steps: {}, problems: [], console: []};
+const userDirs = [];
+let browser;
+
+async function newContext() {
+  const dir = mkdtempSync(join(tmpdir(), 'meridian-builder-'));
+  userDirs.push(dir);
+  const ctx = await chromium.launchPersistentContext(dir, {
+    executablePath: env('CHROMIUM', '/usr/bin/chromium'), headless: true, viewport: {width: 1400, height: 860},
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader'],
+    timeout: 60_000,
+  });
+  ctx.setDefaultTimeout(45_000);
+  return ctx;
+}
+
+function watch(page, who) {
+  page.on('console', (m) => {
+    if (m.type() === 'error' || m.type() === 'warning') report.console.push(`${who} ${m.type()}: ${m.text().slice(0, 300)}`);
+  });
+  page.on('pageerror', (e) => report.console.push(`${who} pageerror: ${e.message.slice(0, 300)}`));
+  page.on('response', (r) => {
+    if (r.status() >= 400) report.console.push(`${who} ${r.status()} ${r.request().method()} ${new URL(r.url()).pathname}`);
+  });
+}
+
+async function step(name, fn) {
+  const t0 = Date.now();
+  try {
+    report.steps[name] = {ok: true, ...(await fn()), ms: Date.now() - t0};
+  } catch (err) {
+    report.steps[name] = {ok: false, error: String(err?.message ?? err).slice(0, 800), ms: Date.now() - t0};
+    if (current) {
+      report.steps[name].alerts = await current.locator('[role="alert"]').allInnerTexts().catch(() => []);
+      await current.screenshot({path: join(artifacts, `failed-${name}.png`)}).catch(() => {});
+    }
+    report.problems.push(`${name}: ${report.steps[name].error}`);
+    throw err;
+  }
+}
+
+async function signIn(ctx, who) {
+  const res = await ctx.request.post(base + '/accounts-api/login', {data: who, headers: {Origin: base}});
+  if (res.status() !== 200) throw new Error(`sign-in of ${who.email}: ${res.status()} ${await res.text()}`);
+}
+
+// mapState reads what the editor's map draws: the deck.gl layers (id,
+// loaded, tile URL) and how many pixels differ from the first one.
+const deckState = (page) => page.evaluate(() => {
+  const o = window.__meridianOverlay;
+  const deck = o?._deck;
+  const layers = (deck?.props.layers || []).map((l) => ({id: l.id, type: l.constructor.layerName, loaded: l.isLoaded, visible: l.props.visible,
+    tiles: String(l.props.data?.tiles?.[0] || ''), filters: String(l.props.data?.tiles?.[0] || '').includes('filters=')}));
+  return {layers};
+});
+
+const saved = (page) => page.locator('[data-testid="save-state"][data-state="saved"]').waitFor();
+
+async function waitDrawn(page, n) {
+  await page.waitForFunction((n) => {
+    const deck = window.__meridianOverlay?._deck;
+    const ls = deck?.props.layers || [];
+    return ls.length >= n && ls.every((l) => l.isLoaded);
+  }, n, {timeout: 60_000});
+}
+
+async function shot(page, name) {
+  await page.screenshot({path: join(artifacts, `${name}.png`)});
+}
+
+let mapId;
+let current; // the page a failed step is reported from
+try {
+  const a = await newContext();
+  const page = a.pages()[0] || await a.newPage();
+  watch(page, 'admin');
+  current = page;
+  await signIn(a, admin);
+
+  await step('newMap', async () => {
+    await page.goto(base + '/maps', {waitUntil: 'load'});
+    await page.locator('[data-testid="new-map"]').click();
+    await page.waitForURL(/\/maps\/[^/]+$/);
+    mapId = page.url().split('/').pop();
+    await page.locator('.map-title').fill('Population of the world');
+    await saved(page);
+    return {mapId};
+  });
+
+  await step('addTable', async () => {
+    await page.getByRole('button', {name: 'Add source'}).click();
+    await page.locator('select[name="table"]').selectOption(table);
+    await page.getByRole('dialog').getByRole('button', {name: 'Add'}).click();
+    await page.getByRole('dialog').waitFor({state: 'detached'});
+    await page.locator('[data-testid="style-panel"][data-ready="true"]').waitFor();
+    await page.locator('select[name="color-by"]').selectOption(numeric);
+    await page.locator('select[name="color-scale"]').selectOption('quantile');
+    await waitDrawn(page, 1);
+    await saved(page);
+    return await deckState(page);
+  });
+
+  await step('badQuery', async () => {
+    await page.getByRole('button', {name: 'Add source'}).click();
+    await page.getByRole('tab', {name: 'SQL query'}).click();
+    await page.locator('textarea[name="query"]').fill('SELECT * FROM public.no_such_table');
+    await page.getByRole('dialog').getByRole('button', {name: 'Add'}).click();
+    const err = await page.locator('[data-testid="add-error"]').innerText();
+    return {error: err};
+  });
+
+  await step('addQuery', async () => {
+    const q = `SELECT cartodb_id, name, ${category}, ${numeric}, geom FROM ${table} WHERE ${numeric} > 1000000`;
+    await page.locator('textarea[name="query"]').fill(q);
+    await page.getByRole('dialog').getByRole('button', {name: 'Add'}).click();
+    await page.getByRole('dialog').waitFor({state: 'detached'});
+    await page.locator('[data-testid="style-panel"][data-ready="true"]').waitFor();
+    await page.locator('select[name="color-by"]').selectOption(category);
+    await waitDrawn(page, 2);
+    await saved(page);
+    return await deckState(page);
+  });
+
+  await step('widgets', async () => {
+    await page.getByRole('tab', {name: 'Widgets'}).click();
+    // The query is the first dataset in the picker's order? pick by label.
+    const ds = page.locator('select[name="widget-dataset"]');
+    const qOpt = await ds.locator('option', {hasText: 'Query'}).first().getAttribute('value');
+    await ds.selectOption(qOpt);
+    await page.locator('select[name="widget-type"]').selectOption('histogram');
+    await page.locator('select[name="widget-column"]').selectOption(numeric);
+    await page.getByRole('button', {name: 'Add widget'}).click();
+    await page.locator('select[name="widget-type"]').selectOption('category');
+    await page.locator('select[name="widget-column"]').selectOption(category);
+    await page.getByRole('button', {name: 'Add widget'}).click();
+    await page.locator('[data-widget="category"] .cat').first().waitFor();
+    await page.locator('[data-widget="histogram"] .hbar').first().waitFor();
+    await saved(page);
+    const before = await page.locator('[data-widget="histogram"] .hbar').evaluateAll((bs) => bs.map((b) => Number(b.dataset.count)));
+    const tilesBefore = (await deckState(page)).layers.map((l) => l.tiles);
+    const cats = await page.locator('[data-widget="category"] .cat').evaluateAll((bs) => bs.map((b) => b.dataset.category));
+    const pick = cats.includes('Africa') ? 'Africa' : cats[1];
+    await page.locator(`[data-widget="category"] .cat[data-category="${pick}"]`).click();
+    await page.waitForFunction((before) => {
+      const now = [...document.querySelectorAll('[data-widget="histogram"] .hbar')].map((b) => Number(b.dataset.count));
+      return now.length && now.join() !== before.join();
+    }, before);
+    const after = await page.locator('[data-widget="histogram"] .hbar').evaluateAll((bs) => bs.map((b) => Number(b.dataset.count)));
+    // The map follows: the filtered dataset's tiles come from a new URL
+    // (the filter is part of it), the other layer's stay.
+    await page.waitForFunction((tb) => {
+      const ls = window.__meridianOverlay?._deck?.props.layers || [];
+      return ls.some((l, i) => String(l.props.data?.tiles?.[0]) !== tb[i]);
+    }, tilesBefore);
+    await waitDrawn(page, 2);
+    const st = await deckState(page);
+    await shot(page, 'builder-editor');
+    return {picked: pick, before, after, layers: st.layers, changedTiles: st.layers.map((l, i) => l.tiles !== tilesBefore[i])};
+  });
+
+  await step('reload', async () => {
+    await page.reload({waitUntil: 'load'});
+    await waitDrawn(page, 2);
+    const layers = await page.locator('.layers > li .layer-name').allInnerTexts();
+    await page.getByRole('tab', {name: 'Widgets'}).click();
+    const widgets = await page.locator('[data-widget]').evaluateAll((ws) => ws.map((w) => w.dataset.widget));
+    const legend = await page.locator('[data-testid="legend"]').innerText();
+    return {title: await page.locator('.map-title').inputValue(), layers, widgets, legend};
+  });
+
+  // A viewer of the organization, invited by the admin.
+  await step('invite', async () => {
+    const inv = await a.request.post(base + '/workspace-api/invites', {data: {email: viewer.email, role: 'viewer'}, headers: {Origin: base}});
+    if (inv.status() !== 201) throw new Error(`invite: ${inv.status()} ${await inv.text()}`);
+    const link = (await inv.json()).link || '';
+    const token = /token=([\w-]+)/.exec(link)?.[1];
+    if (!token) throw new Error(`no invite link: ${link}`);
+    const up = await a.request.post(base + '/accounts-api/signup', {data: {...viewer, invite: token}, headers: {Origin: base}});
+    if (up.status() !== 201) throw new Error(`viewer sign-up: ${up.status()} ${await up.text()}`);
+    // The sign-up signed the admin's context in as the viewer: sign the admin in again.
+    await signIn(a, admin);
+    return {viewer: viewer.email};
+  });
+
+  await step('share', async () => {
+    await page.reload({waitUntil: 'load'});
+    await page.getByRole('tab', {name: 'Share'}).click();
+    await page.locator('input[name="privacy"][value="users"]').check();
+    await page.locator(`input[name="share-user"][value="${viewer.email}"]`).check();
+    await page.getByText('Sharing updated.').waitFor();
+    return {published: await page.locator('[data-testid="public-link"]').count() > 0};
+  });
+
+  let viewerLayers;
+  await step('viewerOpens', async () => {
+    const v = await newContext();
+    const vp = v.pages()[0] || await v.newPage();
+    watch(vp, 'viewer');
+    current = vp;
+    await signIn(v, viewer);
+    await vp.goto(`${base}/maps/${mapId}`, {waitUntil: 'load'});
+    await vp.waitForURL(`${base}/map/${mapId}`);
+    await waitDrawn(vp, 2);
+    viewerLayers = (await deckState(vp)).layers;
+    const editUI = await vp.locator('.sidebar, [data-testid="save-state"]').count();
+    const patch = await v.request.patch(`${base}/workspace-api/maps/${mapId}`, {data: {title: 'hijacked'}, headers: {Origin: base}});
+    await shot(vp, 'builder-viewer');
+    const listed = await (await v.request.get(`${base}/workspace-api/maps?scope=shared`)).text();
+    await v.close();
+    current = page;
+    return {layers: viewerLayers.map((l) => l.id), editUI, patchStatus: patch.status(), listed: listed.includes(mapId)};
+  });
+
+  let link;
+  await step('publish', async () => {
+    await page.locator('input[name="privacy"][value="public"]').check();
+    await page.getByText('Sharing updated.').waitFor();
+    await page.locator('[data-testid="publish"]').click();
+    await page.getByText('Published.', {exact: true}).waitFor();
+    link = await page.locator('[data-testid="public-link"]').inputValue();
+    const embed = await page.locator('[data-testid="embed-snippet"]').inputValue();
+    return {link, embed};
+  });
+
+  await step('publicLink', async () => {
+    const p = await newContext();
+    const pp = p.pages()[0] || await p.newPage();
+    watch(pp, 'public');
+    current = pp;
+    const res = await pp.goto(link, {waitUntil: 'load'});
+    await waitDrawn(pp, 2);
+    const st = await deckState(pp);
+    const session = await (await p.request.get(base + '/accounts-api/session')).json();
+    await shot(pp, 'builder-public');
+    const legend = await pp.locator('[data-testid="legend"]').innerText();
+    const frame = res.headers()['content-security-policy'] || '';
+    await p.close();
+    current = page;
+    return {status: res.status(), layers: st.layers.map((l) => l.id), signedIn: session.signedIn, legend, frameAncestors: /frame-ancestors \*/.test(frame)};
+  });
+  report.ok = report.problems.length === 0;
+  console.log(JSON.stringify(report, null, 1));
+} catch (err) {
+  report.problems.push(String(err?.message ?? err));
+  console.log(JSON.stringify(report, null, 1));
+}
+for (const d of userDirs) rmSync(d, {recursive: true, force: true});
+process.exit(report.problems.length ? 1 : 0);

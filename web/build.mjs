@@ -1,0 +1,62 @@
+// build.mjs bundles the Builder (src/main.jsx) with esbuild into
+// ../static/builder/dist/, which the Go build embeds (static/webapps.go):
+//
+//   builder.js                the app, an ES module (deck.gl, @deck.gl/carto,
+//                             @carto/api-client, MapLibre GL JS, Preact)
+//   builder.css               MapLibre's style sheet and the app's
+//   maplibre-gl-worker.mjs    MapLibre's module worker, as published
+//   licenses.txt              the licences of what the bundle redistributes
+//
+// `node build.mjs --watch` rebuilds on change.
+import * as esbuild from 'esbuild';
+import {copyFileSync, mkdirSync, readFileSync, writeFileSync, existsSync} from 'node:fs';
+import {dirname, join} from 'node:path';
+import {fileURLToPath} from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const out = join(here, '..', 'static', 'builder', 'dist');
+mkdirSync(out, {recursive: true});
+
+const options = {
+  entryPoints: {builder: join(here, 'src', 'main.jsx')},
+  outdir: out,
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  minify: true,
+  sourcemap: false,
+  legalComments: 'none',
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  loader: {'.js': 'jsx'},
+  define: {'process.env.NODE_ENV': '"production"'},
+  logLevel: 'warning',
+};
+
+// The licences of the bundled packages go along with the build.
+function licenses() {
+  const lock = JSON.parse(readFileSync(join(here, 'package-lock.json'), 'utf8'));
+  const parts = [];
+  for (const [path, pkg] of Object.entries(lock.packages)) {
+    if (!path.startsWith('node_modules/') || pkg.dev || path.includes('esbuild')) continue;
+    for (const name of ['LICENSE', 'LICENSE.md', 'LICENSE.txt', 'license', 'LICENCE']) {
+      const f = join(here, path, name);
+      if (existsSync(f)) {
+        parts.push(`== ${path.slice('node_modules/'.length)} ${pkg.version} ==\n${readFileSync(f, 'utf8').trim()}\n`);
+        break;
+      }
+    }
+  }
+  writeFileSync(join(out, 'licenses.txt'), parts.join('\n'));
+}
+
+copyFileSync(join(here, 'node_modules', 'maplibre-gl', 'dist', 'maplibre-gl-worker.mjs'), join(out, 'maplibre-gl-worker.mjs'));
+licenses();
+if (process.argv.includes('--watch')) {
+  const ctx = await esbuild.context(options);
+  await ctx.watch();
+} else {
+  const res = await esbuild.build({...options, metafile: true});
+  const sizes = Object.entries(res.metafile.outputs).map(([f, o]) => `${f.split('/').pop()} ${(o.bytes / 1024).toFixed(0)} KiB`);
+  console.log('builder:', sizes.join(', '));
+}

@@ -1,0 +1,114 @@
+// api.js: the Builder's calls to Meridian. The workspace and accounts APIs
+// take the browser session (a same-origin cookie); the data APIs (maps,
+// SQL, stats, widgets) take a short-lived data token the session exchanges
+// for (POST /accounts-api/session/token), as @carto/api-client sends it.
+
+export class APIError extends Error {
+  constructor(message, status, code) {
+    super(message);
+    this.name = 'APIError';
+    this.status = status;
+    this.code = code;
+  }
+}
+
+// apiBaseUrl is what @carto/api-client calls (…/v3/maps, …/v3/sql).
+export const apiBaseUrl = () => location.origin + '/api';
+
+async function answer(res) {
+  if (res.status === 204) return null;
+  const text = await res.text();
+  let body = null;
+  try {
+    body = text ? JSON.parse(text) : null;
+  } catch {
+    // not JSON: reported below
+  }
+  if (!res.ok) {
+    throw new APIError(body?.error || `${res.status} ${res.statusText}`.trim(), res.status, body?.code);
+  }
+  return body;
+}
+
+// call sends a request with the session cookie: body is JSON, a Blob or
+// FormData; params become the query string.
+export async function call(path, {method = 'GET', body, params, signal, headers = {}} = {}) {
+  const url = new URL(path, location.origin);
+  for (const [k, v] of Object.entries(params || {})) {
+    if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, v);
+  }
+  const h = {Accept: 'application/json', ...headers};
+  let payload = body;
+  if (body !== undefined && !(body instanceof Blob) && !(body instanceof FormData)) {
+    h['Content-Type'] = 'application/json';
+    payload = JSON.stringify(body);
+  } else if (body instanceof Blob && body.type) {
+    h['Content-Type'] = body.type;
+  }
+  let res;
+  try {
+    res = await fetch(url, {method, headers: h, body: payload, credentials: 'same-origin', cache: 'no-store', signal});
+  } catch (err) {
+    if (err.name === 'AbortError') throw err;
+    throw new APIError(`The server did not answer (${err.message}).`, 0, 'NETWORK');
+  }
+  return answer(res);
+}
+
+// session is the signed-in user ({user, org}) or null.
+export async function session() {
+  const s = await call('/accounts-api/session');
+  return s?.signedIn ? s : null;
+}
+
+let tokenCache = null;
+
+// dataToken returns a data token of the session (editors and admins),
+// renewed a minute before it expires; null for viewers and guests.
+export async function dataToken() {
+  if (tokenCache && tokenCache.expires - Date.now() > 60_000) return tokenCache.token;
+  try {
+    const t = await call('/accounts-api/session/token', {method: 'POST'});
+    tokenCache = {token: t.token, expires: new Date(t.expiresAt).getTime()};
+    return t.token;
+  } catch (err) {
+    if (err instanceof APIError && [401, 403, 409].includes(err.status)) return null;
+    throw err;
+  }
+}
+
+// sql runs a query on a connection with the data token.
+export async function sql(token, conn, q, {signal} = {}) {
+  const path = `/api/v3/sql/${encodeURIComponent(conn)}/query`;
+  const init = {headers: {Authorization: `Bearer ${token}`, Accept: 'application/json'}, cache: 'no-store', signal};
+  const res = q.length > 4000
+    ? await fetch(path, {...init, method: 'POST', headers: {...init.headers, 'Content-Type': 'application/json'}, body: JSON.stringify({q})})
+    : await fetch(path + '?' + new URLSearchParams({q}), init);
+  return answer(res);
+}
+
+export const signInURL = () => '/acc/?next=' + encodeURIComponent(location.pathname + location.search);
+
+// maps: the workspace API of Builder maps.
+export const maps = {
+  list: (params) => call('/workspace-api/maps', {params}),
+  get: (id) => call(`/workspace-api/maps/${encodeURIComponent(id)}`),
+  create: (body) => call('/workspace-api/maps', {method: 'POST', body}),
+  patch: (id, body, signal) => call(`/workspace-api/maps/${encodeURIComponent(id)}`, {method: 'PATCH', body, signal}),
+  remove: (id) => call(`/workspace-api/maps/${encodeURIComponent(id)}`, {method: 'DELETE'}),
+  duplicate: (id) => call(`/workspace-api/maps/${encodeURIComponent(id)}/duplicate`, {method: 'POST'}),
+  publish: (id, body) => call(`/workspace-api/maps/${encodeURIComponent(id)}/publish`, {method: 'POST', body: body || {}}),
+  unpublish: (id) => call(`/workspace-api/maps/${encodeURIComponent(id)}/publish`, {method: 'DELETE'}),
+  thumbnail: (id, blob) => call(`/workspace-api/maps/${encodeURIComponent(id)}/thumbnail`, {method: 'PUT', body: blob}),
+};
+
+// catalog: connections, schemas, tables, columns and samples.
+export const catalog = {
+  connections: () => call('/api/v3/connections'),
+  schemas: (conn) => call(`/workspace-api/connections/${encodeURIComponent(conn)}/schemas`),
+  tables: (conn, schema) => call(`/workspace-api/connections/${encodeURIComponent(conn)}/schemas/${encodeURIComponent(schema)}/tables`),
+  table: (conn, table) => call(`/workspace-api/connections/${encodeURIComponent(conn)}/tables/${encodeURIComponent(table)}`),
+  sample: (conn, table) => call(`/workspace-api/connections/${encodeURIComponent(conn)}/tables/${encodeURIComponent(table)}/sample`),
+};
+
+export const users = () => call('/workspace-api/users');

@@ -1,0 +1,102 @@
+// mapview.jsx: MapLibre GL JS with deck.gl drawn over it (MapboxOverlay),
+// the way a customer's app combines the basemap and fetchMap's layers.
+import {useEffect, useRef} from 'preact/hooks';
+import * as maplibregl from 'maplibre-gl';
+import {MapboxOverlay} from '@deck.gl/mapbox';
+
+// MapLibre's worker is published beside the bundle under a hashed name;
+// the page names it (index.html, <link id="maplibre-worker">).
+const workerLink = typeof document !== 'undefined' && document.getElementById('maplibre-worker');
+if (workerLink) maplibregl.setWorkerUrl(workerLink.href);
+
+// tooltipHTML renders a picked feature's chosen fields as text lines.
+function tooltipOf(fieldsOf) {
+  return (info) => {
+    if (!info.object || !info.layer) return null;
+    const props = info.object.properties || info.object;
+    const fields = fieldsOf(info.layer.id);
+    if (!fields || fields.length === 0) return null;
+    const text = fields.map((f) => `${f}: ${formatValue(props[f])}`).join('\n');
+    return {text, className: 'deck-tooltip'};
+  };
+}
+
+export const formatValue = (v) => (v === null || v === undefined ? '–' : typeof v === 'number' ? v.toLocaleString() : String(v));
+
+// MapView draws style (a MapLibre style URL or object) under layers. view
+// is the initial {longitude, latitude, zoom, pitch, bearing}; onView
+// reports the view after every move; onReady(map) once the basemap loaded.
+export function MapView({style, view, layers, tooltipFields, onView, onReady, interactive = true}) {
+  const el = useRef(null);
+  const state = useRef({});
+  const fieldsRef = useRef(tooltipFields);
+  fieldsRef.current = tooltipFields;
+  const onViewRef = useRef(onView);
+  onViewRef.current = onView;
+
+  useEffect(() => {
+    const map = new maplibregl.Map({
+      container: el.current, style: style || {version: 8, sources: {}, layers: [{id: 'bg', type: 'background', paint: {'background-color': '#e9eef2'}}]},
+      center: [view?.longitude ?? 0, view?.latitude ?? 20], zoom: view?.zoom ?? 1.5, pitch: view?.pitch ?? 0, bearing: view?.bearing ?? 0,
+      attributionControl: {compact: true}, interactive, preserveDrawingBuffer: true, canvasContextAttributes: {preserveDrawingBuffer: true},
+    });
+    map.addControl(new maplibregl.NavigationControl({visualizePitch: true}), 'top-right');
+    const overlay = new MapboxOverlay({interleaved: false, layers: layers || [], getTooltip: tooltipOf((id) => fieldsRef.current?.(id)),
+      deviceProps: {webgl: {preserveDrawingBuffer: true}}});
+    map.addControl(overlay);
+    map.on('moveend', () => {
+      const c = map.getCenter();
+      onViewRef.current?.({longitude: c.lng, latitude: c.lat, zoom: map.getZoom(), pitch: map.getPitch(), bearing: map.getBearing()}, map);
+    });
+    map.once('load', () => onReady?.(map, overlay));
+    state.current = {map, overlay, style};
+    window.__meridianMap = map;
+    window.__meridianOverlay = overlay;
+    return () => {
+      map.remove();
+      state.current = {};
+    };
+  }, []);
+
+  useEffect(() => {
+    state.current.overlay?.setProps({layers: layers || []});
+  }, [layers]);
+
+  useEffect(() => {
+    const s = state.current;
+    if (s.map && style && s.style !== style) {
+      s.map.setStyle(style);
+      s.style = style;
+    }
+  }, [style]);
+
+  return <div class="mapview" ref={el} data-testid="map" />;
+}
+
+// flyTo moves the map of a MapView (the last one made) to view.
+export function jumpTo(view) {
+  window.__meridianMap?.jumpTo({center: [view.longitude, view.latitude], zoom: view.zoom});
+}
+
+// captureThumbnail draws the map and its deck.gl layers into a PNG.
+export async function captureThumbnail(width = 480, height = 300) {
+  const map = window.__meridianMap;
+  if (!map) return null;
+  const base = map.getCanvas();
+  const deckCanvas = map.getContainer().querySelector('canvas.deck-canvas, canvas:not(.maplibregl-canvas)');
+  const out = document.createElement('canvas');
+  out.width = width;
+  out.height = height;
+  const ctx = out.getContext('2d');
+  const draw = (c) => {
+    if (!c) return;
+    const s = Math.max(width / c.width, height / c.height);
+    const w = c.width * s, h = c.height * s;
+    ctx.drawImage(c, (width - w) / 2, (height - h) / 2, w, h);
+  };
+  map.triggerRepaint();
+  await new Promise((r) => requestAnimationFrame(() => r()));
+  draw(base);
+  draw(deckCanvas);
+  return new Promise((resolve) => out.toBlob(resolve, 'image/png'));
+}

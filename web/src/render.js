@@ -1,0 +1,110 @@
+// render.js: a map document → deck.gl layers, the way fetchMap does it.
+//
+// The editor draws the draft through the same steps @carto/api-client's
+// fetchMap takes for a published map (fill in each dataset's TileJSON,
+// fetch the tile stats its styling needs, parseMap, LayerFactory), so what
+// the Builder shows is what a customer's app shows. The viewer calls
+// @deck.gl/carto's fetchMap itself.
+import {fetchMap, parseMap, fetchBasemapProps, _fillInMapDatasets as fillInMapDatasets, _fillInTileStats as fillInTileStats} from '@carto/api-client';
+import {LayerFactory} from '@deck.gl/carto';
+import {MVTLoader} from '@loaders.gl/mvt';
+
+// noWorkers: loaders.gl would load its tile parsers' workers from a CDN
+// (unpkg.com); Meridian runs where no CDN is reachable, so tiles are
+// parsed in the page. Vector tile layers get the MVT loader that parses
+// on the main thread (their default one only runs in a worker).
+export function noWorkers(layer) {
+  const loadOptions = {...layer.props.loadOptions, worker: false};
+  const isMVT = (layer.props.loaders || []).some((l) => l.id === 'mvt' || l.name === 'Mapbox Vector Tile');
+  return layer.clone(isMVT ? {loadOptions, loaders: [MVTLoader, ...layer.props.loaders.filter((l) => l.id !== 'mvt')]} : {loadOptions});
+}
+
+// draftDocument is the public-map document of a draft (datasets as
+// fetchMap reads them), with filters the widgets set.
+export function draftDocument(map, filters) {
+  const keplerMapConfig = structuredClone(map.keplerMapConfig);
+  keplerMapConfig.config.filters = filters || {};
+  return {
+    id: map.id, title: map.title, description: map.description, createdAt: map.createdAt, updatedAt: map.updatedAt,
+    keplerMapConfig,
+    datasets: map.datasets.map((d) => ({...structuredClone(d), providerId: 'postgres', format: 'tilejson'})),
+  };
+}
+
+// renderDraft fills in a draft document with accessToken and returns
+// {layers, descriptors, datasets, basemap, errors}: errors name the layers
+// parseMap dropped and why.
+export async function renderDraft(doc, {accessToken, apiBaseUrl}) {
+  const context = {accessToken, apiBaseUrl, headers: {}, mapId: doc.id};
+  const [basemap] = await Promise.all([
+    fetchBasemapProps({config: doc.keplerMapConfig.config, errorContext: {requestType: 'Basemap', mapId: doc.id}}),
+    fillInMapDatasets(doc, context),
+  ]);
+  await fillInTileStats(doc, context);
+  return fromParsed(doc, parseMap(doc), basemap);
+}
+
+function fromParsed(doc, parsed, basemap) {
+  const layersReverse = [...doc.keplerMapConfig.config.visState.layers].reverse();
+  const errors = [];
+  const layers = [];
+  const descriptors = {};
+  parsed.layers.forEach((d, i) => {
+    const cfg = layersReverse[i];
+    if (!d) {
+      errors.push({layerId: cfg?.id, message: `Layer "${cfg?.config?.label || cfg?.id}" cannot be drawn (see the browser console).`});
+      return;
+    }
+    descriptors[d.props.id] = d;
+    try {
+      layers.push(noWorkers(LayerFactory(d)));
+    } catch (err) {
+      errors.push({layerId: d.props.id, message: err.message});
+    }
+  });
+  return {layers, descriptors, datasets: doc.datasets, basemap, errors, parsed};
+}
+
+// renderPublished loads a published map with fetchMap and makes its
+// layers with @deck.gl/carto's LayerFactory: what @deck.gl/carto's own
+// fetchMap does, keeping the layer descriptors (their scales make the
+// legend).
+export async function renderPublished(id, {apiBaseUrl}) {
+  const res = await fetchMap({cartoMapId: id, apiBaseUrl});
+  const descriptors = {};
+  const layers = [];
+  for (const d of res.layers) {
+    if (!d) continue;
+    descriptors[d.props.id] = d;
+    layers.push(noWorkers(LayerFactory(d)));
+  }
+  return {...res, layers, descriptors};
+}
+
+// legendOf describes a layer's colours for the legend: {kind: 'single',
+// color} | {kind: 'bins', field, items: [{color, label}]}.
+export function legendOf(cfg, descriptor) {
+  const scale = descriptor?.scales?.fillColor;
+  const fmt = (v) => (typeof v === 'number' ? new Intl.NumberFormat(undefined, {maximumSignificantDigits: 3, notation: Math.abs(v) >= 1e5 ? 'compact' : 'standard'}).format(v) : String(v));
+  if (!scale || !scale.field || !scale.range) return {kind: 'single', color: cfg.config.color};
+  const colors = scale.range.map((c) => (typeof c === 'string' ? c : `rgb(${c.slice(0, 3).join(',')})`));
+  const domain = scale.domain || [];
+  if (scale.type === 'ordinal' || scale.type === 'point') {
+    const items = domain.map((v, i) => ({color: colors[i % colors.length], label: fmt(v)}));
+    if (domain.length > 0) items.push({color: colors[domain.length % colors.length] || '#aaa', label: 'Others'});
+    return {kind: 'bins', field: scale.field.name, items: items.slice(0, 11)};
+  }
+  // quantile/quantize/custom: domain are the breaks; colour i covers [b(i-1), b(i)).
+  let breaks = domain;
+  if (scale.type === 'quantize' && domain.length === 2) {
+    const [lo, hi] = domain;
+    breaks = colors.slice(1).map((_, i) => lo + ((hi - lo) * (i + 1)) / colors.length);
+  } else if (scale.type === 'quantile' && domain.length > colors.length) {
+    breaks = domain.slice(1, colors.length);
+  }
+  const items = colors.map((c, i) => ({
+    color: c,
+    label: i === 0 ? `< ${fmt(breaks[0])}` : i >= breaks.length ? `≥ ${fmt(breaks[breaks.length - 1])}` : `${fmt(breaks[i - 1])} – ${fmt(breaks[i])}`,
+  }));
+  return {kind: 'bins', field: scale.field.name, items: items.slice(0, Math.max(breaks.length + 1, 1))};
+}
