@@ -1,0 +1,159 @@
+package main
+
+// The Builder as a user drives it, in Chromium (compat/builder.mjs):
+// make a map from a table and a query, style both, add widgets that
+// cross-filter, reload, share with a viewer, publish, open the public
+// link with no session. Needs node, Chromium and the Builder bundle
+// (make static).
+
+import (
+	"encoding/json"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/meridian-gis/meridian/static"
+)
+
+// builderReport is what compat/builder.mjs prints.
+type builderReport struct {
+	OK       bool                       `json:"ok"`
+	Steps    map[string]json.RawMessage `json:"steps"`
+	Problems []string                   `json:"problems"`
+	Console  []string                   `json:"console"`
+}
+
+type builderLayer struct {
+	ID     string `json:"id"`
+	Type   string `json:"type"`
+	Loaded bool   `json:"loaded"`
+	Tiles  string `json:"tiles"`
+}
+
+func builderBuilt(t *testing.T) {
+	t.Helper()
+	apps, err := static.WebApps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := fs.ReadFile(apps, "builder/index.html")
+	if err != nil || !strings.Contains(string(b), "/assets/builder.") {
+		skipOrFail(t, "this test binary was built without the Builder bundle: run make static first")
+	}
+}
+
+func TestBuilderInBrowser(t *testing.T) {
+	needTool(t, "node")
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = needTool(t, "chromium")
+	}
+	builderBuilt(t)
+	dir := compatDir(t)
+	u := startUp(t)
+
+	// The first account of a fresh install is its admin.
+	admin := &session{base: u.base}
+	const password = "correct horse battery"
+	admin.must(t, 201, "POST", "/accounts-api/signup", map[string]any{"email": "admin@example.test", "password": password, "name": "Admin"})
+
+	shots := os.Getenv(envArtifacts)
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	out, err := runNode(t, dir, "builder.mjs", 9*time.Minute, "BASE="+u.base, "ADMIN_EMAIL=admin@example.test", "ADMIN_PASSWORD="+password,
+		"TABLE=public.countries", "NUMERIC=pop_est", "CATEGORY=continent", "ARTIFACTS="+shots, "CHROMIUM="+chromium)
+	saveArtifact(t, "builder-report.json", out)
+	var rep builderReport
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		t.Fatalf("builder.mjs: %v / %v\n%s", err, jerr, lastBytes(out, 4000))
+	}
+	for _, p := range rep.Problems {
+		t.Errorf("builder: %s", p)
+	}
+	for _, c := range rep.Console {
+		if strings.Contains(c, "pageerror") {
+			t.Errorf("a page threw: %s", c)
+		}
+	}
+	if err != nil || !rep.OK {
+		t.Fatalf("builder.mjs failed: %v", err)
+	}
+	step := func(name string, v any) {
+		t.Helper()
+		if err := json.Unmarshal(rep.Steps[name], v); err != nil {
+			t.Fatalf("step %s: %v: %s", name, err, rep.Steps[name])
+		}
+	}
+
+	var bad struct{ Error string }
+	step("badQuery", &bad)
+	if !strings.Contains(bad.Error, "does not exist") {
+		t.Errorf("a query on a missing table: %q, want the database's message", bad.Error)
+	}
+
+	var w struct {
+		Picked        string
+		Before, After []int
+		Layers        []builderLayer
+		ChangedTiles  []bool
+	}
+	step("widgets", &w)
+	sum := func(xs []int) (n int) {
+		for _, x := range xs {
+			n += x
+		}
+		return n
+	}
+	if africa := u.count(t, "SELECT count(*) FROM public.countries WHERE continent = 'Africa' AND pop_est > 1000000"); w.Picked != "Africa" || sum(w.After) != africa || sum(w.Before) <= sum(w.After) {
+		t.Errorf("selecting %q in the category widget: histogram %v -> %v (want %d countries)", w.Picked, w.Before, w.After, africa)
+	}
+	// Only the filtered dataset's layer was drawn again, from new tiles.
+	if len(w.ChangedTiles) != 2 || w.ChangedTiles[0] == w.ChangedTiles[1] {
+		t.Errorf("the map after the selection: tiles changed %v, want exactly the query's layer", w.ChangedTiles)
+	}
+
+	var reload struct {
+		Title   string
+		Layers  []string
+		Widgets []string
+		Legend  string
+	}
+	step("reload", &reload)
+	if reload.Title != "Population of the world" || len(reload.Layers) != 2 || !slices.Equal(reload.Widgets, []string{"histogram", "category"}) ||
+		!strings.Contains(reload.Legend, "pop_est") || !strings.Contains(reload.Legend, "Africa") {
+		t.Errorf("after a reload: %+v", reload)
+	}
+
+	var viewer struct {
+		Layers      []string
+		EditUI      int
+		PatchStatus int
+		Listed      bool
+	}
+	step("viewerOpens", &viewer)
+	if len(viewer.Layers) != 2 || viewer.EditUI != 0 || (viewer.PatchStatus != 403 && viewer.PatchStatus != 404) || !viewer.Listed {
+		t.Errorf("the viewer: %+v (want the map drawn, no editor, edits refused, listed as shared)", viewer)
+	}
+
+	var pub struct {
+		Status         int
+		Layers         []string
+		SignedIn       bool
+		Legend         string
+		FrameAncestors bool
+	}
+	step("publicLink", &pub)
+	if pub.Status != 200 || pub.SignedIn || !slices.Equal(pub.Layers, viewer.Layers) || !strings.Contains(pub.Legend, "pop_est") || !pub.FrameAncestors {
+		t.Errorf("the public link in a fresh browser: %+v (viewer saw %v)", pub, viewer.Layers)
+	}
+	for _, name := range []string{"builder-editor.png", "builder-viewer.png", "builder-public.png"} {
+		if fi, err := os.Stat(filepath.Join(shots, name)); err != nil || fi.Size() < 10_000 {
+			t.Errorf("screenshot %s: %v", name, err)
+		}
+	}
+}
