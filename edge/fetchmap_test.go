@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -316,6 +318,10 @@ func TestFetchMapCompat(t *testing.T) {
 		t.Errorf("a missing map: %+v", p)
 	}
 
+	// A plain customer page: @deck.gl/carto's fetchMap drawn by deck.gl,
+	// from another origin; the canvas shows the layers.
+	fetchMapPage(t, dir, u, map[string]string{"vector": vector, "index": index})
+
 	// The edge caches the public document and drops it on publish.
 	anon := &session{base: u.base}
 	// (Right after a purge, the edge serves but does not store responses
@@ -423,3 +429,52 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 }
 
 var _ = fmt.Sprint
+
+// fetchMapPage runs compat/fetchmap-page.mjs (web/examples/fetchmap.js in
+// Chromium) on the published maps ids (name -> id) and checks that each
+// drew its two layers.
+func fetchMapPage(t *testing.T, dir string, u *upServer, ids map[string]string) {
+	t.Helper()
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = needTool(t, "chromium")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "..", "web", "examples", "dist", "fetchmap.js")); err != nil {
+		skipOrFail(t, "the fetchMap example page is not built: run make static first")
+	}
+	var refs []map[string]string
+	for name, id := range ids {
+		refs = append(refs, map[string]string{"name": name, "id": id})
+	}
+	js, _ := json.Marshal(refs)
+	shots := os.Getenv(envArtifacts)
+	if shots == "" {
+		shots = t.TempDir()
+	}
+	out, err := runNode(t, dir, "fetchmap-page.mjs", 4*time.Minute, "API_BASE_URL="+u.base+"/api", "MAPS="+string(js), "SCREENSHOT_DIR="+shots, "CHROMIUM="+chromium)
+	saveArtifact(t, "fetchmap-page-report.json", out)
+	var rep struct {
+		Maps map[string]struct {
+			OK       bool
+			Error    *string
+			Layers   []struct{ ID, Type string }
+			Drawn    float64
+			Requests []string
+		}
+	}
+	if jerr := json.Unmarshal(out, &rep); jerr != nil {
+		t.Fatalf("fetchmap-page.mjs: %v / %v\n%s", err, jerr, lastBytes(out, 3000))
+	}
+	for name := range ids {
+		m := rep.Maps[name]
+		if !m.OK || len(m.Layers) != 2 || m.Drawn < 0.01 {
+			t.Errorf("the customer page of %s: ok %v error %v layers %v drew %.3f of the canvas", name, m.OK, m.Error, m.Layers, m.Drawn)
+		}
+		for _, r := range m.Requests {
+			host := strings.Fields(r)[1]
+			if !strings.HasPrefix(host, "127.0.0.1:") && !strings.HasPrefix(host, "localhost:") && !strings.HasPrefix(host, "unpkg.com/") {
+				t.Errorf("the customer page of %s reached %s", name, r)
+			}
+		}
+	}
+}

@@ -50,6 +50,12 @@ function licenses() {
   writeFileSync(join(out, 'licenses.txt'), parts.join('\n'));
 }
 
+// A customer's fetchMap page for the compatibility tests (compat/), not
+// embedded: examples/dist/fetchmap.js.
+async function buildExamples() {
+  await esbuild.build({...options, entryPoints: {fetchmap: join(here, 'examples', 'fetchmap.js')}, outdir: join(here, 'examples', 'dist')});
+}
+
 copyFileSync(join(here, 'node_modules', 'maplibre-gl', 'dist', 'maplibre-gl-worker.mjs'), join(out, 'maplibre-gl-worker.mjs'));
 licenses();
 if (process.argv.includes('--watch')) {
@@ -57,6 +63,7 @@ if (process.argv.includes('--watch')) {
   await ctx.watch();
 } else {
   const res = await esbuild.build({...options, metafile: true});
+  await buildExamples();
   const sizes = Object.entries(res.metafile.outputs).map(([f, o]) => `${f.split('/').pop()} ${(o.bytes / 1024).toFixed(0)} KiB`);
   console.log('builder:', sizes.join(', '));
 }
