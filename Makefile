@@ -59,7 +59,7 @@ static: $(COMPAT)/node_modules/.package-lock.json $(BUILDER)
 $(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json
 	$(NPM) ci --prefix $(WEB) --no-audit --no-fund
 
-$(BUILDER): $(WEB)/node_modules/.package-lock.json $(WEB)/build.mjs $(wildcard $(WEB)/src/*)
+$(BUILDER): $(WEB)/node_modules/.package-lock.json $(WEB)/build.mjs $(wildcard $(WEB)/src/* $(WEB)/examples/*.js)
 	cd $(WEB) && node build.mjs
 
 build:

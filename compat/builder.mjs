@@ -7,6 +7,8 @@
 //   TABLE           a table with polygons and a numeric column NUMERIC (public.countries)
 //   NUMERIC         the numeric column (pop_est)
 //   CATEGORY        a text column of TABLE (continent)
+//   BROKEN_MAP      a map (of the admin) with a layer on the dropped table DROPPED
+//   DROPPED         that table's name
 //   ARTIFACTS       where screenshots go (required)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //
@@ -39,6 +41,8 @@ const table = env('TABLE', 'public.countries');
 const numeric = env('NUMERIC', 'pop_est');
 const category = env('CATEGORY', 'continent');
 const artifacts = env('ARTIFACTS');
+const brokenMap = env('BROKEN_MAP', '');
+const dropped = env('DROPPED', '');
 mkdirSync(artifacts, {recursive: true});
 
 const watchdog = setTimeout(() => {
@@ -219,6 +223,21 @@ try {
     return {title: await page.locator('.map-title').inputValue(), layers, widgets, legend};
   });
 
+  // A map whose table was dropped: its layer is off with a message naming
+  // the source, the other layer is drawn, and the map still saves.
+  if (brokenMap) {
+    await step('brokenDataset', async () => {
+      await page.goto(`${base}/maps/${brokenMap}`, {waitUntil: 'load'});
+      const alert = page.locator('[data-testid="render-error"]');
+      await alert.waitFor();
+      await waitDrawn(page, 1);
+      const drawn = (await deckState(page)).layers.length;
+      await page.locator('.map-title').fill('Broken but saved');
+      await saved(page);
+      return {error: await alert.innerText(), drawn};
+    });
+  }
+
   // A viewer of the organization, invited by the admin.
   await step('invite', async () => {
     const inv = await a.request.post(base + '/workspace-api/invites', {data: {email: viewer.email, role: 'viewer'}, headers: {Origin: base}});
@@ -234,7 +253,7 @@ try {
   });
 
   await step('share', async () => {
-    await page.reload({waitUntil: 'load'});
+    await page.goto(`${base}/maps/${mapId}`, {waitUntil: 'load'});
     await page.getByRole('tab', {name: 'Share'}).click();
     await page.locator('input[name="privacy"][value="users"]').check();
     await page.locator(`input[name="share-user"][value="${viewer.email}"]`).check();

@@ -7,6 +7,7 @@ package main
 // (make static).
 
 import (
+	"context"
 	"encoding/json"
 	"io/fs"
 	"os"
@@ -61,12 +62,24 @@ func TestBuilderInBrowser(t *testing.T) {
 	const password = "correct horse battery"
 	admin.must(t, 201, "POST", "/accounts-api/signup", map[string]any{"email": "admin@example.test", "password": password, "name": "Admin"})
 
+	// A map with a layer on a table that is then dropped.
+	if _, err := u.data.Pool.Exec(context.Background(), `CREATE TABLE public.doomed AS SELECT cartodb_id, name, geom FROM public.countries WHERE continent = 'Europe'`); err != nil {
+		t.Fatal(err)
+	}
+	broken := admin.must(t, 201, "POST", "/workspace-api/maps", map[string]any{"title": "Broken", "datasets": []any{
+		map[string]any{"id": "world", "type": "table", "source": "public.countries", "connectionName": "local", "columns": []string{"name"}},
+		map[string]any{"id": "doomed", "type": "table", "source": "public.doomed", "connectionName": "local", "columns": []string{"name"}},
+	}, "keplerMapConfig": keplerConfig(0, 0, 1, keplerLayer("w", "mvt", "world", nil, ""), keplerLayer("d", "mvt", "doomed", nil, ""))})["id"].(string)
+	if _, err := u.data.Pool.Exec(context.Background(), `DROP TABLE public.doomed`); err != nil {
+		t.Fatal(err)
+	}
+
 	shots := os.Getenv(envArtifacts)
 	if shots == "" {
 		shots = t.TempDir()
 	}
 	out, err := runNode(t, dir, "builder.mjs", 9*time.Minute, "BASE="+u.base, "ADMIN_EMAIL=admin@example.test", "ADMIN_PASSWORD="+password,
-		"TABLE=public.countries", "NUMERIC=pop_est", "CATEGORY=continent", "ARTIFACTS="+shots, "CHROMIUM="+chromium)
+		"TABLE=public.countries", "BROKEN_MAP="+broken, "DROPPED=public.doomed", "NUMERIC=pop_est", "CATEGORY=continent", "ARTIFACTS="+shots, "CHROMIUM="+chromium)
 	saveArtifact(t, "builder-report.json", out)
 	var rep builderReport
 	if jerr := json.Unmarshal(out, &rep); jerr != nil {
@@ -94,6 +107,15 @@ func TestBuilderInBrowser(t *testing.T) {
 	step("badQuery", &bad)
 	if !strings.Contains(bad.Error, "does not exist") {
 		t.Errorf("a query on a missing table: %q, want the database's message", bad.Error)
+	}
+
+	var br struct {
+		Error string
+		Drawn int
+	}
+	step("brokenDataset", &br)
+	if !strings.Contains(br.Error, "doomed") || br.Drawn != 1 {
+		t.Errorf("a map whose table was dropped: error %q, %d layers drawn (want the message naming it, the other layer drawn)", br.Error, br.Drawn)
 	}
 
 	var w struct {

@@ -16,6 +16,7 @@ function Swatches({colors}) {
 
 export function LayerStyle({layer, dataset, tooltip, onChange, onTooltip}) {
   const cols = columnsOf(dataset);
+  if (dataset?.loadError) return <div class="style-panel note error" data-testid="style-panel" data-ready="false">This source cannot be loaded: {dataset.loadError}</div>;
   if (!dataset?.data?.schema) return <div class="style-panel muted" data-testid="style-panel" data-ready="false">Loading the columns…</div>;
   const vc = layer.visualChannels;
   const v = layer.config.visConfig;

@@ -34,14 +34,51 @@ export function draftDocument(map, filters) {
 // renderDraft fills in a draft document with accessToken and returns
 // {layers, descriptors, datasets, basemap, errors}: errors name the layers
 // parseMap dropped and why.
+//
+// A dataset that cannot be loaded (its table was dropped, its query
+// fails) takes only its own layers off the map: the others are drawn and
+// the error names the dataset.
 export async function renderDraft(doc, {accessToken, apiBaseUrl}) {
   const context = {accessToken, apiBaseUrl, headers: {}, mapId: doc.id};
-  const [basemap] = await Promise.all([
-    fetchBasemapProps({config: doc.keplerMapConfig.config, errorContext: {requestType: 'Basemap', mapId: doc.id}}),
-    fillInMapDatasets(doc, context),
-  ]);
-  await fillInTileStats(doc, context);
-  return fromParsed(doc, parseMap(doc), basemap);
+  const errors = [];
+  const failed = new Set();
+  const basemapP = fetchBasemapProps({config: doc.keplerMapConfig.config, errorContext: {requestType: 'Basemap', mapId: doc.id}});
+  await Promise.all(doc.datasets.map(async (d) => {
+    try {
+      await fillInMapDatasets({datasets: [d], keplerMapConfig: doc.keplerMapConfig}, context);
+    } catch (err) {
+      failed.add(d.id);
+      d.loadError = firstLine(err);
+      errors.push({dataId: d.id, message: `${d.label || d.source}: ${firstLine(err)}`});
+    }
+  }));
+  const ok = {...doc, datasets: doc.datasets.filter((d) => !failed.has(d.id))};
+  ok.keplerMapConfig = structuredClone(doc.keplerMapConfig);
+  ok.keplerMapConfig.config.visState.layers = ok.keplerMapConfig.config.visState.layers.filter((l) => !failed.has(l.config.dataId));
+  try {
+    await fillInTileStats(ok, context);
+  } catch (err) {
+    errors.push({message: `Styling statistics: ${firstLine(err)}`});
+  }
+  let basemap;
+  try {
+    basemap = await basemapP;
+  } catch (err) {
+    errors.push({message: `Basemap: ${firstLine(err)}`});
+  }
+  const out = fromParsed(ok, parseMap(ok), basemap);
+  out.errors.unshift(...errors);
+  out.datasets = doc.datasets;
+  return out;
+}
+
+// firstLine is the useful part of an @carto/api-client error (its
+// message repeats the request context on the following lines).
+function firstLine(err) {
+  const msg = String(err?.message || err);
+  const lines = msg.split('\n').map((l) => l.trim()).filter(Boolean);
+  const detail = lines.find((l) => !/request failed$/i.test(l) && !/^(Connection|Map Id|Type|Source|Failed to connect)/.test(l));
+  return detail || lines[0] || msg;
 }
 
 function fromParsed(doc, parsed, basemap) {
