@@ -9,6 +9,9 @@
 //   CATEGORY        a text column of TABLE (continent)
 //   BROKEN_MAP      a map (of the admin) with a layer on the dropped table DROPPED
 //   DROPPED         that table's name
+//   IMPORT_FILE     a GeoPackage with several layers, imported through the Data Explorer
+//   IMPORT_LAYER    the layer to pick in it
+//   DROP_FILE       a small CSV of points dropped on the import dialog (previewed only)
 //   ARTIFACTS       where screenshots go (required)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //
@@ -21,7 +24,8 @@
 // naming a dropped table, a config the server refuses. Prints a JSON
 // report; exits 1 when a step failed.
 
-import {mkdtempSync, rmSync, mkdirSync} from 'node:fs';
+import {mkdtempSync, rmSync, mkdirSync, readFileSync} from 'node:fs';
+import {basename} from 'node:path';
 import {tmpdir} from 'node:os';
 import {join} from 'node:path';
 import {chromium} from 'playwright-core';
@@ -43,6 +47,9 @@ const category = env('CATEGORY', 'continent');
 const artifacts = env('ARTIFACTS');
 const brokenMap = env('BROKEN_MAP', '');
 const dropped = env('DROPPED', '');
+const importFile = env('IMPORT_FILE', '');
+const importLayer = env('IMPORT_LAYER', '');
+const dropFile = env('DROP_FILE', '');
 mkdirSync(artifacts, {recursive: true});
 
 const watchdog = setTimeout(() => {
@@ -235,6 +242,54 @@ try {
       await page.locator('.map-title').fill('Broken but saved');
       await saved(page);
       return {error: await alert.innerText(), drawn};
+    });
+  }
+
+  // Imports in the Data Explorer: a file dropped on the dialog is
+  // previewed; a GeoPackage's layer is picked, imported with its bytes
+  // shown, the banner follows the job, and the table becomes a map.
+  if (importFile) {
+    await step('importDrop', async () => {
+      await page.goto(`${base}/data`, {waitUntil: 'load'});
+      await page.locator('[data-testid="import-open"]').click();
+      const csv = readFileSync(dropFile).toString('base64');
+      await page.locator('[data-testid="dropzone"]').evaluate((el, {b64, name}) => {
+        const bin = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+        const dt = new DataTransfer();
+        dt.items.add(new File([bin], name, {type: 'text/csv'}));
+        el.dispatchEvent(new DragEvent('drop', {dataTransfer: dt, bubbles: true, cancelable: true}));
+      }, {b64: csv, name: basename(dropFile)});
+      const preview = page.locator('[data-testid="import-preview"]');
+      await preview.waitFor();
+      const text = await preview.innerText();
+      const dest = await page.locator('input[name="destination"]').inputValue();
+      await page.getByRole('dialog').getByRole('button', {name: 'Cancel'}).click();
+      return {preview: text.slice(0, 400), destination: dest};
+    });
+
+    await step('importGpkg', async () => {
+      await page.locator('[data-testid="import-open"]').click();
+      await page.locator('input[name="file"]').setInputFiles(importFile);
+      await page.locator('[data-testid="import-preview"]').waitFor();
+      const layers = await page.locator('select[name="layer"] option').count();
+      await page.locator('select[name="layer"]').selectOption(importLayer);
+      await page.waitForFunction((l) => document.querySelector('[data-testid="import-preview"]') && !document.querySelector('[role="dialog"] [role="status"]') &&
+        document.querySelector('select[name="layer"]')?.value === l, importLayer);
+      const preview = await page.locator('[data-testid="import-preview"]').innerText();
+      await page.locator('input[name="destination"]').fill('imported_' + importLayer);
+      await page.getByRole('dialog').getByRole('button', {name: 'Import'}).click();
+      const banner = page.locator('[data-testid="import-banner"]');
+      await banner.waitFor();
+      await page.locator('[data-testid="import-banner"][data-status="success"], [data-testid="import-banner"][data-status="failure"]').waitFor({timeout: 120_000});
+      const status = await banner.getAttribute('data-status');
+      const text = await banner.innerText();
+      await shot(page, 'builder-import');
+      if (status !== 'success') throw new Error(`import ended ${status}: ${text}`);
+      await banner.getByRole('button', {name: 'Create map'}).click();
+      await page.waitForURL(/\/maps\/[^/]+$/);
+      await waitDrawn(page, 1);
+      const st = await deckState(page);
+      return {layers, preview: preview.slice(0, 400), banner: text, mapLayers: st.layers.length, tiles: st.layers[0]?.tiles || ''};
     });
   }
 

@@ -62,6 +62,14 @@ func TestBuilderInBrowser(t *testing.T) {
 	const password = "correct horse battery"
 	admin.must(t, 201, "POST", "/accounts-api/signup", map[string]any{"email": "admin@example.test", "password": password, "name": "Admin"})
 
+	testdata := os.Getenv("MERIDIAN_TESTDATA")
+	if testdata == "" {
+		testdata = filepath.Join("..", "..", "shared", "data")
+	}
+	if _, err := os.Stat(filepath.Join(testdata, "fixtures", "gpkg")); err != nil {
+		skipOrFail(t, "no test data (MERIDIAN_TESTDATA): %v", err)
+	}
+
 	// A map with a layer on a table that is then dropped.
 	if _, err := u.data.Pool.Exec(context.Background(), `CREATE TABLE public.doomed AS SELECT cartodb_id, name, geom FROM public.countries WHERE continent = 'Europe'`); err != nil {
 		t.Fatal(err)
@@ -79,7 +87,9 @@ func TestBuilderInBrowser(t *testing.T) {
 		shots = t.TempDir()
 	}
 	out, err := runNode(t, dir, "builder.mjs", 9*time.Minute, "BASE="+u.base, "ADMIN_EMAIL=admin@example.test", "ADMIN_PASSWORD="+password,
-		"TABLE=public.countries", "BROKEN_MAP="+broken, "DROPPED=public.doomed", "NUMERIC=pop_est", "CATEGORY=continent", "ARTIFACTS="+shots, "CHROMIUM="+chromium)
+		"TABLE=public.countries", "BROKEN_MAP="+broken, "DROPPED=public.doomed",
+		"IMPORT_FILE="+filepath.Join(testdata, "fixtures", "gpkg", "puerto_montt_osm_20170922.gpkg"), "IMPORT_LAYER=places_points",
+		"DROP_FILE="+filepath.Join(testdata, "fixtures", "csv", "ne_110m_populated_places.csv"), "NUMERIC=pop_est", "CATEGORY=continent", "ARTIFACTS="+shots, "CHROMIUM="+chromium)
 	saveArtifact(t, "builder-report.json", out)
 	var rep builderReport
 	if jerr := json.Unmarshal(out, &rep); jerr != nil {
@@ -116,6 +126,21 @@ func TestBuilderInBrowser(t *testing.T) {
 	step("brokenDataset", &br)
 	if !strings.Contains(br.Error, "doomed") || br.Drawn != 1 {
 		t.Errorf("a map whose table was dropped: error %q, %d layers drawn (want the message naming it, the other layer drawn)", br.Error, br.Drawn)
+	}
+
+	var drop struct{ Preview, Destination string }
+	step("importDrop", &drop)
+	if !strings.Contains(drop.Preview, "CSV") || drop.Destination != "ne_110m_populated_places" {
+		t.Errorf("a CSV dropped on the import dialog: preview %q, table %q", drop.Preview, drop.Destination)
+	}
+	var imp struct {
+		Layers    int
+		Banner    string
+		MapLayers int
+	}
+	step("importGpkg", &imp)
+	if n := u.count(t, "SELECT count(*) FROM public.imported_places_points"); imp.Layers < 2 || n == 0 || !strings.Contains(imp.Banner, "imported") || imp.MapLayers != 1 {
+		t.Errorf("the GeoPackage import: %d layers offered, %d rows imported, banner %q, map of %d layers", imp.Layers, n, imp.Banner, imp.MapLayers)
 	}
 
 	var w struct {

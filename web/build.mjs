@@ -5,6 +5,7 @@
 //                             @carto/api-client, MapLibre GL JS, Preact)
 //   builder.css               MapLibre's style sheet and the app's
 //   maplibre-gl-worker.mjs    MapLibre's module worker, as published
+//   *-worker.js               loaders.gl's and @deck.gl/carto's tile parsers
 //   licenses.txt              the licences of what the bundle redistributes
 //
 // `node build.mjs --watch` rebuilds on change.
@@ -57,6 +58,18 @@ async function buildExamples() {
 }
 
 copyFileSync(join(here, 'node_modules', 'maplibre-gl', 'dist', 'maplibre-gl-worker.mjs'), join(out, 'maplibre-gl-worker.mjs'));
+// The tile parsers' workers, which loaders.gl would fetch from unpkg.com:
+// served beside the bundle instead (src/render.js points loaders.gl at
+// them), under lower-case names.
+for (const [from, to] of [
+  ['@loaders.gl/mvt/dist/mvt-worker.js', 'mvt-worker.js'],
+  ['@deck.gl/carto/dist/cartoSpatialTile-worker.js', 'carto-spatial-tile-worker.js'],
+  ['@deck.gl/carto/dist/cartoPropertiesTile-worker.js', 'carto-properties-tile-worker.js'],
+  ['@deck.gl/carto/dist/cartoVectorTile-worker.js', 'carto-vector-tile-worker.js'],
+  ['@deck.gl/carto/dist/cartoRasterTile-worker.js', 'carto-raster-tile-worker.js'],
+]) {
+  copyFileSync(join(here, 'node_modules', from), join(out, to));
+}
 licenses();
 if (process.argv.includes('--watch')) {
   const ctx = await esbuild.context(options);

@@ -26,6 +26,7 @@ func Register(r *bench.Registry) error {
 		r.Register(newImport),
 		r.Register(newImportBig),
 		r.Register(newSignIn),
+		r.Register(newMapPublic),
 	)
 }
 

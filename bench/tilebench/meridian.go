@@ -423,3 +423,53 @@ func ExpandTemplate(tmpl string, c tile.Coord) string {
 		"{y}", strconv.FormatUint(uint64(c.Y), 10),
 	).Replace(tmpl)
 }
+
+// StartUp starts `meridian up` (edge, control, tiles and worker in one
+// process) with the edge on a free loopback port, and waits until the
+// control plane answers through the edge. The result's Addr and URL are
+// the edge's; Get goes through it. Like StartTiles, the process is
+// detached from ctx and killed after lifetime at the latest.
+func (m Meridian) StartUp(ctx context.Context, lifetime time.Duration, extraEnv ...string) (*Tiles, error) {
+	addrs := make([]string, 5)
+	for i := range addrs {
+		a, err := proc.FreeLoopbackAddr()
+		if err != nil {
+			return nil, err
+		}
+		addrs[i] = a
+	}
+	edge := addrs[0]
+	p, err := proc.Command{
+		Path: m.Bin, Args: []string{"up"}, Dir: m.Dir,
+		Env: m.env(append([]string{"MERIDIAN_EDGE_ADDR=" + edge, "MERIDIAN_ADMIN_ADDR=" + addrs[1], "MERIDIAN_TILES_ADDR=" + addrs[2],
+			"MERIDIAN_CONTROL_ADDR=" + addrs[3], "MERIDIAN_WORKER_ADDR=" + addrs[4], "MERIDIAN_PUBLIC_URL=http://" + edge}, extraEnv...)...),
+		Timeout: lifetime, OutputLimit: 16 << 10,
+	}.Start(context.WithoutCancel(ctx))
+	if err != nil {
+		return nil, fmt.Errorf("starting meridian up: %w", err)
+	}
+	t := &Tiles{Addr: edge, URL: "http://" + edge, p: p, client: &http.Client{
+		Timeout:   2 * time.Minute,
+		Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 4},
+	}}
+	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	for {
+		if err := t.Alive(); err != nil {
+			return nil, fmt.Errorf("starting meridian up: %w", err)
+		}
+		status, _, _, err := t.Get(wctx, "/accounts-api/status", nil)
+		if err == nil && status == http.StatusOK {
+			return t, nil
+		}
+		select {
+		case <-wctx.Done():
+			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer scancel()
+			res, _ := p.Stop(sctx)
+			return nil, fmt.Errorf("starting meridian up: the control plane did not answer on %s: %w (last: %v): %s",
+				edge, wctx.Err(), err, tailText([]byte(res.Stderr), 1500))
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}

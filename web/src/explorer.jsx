@@ -1,7 +1,8 @@
 // explorer.jsx: /data, the Data Explorer: connections → schemas → tables
 // → columns and sample rows, and "Create map" from a table.
 import {useEffect, useState} from 'preact/hooks';
-import {catalog, maps} from './api.js';
+import {catalog, maps, dataToken} from './api.js';
+import {ImportDialog, ImportBanner} from './imports.jsx';
 import {emptyConfig, newLayer} from './style.js';
 import {datasetFromTable, spatialOf} from './adddata.jsx';
 import {formatValue} from './mapview.jsx';
@@ -12,9 +13,14 @@ export function Explorer({me}) {
   const [table, setTable] = useState(null);
   const [sample, setSample] = useState(null);
   const [error, setError] = useState('');
+  const [token, setToken] = useState(null);
+  const [importing, setImporting] = useState(false);
+  const [jobs, setJobs] = useState([]);
+  const [tick, setTick] = useState(0);
   useEffect(() => {
     catalog.connections().then((r) => setConns(r.connections)).catch((e) => setError(e.message));
-  }, []);
+    dataToken().then(setToken).catch(() => setToken(null));
+  }, [tick]);
   const toggle = async (key, load) => {
     if (open[key]) {
       setOpen((o) => ({...o, [key]: null}));
@@ -39,24 +45,42 @@ export function Explorer({me}) {
       setError(e.message);
     }
   };
-  const createMap = async () => {
+  // mapOf makes a map of a table (one layer) and opens it.
+  const mapOf = async (conn, t) => {
     try {
-      const ds = datasetFromTable(table.conn, table);
+      const ds = datasetFromTable(conn, t);
       const cfg = emptyConfig();
       const l = newLayer(ds, 0);
       cfg.config.visState.layers.push(l);
       cfg.config.visState.interactionConfig.tooltip.fieldsToShow[ds.id] = ds.columns.slice(0, 3).map((name) => ({name, format: null}));
-      const m = await maps.create({title: table.table || table.name, datasets: [ds], keplerMapConfig: cfg});
+      const m = await maps.create({title: t.table || t.name, datasets: [ds], keplerMapConfig: cfg});
       location.assign(`/maps/${m.id}`);
     } catch (e) {
       setError(e.message);
     }
   };
+  const createMap = () => mapOf(table.conn, table);
   const canCreate = ['admin', 'editor'].includes(me.user.role);
   return (
     <div class="page explorer">
-      <h1>Data</h1>
+      <div class="page-head">
+        <h1>Data</h1>
+        <span class="grow" />
+        {canCreate && token && <button type="button" class="primary" data-testid="import-open" onClick={() => setImporting(true)}>Import data</button>}
+      </div>
       {error && <div class="note error" role="alert">{error}</div>}
+      {jobs.map((j) => <ImportBanner key={j.id} token={token} imp={j}
+        onDone={() => { setOpen({}); setTick((t) => t + 1); }}
+        onCreateMap={async (done) => {
+          try {
+            const t = await catalog.table(done.connection, done.result.table);
+            mapOf(done.connection, t);
+          } catch (e) {
+            setError(e.message);
+          }
+        }}
+        onClose={() => setJobs((js) => js.filter((x) => x.id !== j.id))} />)}
+      {importing && <ImportDialog token={token} onClose={() => setImporting(false)} onImported={(imp) => setJobs((js) => [imp, ...js])} />}
       <div class="explorer-grid">
         <nav class="tree" aria-label="Connections">
           {conns === null ? <p class="muted">Loading…</p> : conns.length === 0 ? <p class="muted">No connection yet. <a href="/connections">Add one</a>.</p> : (

@@ -38,11 +38,13 @@ export function MapView({style, view, layers, tooltipFields, onView, onReady, in
     const map = new maplibregl.Map({
       container: el.current, style: style || {version: 8, sources: {}, layers: [{id: 'bg', type: 'background', paint: {'background-color': '#e9eef2'}}]},
       center: [view?.longitude ?? 0, view?.latitude ?? 20], zoom: view?.zoom ?? 1.5, pitch: view?.pitch ?? 0, bearing: view?.bearing ?? 0,
-      attributionControl: {compact: true}, interactive, preserveDrawingBuffer: true, canvasContextAttributes: {preserveDrawingBuffer: true},
+      attributionControl: {compact: true}, interactive,
     });
     map.addControl(new maplibregl.NavigationControl({visualizePitch: true}), 'top-right');
-    const overlay = new MapboxOverlay({interleaved: false, layers: layers || [], getTooltip: tooltipOf((id) => fieldsRef.current?.(id)),
-      deviceProps: {webgl: {preserveDrawingBuffer: true}}});
+    // Interleaved: deck.gl draws in MapLibre's WebGL context (one context,
+    // one canvas: half the GPU work of an overlay canvas, which counts
+    // where WebGL runs on the CPU).
+    const overlay = new MapboxOverlay({interleaved: true, layers: layers || [], getTooltip: tooltipOf((id) => fieldsRef.current?.(id))});
     map.addControl(overlay);
     map.on('moveend', () => {
       const c = map.getCenter();
@@ -78,25 +80,23 @@ export function jumpTo(view) {
   window.__meridianMap?.jumpTo({center: [view.longitude, view.latitude], zoom: view.zoom});
 }
 
-// captureThumbnail draws the map and its deck.gl layers into a PNG.
-export async function captureThumbnail(width = 480, height = 300) {
+// captureThumbnail returns a PNG of the map as drawn (basemap and
+// layers share one canvas), read in the frame that draws it: the canvas
+// does not keep its pixels after the frame.
+export function captureThumbnail(width = 480, height = 300) {
   const map = window.__meridianMap;
-  if (!map) return null;
-  const base = map.getCanvas();
-  const deckCanvas = map.getContainer().querySelector('canvas.deck-canvas, canvas:not(.maplibregl-canvas)');
-  const out = document.createElement('canvas');
-  out.width = width;
-  out.height = height;
-  const ctx = out.getContext('2d');
-  const draw = (c) => {
-    if (!c) return;
-    const s = Math.max(width / c.width, height / c.height);
-    const w = c.width * s, h = c.height * s;
-    ctx.drawImage(c, (width - w) / 2, (height - h) / 2, w, h);
-  };
-  map.triggerRepaint();
-  await new Promise((r) => requestAnimationFrame(() => r()));
-  draw(base);
-  draw(deckCanvas);
-  return new Promise((resolve) => out.toBlob(resolve, 'image/png'));
+  if (!map) return Promise.resolve(null);
+  return new Promise((resolve) => {
+    map.once('render', () => {
+      const c = map.getCanvas();
+      const out = document.createElement('canvas');
+      out.width = width;
+      out.height = height;
+      const s = Math.max(width / c.width, height / c.height);
+      const w = c.width * s, h = c.height * s;
+      out.getContext('2d').drawImage(c, (width - w) / 2, (height - h) / 2, w, h);
+      out.toBlob(resolve, 'image/png');
+    });
+    map.triggerRepaint();
+  });
 }

@@ -9,12 +9,24 @@ import {fetchMap, parseMap, fetchBasemapProps, _fillInMapDatasets as fillInMapDa
 import {LayerFactory} from '@deck.gl/carto';
 import {MVTLoader} from '@loaders.gl/mvt';
 
-// noWorkers: loaders.gl would load its tile parsers' workers from a CDN
-// (unpkg.com); Meridian runs where no CDN is reachable, so tiles are
-// parsed in the page. Vector tile layers get the MVT loader that parses
-// on the main thread (their default one only runs in a worker).
+// Tile parsing runs in workers, as in a customer's app. loaders.gl would
+// load them from a CDN (unpkg.com), which Meridian never needs: the page
+// names the copies served beside the bundle (index.html, <link
+// id="worker-…">). Without them tiles are parsed in the page, with the
+// MVT loader that can (vector tile layers' default one only runs in a
+// worker).
+const WORKER_IDS = ['mvt', 'cartoSpatialTile', 'cartoPropertiesTile', 'cartoVectorTile', 'cartoRasterTile'];
+const workerUrls = typeof document === 'undefined' ? {} : Object.fromEntries(
+  WORKER_IDS.map((id) => [id, document.getElementById(`worker-${id}`)?.href]).filter(([, href]) => href));
+
 export function noWorkers(layer) {
-  const loadOptions = {...layer.props.loadOptions, worker: false};
+  const current = layer.props.loadOptions || {};
+  if (Object.keys(workerUrls).length === WORKER_IDS.length) {
+    const loadOptions = {...current};
+    for (const [id, workerUrl] of Object.entries(workerUrls)) loadOptions[id] = {...current[id], workerUrl};
+    return layer.clone({loadOptions});
+  }
+  const loadOptions = {...current, worker: false};
   const isMVT = (layer.props.loaders || []).some((l) => l.id === 'mvt' || l.name === 'Mapbox Vector Tile');
   return layer.clone(isMVT ? {loadOptions, loaders: [MVTLoader, ...layer.props.loaders.filter((l) => l.id !== 'mvt')]} : {loadOptions});
 }

@@ -1,0 +1,223 @@
+// imports.jsx: the import dialog of the Data Explorer. Drop a file (or
+// give a URL); the server previews it without importing (format, layers
+// with their feature counts, columns and types, a few rows); pick the
+// layer and the table; the upload shows its bytes, then a banner follows
+// the import job until it ends, with its warnings, and offers a map.
+import {useEffect, useRef, useState} from 'preact/hooks';
+import {APIError, catalog} from './api.js';
+import {formatValue} from './mapview.jsx';
+
+// tableName turns a file name into a table name the importer accepts.
+export function tableName(filename) {
+  let n = filename.replace(/\.[^.]*$/, '').toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 60);
+  if (!/^[a-z_]/.test(n)) n = 't_' + n;
+  return n === 't_' ? '' : n;
+}
+
+// send posts form to path with the data token, reporting upload bytes to
+// onProgress(sent, total) (fetch cannot), and returns the JSON answer.
+function send(token, path, form, onProgress) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.upload.addEventListener('progress', (e) => onProgress?.(e.loaded, e.lengthComputable ? e.total : 0));
+    xhr.addEventListener('load', () => {
+      let body = null;
+      try {
+        body = JSON.parse(xhr.responseText);
+      } catch {
+        // reported below
+      }
+      if (xhr.status >= 200 && xhr.status < 300 && body) resolve(body);
+      else reject(new APIError(body?.error || `${xhr.status} ${xhr.statusText}`, xhr.status, body?.code));
+    });
+    xhr.addEventListener('error', () => reject(new APIError('The upload failed: the server did not answer.', 0, 'NETWORK')));
+    xhr.send(form);
+  });
+}
+
+async function getJSON(token, path) {
+  const res = await fetch(path, {headers: {Authorization: `Bearer ${token}`, Accept: 'application/json'}, cache: 'no-store'});
+  const body = await res.json().catch(() => null);
+  if (!res.ok) throw new APIError(body?.error || `${res.status}`, res.status, body?.code);
+  return body;
+}
+
+const bytes = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(0)} KB` : `${n} B`);
+
+export function ImportDialog({token, onClose, onImported}) {
+  const [conns, setConns] = useState([]);
+  const [conn, setConn] = useState('');
+  const [file, setFile] = useState(null);
+  const [url, setURL] = useState('');
+  const [preview, setPreview] = useState(null);
+  const [layer, setLayer] = useState('');
+  const [dest, setDest] = useState('');
+  const [ifExists, setIfExists] = useState('fail');
+  const [error, setError] = useState('');
+  const [busy, setBusy] = useState('');
+  const [upload, setUpload] = useState(null);
+  const [dragging, setDragging] = useState(false);
+  const input = useRef(null);
+
+  useEffect(() => {
+    catalog.connections().then((r) => {
+      setConns(r.connections);
+      setConn(r.connections[0]?.name || '');
+    }).catch((e) => setError(e.message));
+  }, []);
+
+  const describe = async (f, u, lyr) => {
+    setError('');
+    setBusy('Reading the file…');
+    try {
+      let p;
+      if (f) {
+        const form = new FormData();
+        if (lyr) form.append('layer', lyr);
+        form.append('file', f);
+        p = await send(token, '/api/v3/imports/preview', form);
+      } else {
+        const res = await fetch('/api/v3/imports/preview', {method: 'POST', headers: {Authorization: `Bearer ${token}`, 'Content-Type': 'application/json'},
+          body: JSON.stringify({url: u, ...(lyr ? {layer: lyr} : {})})});
+        p = await res.json();
+        if (!res.ok) throw new APIError(p?.error || `${res.status}`, res.status);
+      }
+      setPreview(p);
+      setLayer(p.layer || '');
+    } catch (e) {
+      setPreview(null);
+      setError(e.message);
+    } finally {
+      setBusy('');
+    }
+  };
+  const choose = (f) => {
+    if (!f) return;
+    setFile(f);
+    setURL('');
+    setDest(tableName(f.name));
+    describe(f, '', '');
+  };
+  const start = async (e) => {
+    e.preventDefault();
+    setError('');
+    if (!file && !url) {
+      setError('Drop a file or give a URL first.');
+      return;
+    }
+    setBusy('Uploading…');
+    try {
+      const fields = {connection: conn, destination: dest.trim(), if_exists: ifExists, ...(layer ? {layer} : {})};
+      let imp;
+      if (file) {
+        // Fields before the file: the server checks the grant before storing anything.
+        const form = new FormData();
+        for (const [k, v] of Object.entries(fields)) form.append(k, v);
+        form.append('file', file);
+        setUpload({sent: 0, total: file.size});
+        imp = await send(token, '/api/v3/imports', form, (sent, total) => setUpload({sent, total: total || file.size}));
+      } else {
+        const res = await fetch('/api/v3/imports', {method: 'POST', headers: {Authorization: `Bearer ${token}`, 'Content-Type': 'application/json'}, body: JSON.stringify({...fields, url})});
+        imp = await res.json();
+        if (!res.ok) throw new APIError(imp?.error || `${res.status}`, res.status);
+      }
+      onImported(imp);
+      onClose();
+    } catch (err) {
+      setError(err.message);
+    } finally {
+      setBusy('');
+      setUpload(null);
+    }
+  };
+
+  return (
+    <div class="dialog-backdrop" onClick={(e) => e.target === e.currentTarget && !busy && onClose()}>
+      <form class="dialog wide" role="dialog" aria-label="Import data" onSubmit={start}>
+        <h2>Import data</h2>
+        {error && <div class="note error" role="alert" data-testid="import-error">{error}</div>}
+        <div class={'dropzone' + (dragging ? ' over' : '')} data-testid="dropzone"
+          onDragOver={(e) => { e.preventDefault(); setDragging(true); }} onDragLeave={() => setDragging(false)}
+          onDrop={(e) => { e.preventDefault(); setDragging(false); choose(e.dataTransfer.files[0]); }}
+          onClick={() => input.current?.click()}>
+          {file ? <span><b>{file.name}</b> · {bytes(file.size)}</span> : <span>Drop a file here (GeoJSON, GeoPackage, Shapefile zip, CSV, KML, FlatGeobuf…) or click to choose</span>}
+          <input ref={input} type="file" name="file" hidden onChange={(e) => choose(e.currentTarget.files[0])} />
+        </div>
+        <div class="row">
+          <label class="grow">or a URL <input type="url" name="url" value={url} placeholder="https://…/data.geojson" onInput={(e) => setURL(e.currentTarget.value)}
+            onBlur={() => { if (url && !file) { setDest(tableName(url.split('/').pop() || 'import')); describe(null, url, ''); } }} /></label>
+        </div>
+        {busy && <p class="muted" role="status">{busy}</p>}
+        {upload && <progress data-testid="upload-progress" max={upload.total || 1} value={upload.sent} />}
+        {preview && <div class="preview" data-testid="import-preview">
+          <p><b>{preview.format}</b>{preview.geometry?.kind ? ` · geometry: ${preview.geometry.kind}${preview.geometry.column ? ' ' + preview.geometry.column : ''}${preview.geometry.latitude ? ` (${preview.geometry.longitude}, ${preview.geometry.latitude})` : ''}` : ''}</p>
+          {preview.layers?.length > 1 && <label>Layer
+            <select name="layer" value={layer} onChange={(e) => { const v = e.currentTarget.value; setLayer(v); describe(file, url, v); }}>
+              {preview.layers.map((l) => <option key={l.name} value={l.name}>{l.name} — {l.geometryType || 'no geometry'}, {formatValue(l.features)} features</option>)}
+            </select>
+          </label>}
+          <div class="scroll"><table class="sample"><thead><tr>{preview.columns.map((c) => <th key={c.name}>{c.name}<br /><span class="muted small">{c.type}</span></th>)}</tr></thead>
+            <tbody>{(preview.rows || []).slice(0, 5).map((r, i) => <tr key={i}>{preview.columns.map((c) => <td key={c.name}>{typeof r[c.name] === 'object' && r[c.name] !== null ? '…' : formatValue(r[c.name])}</td>)}</tr>)}</tbody></table></div>
+        </div>}
+        <div class="row">
+          <label>Connection
+            <select name="connection" value={conn} onChange={(e) => setConn(e.currentTarget.value)}>{conns.map((c) => <option key={c.id} value={c.name}>{c.name}</option>)}</select>
+          </label>
+          <label class="grow">Table <input type="text" name="destination" required value={dest} onInput={(e) => setDest(e.currentTarget.value)} placeholder="schema.table" /></label>
+          <label>If it exists
+            <select name="if_exists" value={ifExists} onChange={(e) => setIfExists(e.currentTarget.value)}>
+              <option value="fail">fail</option><option value="replace">replace it</option><option value="append">append rows</option>
+            </select>
+          </label>
+        </div>
+        <div class="actions">
+          <button type="button" onClick={onClose} disabled={!!busy}>Cancel</button>
+          <button type="submit" class="primary" disabled={!!busy || (!file && !url)}>Import</button>
+        </div>
+      </form>
+    </div>
+  );
+}
+
+// ImportBanner follows an import job until it ends.
+export function ImportBanner({token, imp, onDone, onCreateMap, onClose}) {
+  const [job, setJob] = useState(imp);
+  useEffect(() => {
+    let stop = false;
+    let timer;
+    const tick = async () => {
+      try {
+        const j = await getJSON(token, `/api/v3/imports/${encodeURIComponent(imp.id)}`);
+        if (stop) return;
+        setJob(j);
+        if (['success', 'failure', 'cancelled'].includes(j.status)) {
+          onDone?.(j);
+          return;
+        }
+      } catch {
+        // try again
+      }
+      timer = setTimeout(tick, 1000);
+    };
+    tick();
+    return () => { stop = true; clearTimeout(timer); };
+  }, [imp.id]);
+  const p = job.progress || {};
+  const warnings = job.result?.warnings || [];
+  return (
+    <div class={`banner ${job.status}`} role="status" data-testid="import-banner" data-status={job.status}>
+      <b>{job.destination}</b>
+      {job.status === 'success' ? <span> imported: {formatValue(job.result?.rows)} rows{job.result?.geometryType ? ` of ${job.result.geometryType}` : ''}.</span>
+        : job.status === 'failure' ? <span> failed: {job.error}</span>
+          : job.status === 'cancelled' ? <span> cancelled.</span>
+            : <span> {job.status}{p.phase ? ` · ${p.phase}` : ''} · {bytes(p.bytesDone || 0)}{p.bytesTotal ? ` of ${bytes(p.bytesTotal)}` : ''} · {formatValue(p.rows || 0)} rows
+              {p.bytesTotal ? <progress max={p.bytesTotal} value={p.bytesDone} /> : null}</span>}
+      {warnings.length > 0 && <ul class="warnings" data-testid="import-warnings">{warnings.map((w, i) => <li key={i}>{w}</li>)}</ul>}
+      {job.status === 'success' && onCreateMap && <button type="button" class="small primary" onClick={() => onCreateMap(job)}>Create map</button>}
+      <button type="button" class="icon" aria-label="Close" onClick={onClose}>×</button>
+    </div>
+  );
+}
