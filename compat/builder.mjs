@@ -293,6 +293,26 @@ try {
     });
   }
 
+  // The SQL editor: Ctrl+Enter, the result on a map, exports, history.
+  await step('sql', async () => {
+    await page.goto(`${base}/data/sql`, {waitUntil: 'load'});
+    const q = `SELECT name, ${category}, geom FROM ${table} WHERE ${category} = 'Europe'`;
+    await page.locator('textarea[name="sql"]').fill(q);
+    await page.locator('textarea[name="sql"]').press('Control+Enter');
+    const summary = await page.locator('[data-testid="sql-summary"]').innerText();
+    await waitDrawn(page, 1);
+    const [download] = await Promise.all([page.waitForEvent('download'), page.locator('[data-testid="sql-csv"]').click()]);
+    const csv = readFileSync(await download.path(), 'utf8');
+    const [gj] = await Promise.all([page.waitForEvent('download'), page.locator('[data-testid="sql-geojson"]').click()]);
+    const geojson = JSON.parse(readFileSync(await gj.path(), 'utf8'));
+    await page.locator('textarea[name="sql"]').fill('SELECT nope FROM nowhere');
+    await page.locator('[data-testid="sql-run"]').click();
+    const error = await page.locator('[data-testid="sql-error"]').innerText();
+    await page.reload({waitUntil: 'load'});
+    const history = await page.locator('select[name="history"] option').allInnerTexts();
+    return {summary, csvLines: csv.trim().split('\n').length, csvHeader: csv.split('\n')[0], features: geojson.features?.length ?? -1, error, history: history.slice(0, 3)};
+  });
+
   // A viewer of the organization, invited by the admin.
   await step('invite', async () => {
     const inv = await a.request.post(base + '/workspace-api/invites', {data: {email: viewer.email, role: 'viewer'}, headers: {Origin: base}});

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -130,7 +131,7 @@ func TestBuilderInBrowser(t *testing.T) {
 
 	var drop struct{ Preview, Destination string }
 	step("importDrop", &drop)
-	if !strings.Contains(drop.Preview, "CSV") || drop.Destination != "ne_110m_populated_places" {
+	if !strings.HasPrefix(drop.Preview, "csv") || !strings.Contains(drop.Preview, "latlon") || drop.Destination != "ne_110m_populated_places" {
 		t.Errorf("a CSV dropped on the import dialog: preview %q, table %q", drop.Preview, drop.Destination)
 	}
 	var imp struct {
@@ -141,6 +142,17 @@ func TestBuilderInBrowser(t *testing.T) {
 	step("importGpkg", &imp)
 	if n := u.count(t, "SELECT count(*) FROM public.imported_places_points"); imp.Layers < 2 || n == 0 || !strings.Contains(imp.Banner, "imported") || imp.MapLayers != 1 {
 		t.Errorf("the GeoPackage import: %d layers offered, %d rows imported, banner %q, map of %d layers", imp.Layers, n, imp.Banner, imp.MapLayers)
+	}
+
+	var sq struct {
+		Summary, CSVHeader, Error string
+		CSVLines, Features      int
+		History                 []string
+	}
+	step("sql", &sq)
+	if europe := u.count(t, "SELECT count(*) FROM public.countries WHERE continent = 'Europe'"); !strings.HasPrefix(sq.Summary, strconv.Itoa(europe)+" rows") ||
+		sq.CSVLines != europe+1 || !strings.Contains(sq.CSVHeader, "name") || sq.Features != europe || !strings.Contains(sq.Error, "nowhere") || len(sq.History) < 2 {
+		t.Errorf("the SQL editor: %+v (want %d European countries)", sq, europe)
 	}
 
 	var w struct {

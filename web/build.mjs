@@ -4,7 +4,7 @@
 //   builder.js                the app, an ES module (deck.gl, @deck.gl/carto,
 //                             @carto/api-client, MapLibre GL JS, Preact)
 //   builder.css               MapLibre's style sheet and the app's
-//   maplibre-gl-worker.mjs    MapLibre's module worker, as published
+//   maplibre-gl-worker.js     MapLibre's worker (of its CSP build), as published
 //   *-worker.js               loaders.gl's and @deck.gl/carto's tile parsers
 //   licenses.txt              the licences of what the bundle redistributes
 //
@@ -57,7 +57,7 @@ async function buildExamples() {
   await esbuild.build({...options, entryPoints: {fetchmap: join(here, 'examples', 'fetchmap.js')}, outdir: join(here, 'examples', 'dist')});
 }
 
-copyFileSync(join(here, 'node_modules', 'maplibre-gl', 'dist', 'maplibre-gl-worker.mjs'), join(out, 'maplibre-gl-worker.mjs'));
+copyFileSync(join(here, 'node_modules', 'maplibre-gl', 'dist', 'maplibre-gl-csp-worker.js'), join(out, 'maplibre-gl-worker.js'));
 // The tile parsers' workers, which loaders.gl would fetch from unpkg.com:
 // served beside the bundle instead (src/render.js points loaders.gl at
 // them), under lower-case names.

@@ -11,9 +11,10 @@ import {MapsList} from './list.jsx';
 import {Editor} from './editor.jsx';
 import {Viewer} from './viewer.jsx';
 import {Explorer} from './explorer.jsx';
+import {SQLConsole} from './sqlconsole.jsx';
 
 function Bar({me, here}) {
-  const links = [['/maps', 'Maps'], ['/data', 'Data'], ['/', 'Imports'], ['/sql', 'SQL'], ['/jobs', 'Jobs'], ['/tokens', 'Tokens'], ['/connections', 'Connections']];
+  const links = [['/maps', 'Maps'], ['/data', 'Data'], ['/data/sql', 'SQL'], ['/', 'Imports'], ['/jobs', 'Jobs'], ['/tokens', 'Tokens'], ['/connections', 'Connections']];
   const signOut = async () => {
     sessionStorage.clear();
     await call('/accounts-api/logout', {method: 'POST'}).catch(() => {});
@@ -49,8 +50,8 @@ function App() {
   if (edit) return <Editor id={decodeURIComponent(edit[1])} me={me} />;
   return (
     <>
-      <Bar me={me} here={path.startsWith('/data') ? '/data' : '/maps'} />
-      {path.startsWith('/data') ? <Explorer me={me} /> : <MapsList me={me} />}
+      <Bar me={me} here={path === '/data/sql' ? '/data/sql' : path.startsWith('/data') ? '/data' : '/maps'} />
+      {path === '/data/sql' ? <SQLConsole me={me} /> : path.startsWith('/data') ? <Explorer me={me} /> : <MapsList me={me} />}
     </>
   );
 }

@@ -1,7 +1,9 @@
 // mapview.jsx: MapLibre GL JS with deck.gl drawn over it (MapboxOverlay),
 // the way a customer's app combines the basemap and fetchMap's layers.
 import {useEffect, useRef} from 'preact/hooks';
-import * as maplibregl from 'maplibre-gl';
+// MapLibre's CSP build: its worker is a file of its own (no blob: code),
+// which the page names.
+import maplibregl from 'maplibre-gl/dist/maplibre-gl-csp.js';
 import {MapboxOverlay} from '@deck.gl/mapbox';
 
 // MapLibre's worker is published beside the bundle under a hashed name;
@@ -39,6 +41,8 @@ export function MapView({style, view, layers, tooltipFields, onView, onReady, in
       container: el.current, style: style || {version: 8, sources: {}, layers: [{id: 'bg', type: 'background', paint: {'background-color': '#e9eef2'}}]},
       center: [view?.longitude ?? 0, view?.latitude ?? 20], zoom: view?.zoom ?? 1.5, pitch: view?.pitch ?? 0, bearing: view?.bearing ?? 0,
       attributionControl: {compact: true}, interactive,
+      // Labels appear at once: a fade animates (and redraws) for 300 ms.
+      fadeDuration: 0,
     });
     map.addControl(new maplibregl.NavigationControl({visualizePitch: true}), 'top-right');
     // Interleaved: deck.gl draws in MapLibre's WebGL context (one context,
