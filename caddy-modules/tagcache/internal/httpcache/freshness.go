@@ -53,6 +53,13 @@ func understoodStatus(code int) bool {
 func (c *Cache) planResponse(status int, h http.Header, req *http.Request, authorized bool, reqTime, respTime int64) plan {
 	cc := cachecontrol.Parse(h["Cache-Control"])
 	expires := h["Expires"]
+	// RFC 9213: a valid, non-empty CDN-Cache-Control replaces
+	// Cache-Control and Expires for this cache.
+	if l := h["Cdn-Cache-Control"]; len(l) > 0 {
+		if cdn, ok := cachecontrol.ParseCDN(l); ok {
+			cc, expires = cdn, nil
+		}
+	}
 	var p plan
 	switch {
 	case cc.Invalid:
