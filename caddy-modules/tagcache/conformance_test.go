@@ -94,3 +94,65 @@ func TestConformanceThroughCaddy(t *testing.T) {
 		}
 	}
 }
+
+// TestRangeFromStoredResponse: a single byte range of a fresh stored
+// complete response is served from it as a 206 with the stored header
+// fields; other range requests go to the origin, and nothing they bring
+// back is stored.
+func TestRangeFromStoredResponse(t *testing.T) {
+	o := newOrigin(t)
+	o.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=3600")
+		w.Header().Set("ETag", `"e1"`)
+		w.Header().Set("A", "1")
+		http.ServeContent(w, r, "", time.Time{}, strings.NewReader("01234567890"))
+	})
+	port := freePort(t)
+	load(t, edge{port: port, origin: o.addr()})
+	url := fmt.Sprintf("http://127.0.0.1:%d/r", port)
+
+	// Before anything is stored, a range goes to the origin.
+	if r := send(t, "GET", url, nil, "Range: bytes=0-1"); r.status != 206 || r.body != "01" || r.cacheStatus() != "meridian; fwd=bypass" {
+		t.Fatalf("range before fill: %d %q %q", r.status, r.body, r.cacheStatus())
+	}
+	if r := send(t, "GET", url, nil); r.status != 200 || r.isHit() {
+		t.Fatalf("fill: %d %q", r.status, r.cacheStatus())
+	}
+	hits := o.hits.Load()
+	for _, c := range []struct{ rng, body, cr string }{
+		{"bytes=0-1", "01", "bytes 0-1/11"},
+		{"bytes=1-", "1234567890", "bytes 1-10/11"},
+		{"bytes=-1", "0", "bytes 10-10/11"},
+		{"bytes=9-99", "90", "bytes 9-10/11"},
+	} {
+		r := send(t, "GET", url, nil, "Range: "+c.rng)
+		if r.status != 206 || r.body != c.body || r.header.Get("Content-Range") != c.cr ||
+			r.header.Get("Content-Length") != fmt.Sprint(len(c.body)) || r.header.Get("A") != "1" || !r.isHit() {
+			t.Errorf("%s: %d %q Content-Range %q Content-Length %q A %q Cache-Status %q", c.rng, r.status, r.body,
+				r.header.Get("Content-Range"), r.header.Get("Content-Length"), r.header.Get("A"), r.cacheStatus())
+		}
+	}
+	if r := send(t, "GET", url, nil, "Range: bytes=0-1", `If-None-Match: "e1"`); r.status != 304 {
+		t.Errorf("conditional range: %d, want 304", r.status)
+	}
+	if got := o.hits.Load(); got != hits {
+		t.Errorf("ranges of a stored response reached the origin %d times", got-hits)
+	}
+	// Several ranges, an unsatisfiable one, If-Range and a request that
+	// refuses stored responses go to the origin.
+	for _, hdr := range [][]string{
+		{"Range: bytes=0-1,3-4"},
+		{"Range: bytes=50-"},
+		{"Range: bytes=0-1", `If-Range: "e1"`},
+		{"Range: bytes=0-1", "Cache-Control: no-cache"},
+	} {
+		before := o.hits.Load()
+		if r := send(t, "GET", url, nil, hdr...); r.isHit() || o.hits.Load() != before+1 {
+			t.Errorf("%q: Cache-Status %q, origin hits +%d; want it forwarded", hdr, r.cacheStatus(), o.hits.Load()-before)
+		}
+	}
+	// The full response is still the stored one.
+	if r := send(t, "GET", url, nil); !r.isHit() || r.body != "01234567890" || r.header.Get("Content-Range") != "" {
+		t.Errorf("full after ranges: %q %q", r.cacheStatus(), r.body)
+	}
+}
