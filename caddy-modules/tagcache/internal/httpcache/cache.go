@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -203,7 +205,8 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next Handler) 
 	default:
 		return c.serveUnsafe(w, r, next)
 	}
-	if len(r.Header["Range"]) > 0 || len(r.Header["Upgrade"]) > 0 {
+	ranged := len(r.Header["Range"]) > 0
+	if (ranged && r.Method != http.MethodGet) || len(r.Header["Upgrade"]) > 0 {
 		return c.pass(w, r, next, "meridian; fwd=bypass")
 	}
 	rq := c.parseRequest(r)
@@ -248,6 +251,16 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next Handler) 
 		c.store.stats.denied.Add(1)
 		e, reason = nil, fwdRequest
 	}
+	if ranged {
+		// A range of a fresh stored complete response is served from it
+		// (RFC 9111 §3.4 lets a cache answer a range request from a stored
+		// response); anything else goes to the origin and is not stored.
+		if e != nil && !soft && c.serveRange(w, r, e, rq, now) {
+			c.store.stats.hits.Add(1)
+			return nil
+		}
+		return c.pass(w, r, next, "meridian; fwd=bypass")
+	}
 	if e != nil {
 		age := e.currentAge(now)
 		staleness := age - e.lifetime // >= 0: stale
@@ -288,6 +301,94 @@ func (c *Cache) ServeHTTP(w http.ResponseWriter, r *http.Request, next Handler) 
 		return nil
 	}
 	return c.fill(w, r, next, rq, string(key), string(key[:primaryLen]), e, reason)
+}
+
+// serveRange answers a GET with a single byte range from e when e is a
+// complete 200 response that is fresh for r; it reports false, having
+// written nothing, when the request must go to the origin instead
+// (stale, If-Range, several or unsatisfiable ranges).
+func (c *Cache) serveRange(w http.ResponseWriter, r *http.Request, e *entry, rq request, now int64) bool {
+	if e.kind != kindResponse || e.status != http.StatusOK || len(r.Header["If-Range"]) > 0 {
+		return false
+	}
+	age := e.currentAge(now)
+	staleness := age - e.lifetime
+	if staleness >= 0 || e.has(flagNoCache) || rq.cc.NoCache ||
+		(rq.cc.MaxAge != cachecontrol.Absent && age > rq.cc.MaxAge*int64(time.Second)) ||
+		(rq.cc.MinFresh != cachecontrol.Absent && -staleness < rq.cc.MinFresh*int64(time.Second)) {
+		return false
+	}
+	first, last, ok := parseByteRange(r.Header["Range"], int64(len(e.body)))
+	if !ok {
+		return false
+	}
+	h := w.Header()
+	copyValues := c.copyValues.Load()
+	for i := range e.fields {
+		f := &e.fields[i]
+		if copyValues {
+			h[f.name] = slices.Clone(f.values)
+		} else {
+			h[f.name] = f.values
+		}
+	}
+	m := e.memoFor(now)
+	h["Age"] = []string{m.age[0]}
+	h["Cache-Status"] = []string{m.hit[0] + "; detail=range"}
+	if (len(r.Header["If-None-Match"]) > 0 || len(r.Header["If-Modified-Since"]) > 0) &&
+		notModified(r.Header, e.etag, e.lastModified, e.date) {
+		writeNotModified(w)
+		return true
+	}
+	h["Content-Range"] = []string{"bytes " + strconv.FormatInt(first, 10) + "-" + strconv.FormatInt(last, 10) + "/" + strconv.Itoa(len(e.body))}
+	h["Content-Length"] = []string{strconv.FormatInt(last-first+1, 10)}
+	w.WriteHeader(http.StatusPartialContent)
+	_, _ = w.Write(e.body[first : last+1])
+	return true
+}
+
+// parseByteRange parses a Range header holding one satisfiable byte range
+// of a representation of size bytes (RFC 9110 §14.1.2): "first-last",
+// "first-" or "-suffix". It returns the first and last byte positions.
+func parseByteRange(lines []string, size int64) (first, last int64, ok bool) {
+	if len(lines) != 1 || size == 0 {
+		return 0, 0, false
+	}
+	spec, found := strings.CutPrefix(strings.TrimSpace(lines[0]), "bytes=")
+	if !found || strings.IndexByte(spec, ',') >= 0 {
+		return 0, 0, false
+	}
+	a, b, found := strings.Cut(strings.TrimSpace(spec), "-")
+	if !found {
+		return 0, 0, false
+	}
+	num := func(s string) (int64, bool) {
+		if s == "" || len(s) > 18 {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil && s[0] != '+' && s[0] != '-'
+	}
+	if a == "" { // suffix
+		n, ok := num(b)
+		if !ok || n == 0 {
+			return 0, 0, false
+		}
+		return max(0, size-n), size - 1, true
+	}
+	first, ok = num(a)
+	if !ok || first >= size {
+		return 0, 0, false
+	}
+	last = size - 1
+	if b != "" {
+		l, ok := num(b)
+		if !ok || l < first {
+			return 0, 0, false
+		}
+		last = min(l, size-1)
+	}
+	return first, last, true
 }
 
 type hitKind uint8

@@ -31,8 +31,11 @@
 // # Cache
 //
 // A Cache is the HTTP side: key building, freshness and age (RFC 9111 §4),
-// Vary, revalidation, request coalescing, stale-while-revalidate and
-// stale-if-error (RFC 5861), unsafe-method invalidation (§4.4) and
-// Cache-Status (RFC 9211). It calls the next handler, in Caddy the
+// CDN-Cache-Control (RFC 9213, which overrides Cache-Control and Expires
+// when valid), Vary, revalidation, request coalescing,
+// stale-while-revalidate and stale-if-error (RFC 5861), single byte ranges
+// answered from stored complete responses, unsafe-method invalidation
+// (§4.4) and Cache-Status (RFC 9211). Responses with Set-Cookie are
+// deliberately not stored. It calls the next handler, in Caddy the
 // reverse proxy, to reach the origin.
 package httpcache

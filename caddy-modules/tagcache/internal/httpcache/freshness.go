@@ -52,6 +52,14 @@ func understoodStatus(code int) bool {
 // request went upstream, respTime when the response header arrived.
 func (c *Cache) planResponse(status int, h http.Header, req *http.Request, authorized bool, reqTime, respTime int64) plan {
 	cc := cachecontrol.Parse(h["Cache-Control"])
+	expires := h["Expires"]
+	// RFC 9213: a valid, non-empty CDN-Cache-Control replaces
+	// Cache-Control and Expires for this cache.
+	if l := h["Cdn-Cache-Control"]; len(l) > 0 {
+		if cdn, ok := cachecontrol.ParseCDN(l); ok {
+			cc, expires = cdn, nil
+		}
+	}
 	var p plan
 	switch {
 	case cc.Invalid:
@@ -85,7 +93,7 @@ func (c *Cache) planResponse(status int, h http.Header, req *http.Request, autho
 			return p
 		}
 	}
-	explicit := cc.SMaxAge != cachecontrol.Absent || cc.MaxAge != cachecontrol.Absent || len(h["Expires"]) > 0
+	explicit := cc.SMaxAge != cachecontrol.Absent || cc.MaxAge != cachecontrol.Absent || len(expires) > 0
 	if !explicit && !heuristicStatus(status) && !cc.Public {
 		p.detail = "uncacheable-status"
 		return p
@@ -100,9 +108,9 @@ func (c *Cache) planResponse(status int, h http.Header, req *http.Request, autho
 		p.lifetime = cc.SMaxAge * int64(time.Second)
 	case cc.MaxAge != cachecontrol.Absent:
 		p.lifetime = cc.MaxAge * int64(time.Second)
-	case len(h["Expires"]) > 0:
+	case len(expires) > 0:
 		// An invalid or repeated Expires means "already expired".
-		if exp, ok := singleDate(h["Expires"]); ok && exp > dateV {
+		if exp, ok := singleDate(expires); ok && exp > dateV {
 			p.lifetime = exp - dateV
 		}
 	default:
@@ -115,10 +123,8 @@ func (c *Cache) planResponse(status int, h http.Header, req *http.Request, autho
 
 	// RFC 9111 §4.2.3
 	var ageValue int64
-	if a := h["Age"]; len(a) > 0 {
-		if v, ok := cachecontrol.ParseDelta(strings.TrimSpace(a[0])); ok {
-			ageValue = v * int64(time.Second)
-		}
+	if v, ok := parseAge(h["Age"]); ok {
+		ageValue = v * int64(time.Second)
 	}
 	apparentAge := max(0, respTime-dateV)
 	correctedAge := ageValue + max(0, respTime-reqTime)
@@ -165,16 +171,32 @@ func window(directive int64, def time.Duration) int64 {
 	return int64(def)
 }
 
-// singleDate parses a header holding exactly one HTTP-date.
+// singleDate parses a header holding exactly one HTTP-date (strictly, see
+// parseHTTPDate).
 func singleDate(lines []string) (int64, bool) {
 	if len(lines) != 1 {
 		return 0, false
 	}
-	t, err := http.ParseTime(strings.TrimSpace(lines[0]))
-	if err != nil {
+	t, ok := parseHTTPDate(strings.TrimSpace(lines[0]))
+	if !ok {
 		return 0, false
 	}
 	return t.UnixNano(), true
+}
+
+// parseAge returns the Age of a response, in seconds: the first member of
+// the first field line (an origin or cache that appended its own value
+// made a list; "7200, 0" is as old as 7200), without parameters. A value
+// that is not delta-seconds (negative, decimal, words) is ignored.
+func parseAge(lines []string) (int64, bool) {
+	if len(lines) == 0 {
+		return 0, false
+	}
+	v := lines[0]
+	if i := strings.IndexAny(v, ",;"); i >= 0 {
+		v = v[:i]
+	}
+	return cachecontrol.ParseDelta(strings.TrimSpace(v))
 }
 
 // hopByHop lists header fields never stored or copied from a 304.
