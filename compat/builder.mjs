@@ -12,6 +12,8 @@
 //   IMPORT_FILE     a GeoPackage with several layers, imported through the Data Explorer
 //   IMPORT_LAYER    the layer to pick in it
 //   DROP_FILE       a small CSV of points dropped on the import dialog (previewed only)
+//   LDS_ADDRESS     "place, state": a place the geocoder knows, near roads of the routing graph
+//                   (optional: the LDS step runs only with it)
 //   ARTIFACTS       where screenshots go (required)
 //   CHROMIUM        the browser (default /usr/bin/chromium)
 //
@@ -50,6 +52,7 @@ const dropped = env('DROPPED', '');
 const importFile = env('IMPORT_FILE', '');
 const importLayer = env('IMPORT_LAYER', '');
 const dropFile = env('DROP_FILE', '');
+const ldsAddress = env('LDS_ADDRESS', '');
 mkdirSync(artifacts, {recursive: true});
 
 const watchdog = setTimeout(() => {
@@ -290,6 +293,35 @@ try {
       await waitDrawn(page, 1);
       const st = await deckState(page);
       return {layers, preview: preview.slice(0, 400), banner: text, mapLayers: st.layers.length, tiles: st.layers[0]?.tiles || ''};
+    });
+  }
+
+  // Location data services on the map: search an address, then isolines
+  // around the middle of the view become a layer.
+  if (ldsAddress) {
+    await step('lds', async () => {
+      await page.goto(`${base}/maps/${mapId}`, {waitUntil: 'load'});
+      await waitDrawn(page, 2);
+      await page.locator('input[name="address"]').fill(ldsAddress);
+      await page.locator('input[name="address"]').press('Enter');
+      // The result in the state the address names, else the first.
+      const state = ldsAddress.split(',').pop().trim();
+      const all = page.locator('[data-testid="search-results"] button');
+      await all.first().waitFor();
+      const first = (await all.filter({hasText: state}).count()) ? all.filter({hasText: state}).first() : all.first();
+      const found = await first.innerText();
+      await first.click();
+      await page.waitForFunction(() => window.__meridianMap.getZoom() > 8);
+      await page.getByRole('tab', {name: 'Map'}).click();
+      await page.locator('[data-testid="isoline-car"]').click();
+      const box = await page.locator('[data-testid="map"]').boundingBox();
+      await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+      await page.locator('[data-testid="isoline-note"].ok, [data-testid="isoline-note"].error').waitFor({timeout: 60_000});
+      const note = await page.locator('[data-testid="isoline-note"]').innerText();
+      await waitDrawn(page, 3);
+      await saved(page);
+      await shot(page, 'builder-isolines');
+      return {found, note, layers: (await deckState(page)).layers.length};
     });
   }
 

@@ -13,6 +13,7 @@ import {LayerStyle, columnsOf} from './layerstyle.jsx';
 import {Widget, WIDGET_TYPES} from './widgets.jsx';
 import {Legend} from './legend.jsx';
 import {SharePanel} from './share.jsx';
+import {AddressSearch, fetchIsolines, isolineDataset} from './lds.jsx';
 
 const SAVE_DELAY = 600;
 
@@ -29,6 +30,8 @@ export function Editor({id, me}) {
   const [selected, setSelected] = useState(null);
   const [adding, setAdding] = useState(false);
   const [bbox, setBbox] = useState(null);
+  const [isoMode, setIsoMode] = useState(null); // 'car' | 'walk' while waiting for a click
+  const [isoNote, setIsoNote] = useState(null);
   const lastSaved = useRef(null);
   const timer = useRef(null);
   const pending = useRef(null);
@@ -122,8 +125,28 @@ export function Editor({id, me}) {
   if (error) return <div class="page"><div class="note error" role="alert">{error}</div><a href="/maps">Back to maps</a></div>;
   if (!map) return <div class="page muted">Loading the map…</div>;
 
-  const addDataset = async (ds) => {
+  const addIsolines = async (origin) => {
+    const mode = isoMode;
+    setIsoMode(null);
+    setIsoNote({kind: '', text: 'Computing isolines…'});
+    try {
+      const iso = await fetchIsolines(token, origin, mode, [300, 600, 900]);
+      const ds = isolineDataset(iso, origin, mode);
+      ds.connectionName = map.datasets[0]?.connectionName || 'local';
+      await addDataset(ds, (l) => {
+        l.config.visConfig.opacity = 0.35;
+        l.visualChannels.colorField = {name: 'minutes', type: 'integer'};
+        l.visualChannels.colorScale = 'quantize';
+        l.config.visConfig.colorRange = {name: 'Teal', type: 'sequential', category: 'CARTO', colors: ['#d1eeea', '#68abb8', '#2a5674']};
+      });
+      setIsoNote({kind: 'ok', text: `Added isolines of 5, 10 and 15 minutes by ${mode}.`});
+    } catch (e) {
+      setIsoNote({kind: 'error', text: e.message});
+    }
+  };
+  const addDataset = async (ds, style) => {
     const l = newLayer(ds, layersCfg.length);
+    style?.(l);
     const fields = (ds.columns || []).slice(0, 3).map((name) => ({name, format: null}));
     const next = structuredClone(map);
     next.datasets.push(ds);
@@ -203,6 +226,14 @@ export function Editor({id, me}) {
             {BASEMAPS.map((b) => <label class="check" key={b.id}><input type="radio" name="basemap" value={b.id} checked={basemapOf(map.keplerMapConfig) === b.id}
               onChange={() => update((m) => { m.keplerMapConfig.config.mapStyle.styleType = `custom:${b.id}`; m.keplerMapConfig.config.customBaseMaps = {customStyle: basemapStyle(b.id)}; })} /> {b.label}</label>)}
           </div>
+          <h2>Isolines</h2>
+          <p class="muted">Areas reachable within 5, 10 and 15 minutes of a point, as a layer.</p>
+          <div class="actions">
+            <button type="button" class="small" data-testid="isoline-car" onClick={() => setIsoMode('car')}>By car…</button>
+            <button type="button" class="small" onClick={() => setIsoMode('walk')}>On foot…</button>
+          </div>
+          {isoMode && <div class="note" role="status">Click the map where the isolines start.</div>}
+          {isoNote && <div class={`note ${isoNote.kind}`} role={isoNote.kind === 'error' ? 'alert' : 'status'} data-testid="isoline-note">{isoNote.text}</div>}
           <h2>Interaction</h2>
           <label class="check"><input type="checkbox" checked={cfg.visState.interactionConfig.tooltip.enabled} onChange={(e) => { const v = e.currentTarget.checked; update((m) => { m.keplerMapConfig.config.visState.interactionConfig.tooltip.enabled = v; }); }} /> Tooltips on hover</label>
           <label>Description
@@ -217,12 +248,14 @@ export function Editor({id, me}) {
           view={cfg.mapState}
           layers={rendered?.layers}
           tooltipFields={(layerId) => (cfg.visState.interactionConfig.tooltip.enabled && layerIndex[layerId] ? tooltipOf(layerIndex[layerId]) : null)}
+          onClick={isoMode ? addIsolines : undefined}
           onView={(v, m) => {
             const b = m.getBounds();
             setBbox([Math.max(-180, b.getWest()), Math.max(-85, b.getSouth()), Math.min(180, b.getEast()), Math.min(85, b.getNorth())]);
             update((mm) => { Object.assign(mm.keplerMapConfig.config.mapState, roundView(v)); });
           }}
         />
+        {token && <AddressSearch token={token} />}
         {renderError && <div class="map-error note error" role="alert" data-testid="render-error">{renderError}</div>}
         <Legend layers={layersCfg} descriptors={rendered?.descriptors} />
         <div class="widgets-column" data-testid="widgets">

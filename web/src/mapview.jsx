@@ -28,13 +28,15 @@ export const formatValue = (v) => (v === null || v === undefined ? '–' : typeo
 // MapView draws style (a MapLibre style URL or object) under layers. view
 // is the initial {longitude, latitude, zoom, pitch, bearing}; onView
 // reports the view after every move; onReady(map) once the basemap loaded.
-export function MapView({style, view, layers, tooltipFields, onView, onReady, interactive = true}) {
+export function MapView({style, view, layers, tooltipFields, onView, onReady, onClick, interactive = true}) {
   const el = useRef(null);
   const state = useRef({});
   const fieldsRef = useRef(tooltipFields);
   fieldsRef.current = tooltipFields;
   const onViewRef = useRef(onView);
   onViewRef.current = onView;
+  const onClickRef = useRef(onClick);
+  onClickRef.current = onClick;
 
   useEffect(() => {
     const map = new maplibregl.Map({
@@ -54,6 +56,7 @@ export function MapView({style, view, layers, tooltipFields, onView, onReady, in
       const c = map.getCenter();
       onViewRef.current?.({longitude: c.lng, latitude: c.lat, zoom: map.getZoom(), pitch: map.getPitch(), bearing: map.getBearing()}, map);
     });
+    map.on('click', (e) => onClickRef.current?.([e.lngLat.lng, e.lngLat.lat]));
     map.once('load', () => onReady?.(map, overlay));
     state.current = {map, overlay, style};
     window.__meridianMap = map;
