@@ -233,6 +233,18 @@ try {
     return {title: await page.locator('.map-title').inputValue(), layers, widgets, legend};
   });
 
+  // The maps list: the map, with the picture the editor captured.
+  await step('list', async () => {
+    await page.goto(`${base}/maps`, {waitUntil: 'load'});
+    const card = page.locator(`[data-map-id="${mapId}"]`);
+    await card.waitFor();
+    await page.waitForFunction((id) => {
+      const img = document.querySelector(`[data-map-id="${id}"] img`);
+      return img && img.complete && img.naturalWidth > 0;
+    }, mapId, {timeout: 20_000});
+    return {title: await card.locator('.map-card-title').innerText(), thumbnail: true};
+  });
+
   // A map whose table was dropped: its layer is off with a message naming
   // the source, the other layer is drawn, and the map still saves.
   if (brokenMap) {

@@ -120,6 +120,15 @@ func TestBuilderInBrowser(t *testing.T) {
 		t.Errorf("a query on a missing table: %q, want the database's message", bad.Error)
 	}
 
+	var list struct {
+		Title     string
+		Thumbnail bool
+	}
+	step("list", &list)
+	if list.Title != "Population of the world" || !list.Thumbnail {
+		t.Errorf("the maps list: %+v", list)
+	}
+
 	var br struct {
 		Error string
 		Drawn int

@@ -17,6 +17,17 @@ import {AddressSearch, fetchIsolines, isolineDataset} from './lds.jsx';
 
 const SAVE_DELAY = 600;
 
+// The maps list shows a picture of each map, captured here after a save
+// (at most every 20 s) and on publish.
+const THUMBNAIL_EVERY = 20_000;
+let lastThumbnail = 0;
+function refreshThumbnail(id) {
+  if (Date.now() - lastThumbnail < THUMBNAIL_EVERY) return;
+  lastThumbnail = Date.now();
+  // After the frame that draws the saved state.
+  setTimeout(() => captureThumbnail().then((b) => b && maps.thumbnail(id, b)).catch(() => {}), 1500);
+}
+
 export function Editor({id, me}) {
   const [map, setMap] = useState(null);
   const [token, setToken] = useState(null);
@@ -92,6 +103,7 @@ export function Editor({id, me}) {
     try {
       await maps.patch(next.id, {title: next.title, datasets: next.datasets, keplerMapConfig: next.keplerMapConfig});
       lastSaved.current = key;
+      refreshThumbnail(next.id);
       if (pending.current === next) {
         pending.current = null;
         setSave('saved');
