@@ -134,6 +134,7 @@ type Server struct {
 	mux    *http.ServeMux
 	auth   *authn.Authenticator
 	pools  *dataconn.Pools // data connections of the Catalog API
+	lds    *lds.Service    // nil without the imports/jobs APIs
 }
 
 // New builds the server and its routes.
@@ -197,6 +198,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 			return nil, err
 		}
 		ldsSvc.Register(s.mux)
+		s.lds = ldsSvc
 	}
 	if d.Broker != nil {
 		if err := admin.Mount(s.mux, admin.Deps{Log: d.Log.With("api", "admin"), Meta: d.Meta, Broker: d.Broker,
@@ -225,6 +227,9 @@ func (s *Server) Run(ctx context.Context) error {
 	err = srv.Run(ctx, s.health.SetDraining)
 	if s.pools != nil {
 		s.pools.Close()
+	}
+	if s.lds != nil {
+		s.lds.Close() // its own pool on the LDS database, if it opened one
 	}
 	return err
 }

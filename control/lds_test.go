@@ -13,6 +13,7 @@ import (
 	"github.com/meridian-gis/meridian/control/lds"
 	"github.com/meridian-gis/meridian/control/lds/ldstest"
 	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/tokenstore"
 )
 
 // ldsEnv is a control plane whose LDS API reads the shared fixture
@@ -247,6 +248,48 @@ func TestLDSQuota(t *testing.T) {
 	var org string
 	if err := e.db.Pool.QueryRow(context.Background(), "SELECT org_id FROM lds_usage WHERE service = 'geocoding'").Scan(&org); err != nil || org == "" {
 		t.Errorf("usage row: %q, %v", org, err)
+	}
+}
+
+// TestLDSQuotaPerOrg: each organization spends its own quota, counted
+// under its own id (a token of the default organization under "default").
+func TestLDSQuotaPerOrg(t *testing.T) {
+	e, tok, _ := ldsEnv(t, func(c *lds.Config) { c.GeocodingQuota = 2 })
+	ctx := context.Background()
+	if _, err := e.db.Pool.Exec(ctx, `INSERT INTO organizations (id, name) VALUES ('acme', 'Acme')`); err != nil {
+		t.Fatal(err)
+	}
+	acme, _, err := e.tokens.Create(ctx, tokenstore.Spec{Org: "acme", Owner: "tester", APIs: []grant.API{grant.APILDS},
+		Grants: []grant.Grant{{Connection: "local", Source: "public.stores"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(tok string) int {
+		s, _ := e.do(t, "GET", "/api/v3/lds/geocoding/geocode?address=Vaduz", tok, "", nil, nil)
+		return s
+	}
+	if a, b := get(tok), get(tok); a != 200 || b != 200 {
+		t.Fatalf("the default org's two calls: %d %d", a, b)
+	}
+	if s := get(tok); s != 429 {
+		t.Errorf("the default org's third call: %d, want 429", s)
+	}
+	if s := get(acme); s != 200 {
+		t.Errorf("another org's first call after the default org spent its quota: %d, want 200", s)
+	}
+	rows, err := e.db.Pool.Query(ctx, `SELECT org_id, used FROM lds_usage WHERE service = 'geocoding' ORDER BY org_id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := map[string]int64{}
+	for rows.Next() {
+		var org string
+		var n int64
+		rows.Scan(&org, &n)
+		used[org] = n
+	}
+	if len(used) != 2 || used["acme"] != 1 || used["default"] != 2 {
+		t.Errorf("usage per org = %v, want acme 1 and default 2", used)
 	}
 }
 

@@ -32,10 +32,12 @@ import (
 	"github.com/meridian-gis/meridian/control/lds/geocode"
 	"github.com/meridian-gis/meridian/control/lds/routing"
 	"github.com/meridian-gis/meridian/internal/config"
+	"github.com/meridian-gis/meridian/internal/identity"
 )
 
-// DefaultOrg is the organization of callers whose token names none.
-const DefaultOrg = "00000000-0000-0000-0000-000000000001"
+// DefaultOrg is the organization of callers whose token names none (the
+// platform's default organization, as everywhere else).
+const DefaultOrg = identity.DefaultOrg
 
 // MaxBatch is the most addresses one batch may hold.
 const MaxBatch = 10000
@@ -214,7 +216,7 @@ func (s *Service) handle(service string, fn func(w http.ResponseWriter, r *http.
 		if !ok {
 			return
 		}
-		if org == "" || org == "default" {
+		if org == "" {
 			org = DefaultOrg
 		}
 		var err error
