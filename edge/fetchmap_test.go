@@ -376,11 +376,13 @@ func TestFetchMapCompat(t *testing.T) {
 	doc := anon.must(t, 200, "GET", "/api/v3/maps/public/"+index, nil)
 	mapToken := doc["token"].(string)
 	admin.must(t, 200, "DELETE", "/workspace-api/maps/"+index+"/publish", nil)
-	waitFor(t, 10*time.Second, "the unpublished document gone from the edge", func() bool {
+	// (The purge crosses the broker; under CI's load, with every package's
+	// tests running at once, that has taken over 10 s.)
+	waitFor(t, 30*time.Second, "the unpublished document gone from the edge", func() bool {
 		st, _, _ := anon.do(t, "GET", "/api/v3/maps/public/"+index, nil)
 		return st == 404
 	})
-	waitFor(t, 10*time.Second, "the revoked map token refused at the edge", func() bool {
+	waitFor(t, 30*time.Second, "the revoked map token refused at the edge", func() bool {
 		req, _ := http.NewRequest("GET", u.base+"/api/v3/maps/local/table?name=public.cells_h3&spatialDataColumn=h3&spatialDataType=h3", nil)
 		req.Header.Set("Authorization", "Bearer "+mapToken)
 		res, err := http.DefaultClient.Do(req)
