@@ -340,6 +340,8 @@ try {
   // The SQL editor: Ctrl+Enter, the result on a map, exports, history.
   await step('sql', async () => {
     await page.goto(`${base}/data/sql`, {waitUntil: 'load'});
+    // Ready once the page holds its data token.
+    await page.locator('[data-testid="sql-run"]:not([disabled])').waitFor();
     const q = `SELECT name, ${category}, geom FROM ${table} WHERE ${category} = 'Europe'`;
     await page.locator('textarea[name="sql"]').fill(q);
     await page.locator('textarea[name="sql"]').press('Control+Enter');

@@ -20,6 +20,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -676,6 +677,9 @@ type storeEntry struct {
 	mu       sync.Mutex // serializes loads of this connection
 	cat      *Catalog
 	lastMiss time.Time
+	// loaded is set once cat is: Conns reads it without waiting for a
+	// load in progress (which holds mu).
+	loaded atomic.Bool
 }
 
 // NewStore returns a Store loading catalogs through pools.
@@ -744,6 +748,7 @@ func (s *Store) loadLocked(ctx context.Context, conn string, e *storeEntry) (*Ca
 		return nil, err
 	}
 	e.cat = cat
+	e.loaded.Store(true)
 	return cat, nil
 }
 
@@ -782,7 +787,7 @@ func (s *Store) Conns() []string {
 	defer s.mu.Unlock()
 	out := make([]string, 0, len(s.cats))
 	for c, e := range s.cats {
-		if e.cat != nil {
+		if e.loaded.Load() {
 			out = append(out, c)
 		}
 	}
