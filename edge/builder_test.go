@@ -155,8 +155,8 @@ func TestBuilderInBrowser(t *testing.T) {
 
 	var sq struct {
 		Summary, CSVHeader, Error string
-		CSVLines, Features      int
-		History                 []string
+		CSVLines, Features        int
+		History                   []string
 	}
 	step("sql", &sq)
 	if europe := u.count(t, "SELECT count(*) FROM public.countries WHERE continent = 'Europe'"); !strings.HasPrefix(sq.Summary, strconv.Itoa(europe)+" rows") ||

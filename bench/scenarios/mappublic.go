@@ -261,20 +261,29 @@ func (s *mapPublic) publish(ctx context.Context) (string, error) {
 	return m.ID, nil
 }
 
-func (s *mapPublic) getJSON(ctx context.Context, u string, h http.Header, out any) error {
+// get fetches u with headers h and returns the response with its body read.
+func get(ctx context.Context, u string, h http.Header) (*http.Response, []byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	for k, v := range h {
 		req.Header[k] = v
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("map-public: GET %s: %w", u, err)
+		return nil, nil, fmt.Errorf("map-public: GET %s: %w", u, err)
 	}
 	defer res.Body.Close()
-	raw, _ := io.ReadAll(res.Body)
+	raw, err := io.ReadAll(res.Body)
+	return res, raw, err
+}
+
+func (s *mapPublic) getJSON(ctx context.Context, u string, h http.Header, out any) error {
+	res, raw, err := get(ctx, u, h)
+	if err != nil {
+		return err
+	}
 	if res.StatusCode != http.StatusOK {
 		return fmt.Errorf("map-public: GET %s: %d %s", u, res.StatusCode, tailText(raw, 300))
 	}
@@ -283,20 +292,11 @@ func (s *mapPublic) getJSON(ctx context.Context, u string, h http.Header, out an
 
 // warm requests u until the edge answers it from its cache.
 func (s *mapPublic) warm(ctx context.Context, u string, h http.Header) error {
-	for i := 0; i < 100; i++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	for range 100 {
+		res, _, err := get(ctx, u, h)
 		if err != nil {
 			return err
 		}
-		for k, v := range h {
-			req.Header[k] = v
-		}
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return err
-		}
-		io.Copy(io.Discard, res.Body)
-		res.Body.Close()
 		if res.StatusCode == http.StatusOK && strings.Contains(res.Header.Get("Cache-Status"), "hit") {
 			return nil
 		}

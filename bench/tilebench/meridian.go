@@ -139,26 +139,10 @@ func (m Meridian) StartTiles(ctx context.Context, lifetime time.Duration, extraE
 		// Compression is the engine's business: bodies are read as sent.
 		Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 4},
 	}}
-	wctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
-	for {
-		if err := t.Alive(); err != nil {
-			return nil, fmt.Errorf("starting meridian tiles: %w", err)
-		}
-		status, _, _, err := t.Get(wctx, "/healthz", nil)
-		if err == nil && status == http.StatusOK {
-			return t, nil
-		}
-		select {
-		case <-wctx.Done():
-			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			defer scancel()
-			res, _ := p.Stop(sctx)
-			return nil, fmt.Errorf("starting meridian tiles: no /healthz answer on %s: %w (last: %v): %s",
-				addr, wctx.Err(), err, tailText([]byte(res.Stderr), 1500))
-		case <-time.After(50 * time.Millisecond):
-		}
+	if err := t.waitReady(ctx, "meridian tiles", "/healthz", time.Minute); err != nil {
+		return nil, err
 	}
+	return t, nil
 }
 
 // PID returns the process id.
@@ -452,24 +436,34 @@ func (m Meridian) StartUp(ctx context.Context, lifetime time.Duration, extraEnv 
 		Timeout:   2 * time.Minute,
 		Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 4},
 	}}
-	wctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	if err := t.waitReady(ctx, "meridian up", "/accounts-api/status", 2*time.Minute); err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+// waitReady polls path until it answers 200 (within limit), or the
+// process exits; on failure it stops the process and returns an error
+// with the tail of its output.
+func (t *Tiles) waitReady(ctx context.Context, what, path string, limit time.Duration) error {
+	wctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	for {
 		if err := t.Alive(); err != nil {
-			return nil, fmt.Errorf("starting meridian up: %w", err)
+			return fmt.Errorf("starting %s: %w", what, err)
 		}
-		status, _, _, err := t.Get(wctx, "/accounts-api/status", nil)
+		status, _, _, err := t.Get(wctx, path, nil)
 		if err == nil && status == http.StatusOK {
-			return t, nil
+			return nil
 		}
 		select {
 		case <-wctx.Done():
 			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 			defer scancel()
-			res, _ := p.Stop(sctx)
-			return nil, fmt.Errorf("starting meridian up: the control plane did not answer on %s: %w (last: %v): %s",
-				edge, wctx.Err(), err, tailText([]byte(res.Stderr), 1500))
-		case <-time.After(100 * time.Millisecond):
+			res, _ := t.p.Stop(sctx)
+			return fmt.Errorf("starting %s: no answer from %s on %s: %w (last: %v): %s",
+				what, path, t.Addr, wctx.Err(), err, tailText([]byte(res.Stderr), 1500))
+		case <-time.After(50 * time.Millisecond):
 		}
 	}
 }
