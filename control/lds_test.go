@@ -82,7 +82,7 @@ func TestLDSAuthAndBadInput(t *testing.T) {
 		{"unsupported mode", "/api/v3/lds/routing?origin=-75.5,39.7&destination=-75.5,39.1&mode=bicycle", tok, 400, "Unsupported provider"},
 		{"range over limit", "/api/v3/lds/isolines?origin=-75.5,39.7&range=300,99999", tok, 400, "range"},
 		{"bad range type", "/api/v3/lds/isolines?origin=-75.5,39.7&range=300&range_type=fuel", tok, 400, "range_type"},
-		{"h3 isolines", "/api/v3/lds/isolines/h3?origin=-75.5,39.7&range=300", tok, 400, "Unsupported provider"},
+		{"h3 isolines resolution", "/api/v3/lds/isolines/h3?origin=-75.5,39.7&range=300&resolution=16", tok, 400, "resolution"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			status, body := e.do(t, "GET", tt.path, tt.token, "", nil, nil)
@@ -134,6 +134,23 @@ func TestLDSRoutingIsolinesMatrix(t *testing.T) {
 	status, body = e.do(t, "GET", "/api/v3/lds/isolines?origin=-75.5466,39.7459&mode=car&range=300,600,900&range_type=time", tok, "", nil, &iso)
 	if status != 200 || len(iso[0].Value) != 3 || iso[0].Value[2].Range != 900 || iso[0].Value[0].Geom.Type != "MultiPolygon" {
 		t.Fatalf("isolines: %d %v %+v", status, body, iso)
+	}
+	var cells []struct {
+		Error *string
+		Value []struct {
+			Range      float64
+			Resolution int
+			Cells      []string
+		}
+	}
+	status, body = e.do(t, "GET", "/api/v3/lds/isolines/h3?origin=-75.5466,39.7459&mode=car&range=300,600&resolution=8", tok, "", nil, &cells)
+	if status != 200 || cells[0].Error != nil || len(cells[0].Value) != 2 || cells[0].Value[0].Resolution != 8 ||
+		len(cells[0].Value[0].Cells) < 5 || len(cells[0].Value[1].Cells) <= len(cells[0].Value[0].Cells) {
+		t.Fatalf("h3 isolines: %d %v %+v", status, body, cells)
+	}
+	status, body = e.do(t, "GET", "/api/v3/lds/isolines/h3?origin=-75.5466,39.7459&mode=car&range=3600&resolution=12", tok, "", nil, &cells)
+	if status != 200 || cells[0].Error == nil || !strings.Contains(*cells[0].Error, "coarser resolution") {
+		t.Fatalf("h3 isolines with too many cells: %d %v %+v", status, body, cells)
 	}
 	var m []struct {
 		Value struct{ Durations [][]*float64 }

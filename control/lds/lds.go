@@ -272,7 +272,7 @@ func inputError(err error) bool {
 	for _, e := range []error{geocode.ErrEmptyAddress, geocode.ErrAddressTooLong, geocode.ErrAbsurdAddress,
 		geocode.ErrUnknownCountry, geocode.ErrBadCoordinates, geocode.ErrNothingNear,
 		routing.ErrUnsupportedMode, routing.ErrBadCoordinates, routing.ErrNoRegion, routing.ErrNoRoad,
-		routing.ErrUnreachable, routing.ErrBadRange} {
+		routing.ErrUnreachable, routing.ErrBadRange, routing.ErrTooManyCells} {
 		if errors.Is(err, e) {
 			return true
 		}
@@ -711,17 +711,46 @@ func (s *Service) isolines(w http.ResponseWriter, r *http.Request, c call) error
 	return nil
 }
 
-// isolinesH3 would answer the isolines as H3 cells; no engine here
-// computes H3 cells from polygons yet.
+// isolinesH3 answers the isolines as H3 cells (resolution, default
+// routing.DefaultH3Res): the cells whose centres each range's polygon
+// covers, each range holding the smaller ones' cells.
 func (s *Service) isolinesH3(w http.ResponseWriter, r *http.Request, c call) error {
 	p, err := params(r)
 	if err != nil {
 		return err
 	}
-	if _, _, _, _, err := s.isolineParams(p); err != nil {
+	origin, mode, ranges, rt, err := s.isolineParams(p)
+	if err != nil {
 		return err
 	}
-	return unsupported("isolines as H3 cells")
+	res := routing.DefaultH3Res
+	if v, ok := p["resolution"]; ok {
+		if res, err = strconv.Atoi(strings.TrimSpace(v)); err != nil || res < routing.MinH3Res || res > routing.MaxH3Res {
+			return badRequest("%v, got %q", routing.ErrBadResolution, v)
+		}
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	if err := s.quotas.charge(ctx, c.org, ServiceIsolines, 1); err != nil {
+		return err
+	}
+	iso, err := s.router.Isolines(ctx, origin, mode, ranges, rt)
+	var cells []routing.CellIsoline
+	if err == nil {
+		cells, err = routing.IsolineCells(origin, iso, res)
+	}
+	if errors.Is(err, routing.ErrNoH3) {
+		return unsupported("isolines as H3 cells (" + err.Error() + ")")
+	}
+	if inputError(err) {
+		writeJSON(w, http.StatusOK, []entry{failed(err)})
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, []entry{ok(cells)})
+	return nil
 }
 
 func (s *Service) stats(w http.ResponseWriter, r *http.Request, c call) error {
