@@ -63,8 +63,19 @@ func (q *quotas) charge(ctx context.Context, org, service string, n int64) error
 	if err != nil {
 		return err
 	}
+	// The count commits without waiting for its WAL flush: a crash may
+	// forget the last fraction of a second of use, which a monthly quota
+	// tolerates, and a call does not wait for a disk flush.
+	tx, err := q.meta.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("counting %s use: %w", service, err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO off"); err != nil {
+		return fmt.Errorf("counting %s use: %w", service, err)
+	}
 	var used int64
-	err = q.meta.QueryRow(ctx, `INSERT INTO lds_usage AS u (org_id, service, month, used)
+	err = tx.QueryRow(ctx, `INSERT INTO lds_usage AS u (org_id, service, month, used)
 		SELECT $1::text, $2::text, $3::date, $4::bigint WHERE $4::bigint <= $5::bigint
 		ON CONFLICT (org_id, service, month) DO UPDATE SET used = u.used + EXCLUDED.used
 		WHERE u.used + EXCLUDED.used <= $5::bigint
@@ -74,6 +85,9 @@ func (q *quotas) charge(ctx context.Context, org, service string, n int64) error
 		return errQuota{service: service, quota: limit, used: cur, asked: n}
 	}
 	if err != nil {
+		return fmt.Errorf("counting %s use: %w", service, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("counting %s use: %w", service, err)
 	}
 	return nil

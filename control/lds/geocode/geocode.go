@@ -207,6 +207,7 @@ func (g *Geocoder) Geocode(ctx context.Context, q Query) ([]Result, error) {
 		}
 	}
 	p := Parse(addr)
+	asked := cc
 	if p.Country != "" {
 		c, err := g.countryByName(ctx, p.Country)
 		if err != nil {
@@ -222,6 +223,27 @@ func (g *Geocoder) Geocode(ctx context.Context, q Query) ([]Result, error) {
 			p.City = p.Country
 		}
 	}
+	out, err := g.search(ctx, p, cc, limit)
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 && cc != asked && p.City == "" {
+		// "Springfield, MA": the country the address seemed to name
+		// (Morocco) has no such place; read it as a state instead.
+		p.City = p.Country
+		if out, err = g.search(ctx, p, asked, limit); err != nil {
+			return nil, err
+		}
+	}
+	if err := g.complete(ctx, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// search runs the lookups p calls for, in country cc ("": anywhere), and
+// returns the best limit results.
+func (g *Geocoder) search(ctx context.Context, p Parsed, cc string, limit int) ([]Result, error) {
 	var ccArg any
 	if cc != "" {
 		ccArg = cc
@@ -258,9 +280,6 @@ func (g *Geocoder) Geocode(ctx context.Context, q Query) ([]Result, error) {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Score > out[j].Score })
 	if len(out) > limit {
 		out = out[:limit]
-	}
-	if err := g.complete(ctx, out); err != nil {
-		return nil, err
 	}
 	return out, nil
 }
@@ -389,16 +408,35 @@ func boolf(b bool) float64 {
 }
 
 func (g *Geocoder) places(ctx context.Context, name string, p Parsed, cc any, limit int) ([]Result, error) {
-	// Candidates by trigram similarity (GIN index, in the country when
-	// one is given), then their places by primary key.
-	rows, err := g.db.Query(ctx, `WITH m AS MATERIALIZED (
-			SELECT n.place_id, max(similarity(n.norm, meridian_lds.norm($1))) AS sim,
-				(array_agg(n.norm ORDER BY similarity(n.norm, meridian_lds.norm($1)) DESC))[1] AS matched
-			FROM meridian_lds.place_names n
-			WHERE n.norm % meridian_lds.norm($1) AND ($2::text IS NULL OR n.country_code = $2)
-			GROUP BY n.place_id ORDER BY sim DESC LIMIT $3)
-		SELECT p.kind, p.name, p.country_code, p.population, m.sim, m.matched, meridian_lds.norm($1), ST_X(p.geom), ST_Y(p.geom)
-		FROM m CROSS JOIN LATERAL (SELECT * FROM meridian_lds.places WHERE id = m.place_id) p`, name, cc, max(limit, 30))
+	// Candidates: the places of that exact (normalized) name when there
+	// are at least as many as asked for (a b-tree lookup: a misspelt
+	// name can never outscore an exact one, see the score below), else
+	// by trigram similarity (GIN index); in the country when one is
+	// given. A qualifier that names a state ("Wilmington, Delaware")
+	// ranks the places inside that state's polygon first, among
+	// candidates and in the score.
+	var qualifier any
+	if p.City != "" && p.Street == "" && p.Postal == "" && p.Free != "" {
+		qualifier = p.City
+	}
+	rows, err := g.db.Query(ctx, `WITH q AS (SELECT meridian_lds.norm($1) AS norm),
+		st AS MATERIALIZED (SELECT a.geom FROM meridian_lds.place_names sn
+			JOIN meridian_lds.places sp ON sp.id = sn.place_id AND sp.kind = 'state'
+			JOIN meridian_lds.areas a ON a.kind = 'state' AND a.name = sp.name AND a.country_code = sp.country_code
+			WHERE $4::text IS NOT NULL AND sn.norm = meridian_lds.norm($4) AND ($2::text IS NULL OR sn.country_code = $2)),
+		exact AS MATERIALIZED (SELECT DISTINCT n.place_id, 1::real AS sim, n.norm AS matched
+			FROM meridian_lds.place_names n, q WHERE n.norm = q.norm AND ($2::text IS NULL OR n.country_code = $2)),
+		fuzzy AS MATERIALIZED (SELECT n.place_id, max(similarity(n.norm, q.norm)) AS sim,
+				(array_agg(n.norm ORDER BY similarity(n.norm, q.norm) DESC))[1] AS matched
+			FROM meridian_lds.place_names n, q
+			WHERE (SELECT count(*) FROM exact) < $5 AND n.norm % q.norm AND ($2::text IS NULL OR n.country_code = $2)
+			GROUP BY n.place_id),
+		m AS (SELECT * FROM exact UNION ALL SELECT * FROM fuzzy WHERE place_id NOT IN (SELECT place_id FROM exact))
+		SELECT p.kind, p.name, p.country_code, p.population, m.sim, m.matched, q.norm, ST_X(p.geom), ST_Y(p.geom), x.in_state
+		FROM m CROSS JOIN q
+		CROSS JOIN LATERAL (SELECT * FROM meridian_lds.places WHERE id = m.place_id) p
+		CROSS JOIN LATERAL (SELECT EXISTS (SELECT 1 FROM st WHERE ST_Intersects(st.geom, p.geom)) AS in_state) x
+		ORDER BY x.in_state DESC, m.sim DESC, p.population DESC LIMIT $3`, name, cc, max(limit, 30), qualifier, limit)
 	if err != nil {
 		return nil, fmt.Errorf("finding places: %w", err)
 	}
@@ -408,16 +446,21 @@ func (g *Geocoder) places(ctx context.Context, name string, p Parsed, cc any, li
 		var pop int64
 		var sim float32
 		var matched, q string
-		if err := rows.Scan(&r.Kind, &r.City, &r.CountryCode, &pop, &sim, &matched, &q, &r.Longitude, &r.Latitude); err != nil {
+		var inState bool
+		if err := rows.Scan(&r.Kind, &r.City, &r.CountryCode, &pop, &sim, &matched, &q, &r.Longitude, &r.Latitude, &inState); err != nil {
 			return nil, fmt.Errorf("reading places: %w", err)
 		}
 		// Match quality first: trigram similarity and edit distance
 		// (typing errors: one swapped, dropped, doubled or wrong letter
 		// costs one edit); then the kind (a country, then a city, then a
 		// state of one name: "Puno" is the city more often than the
-		// region) and population break near-ties.
+		// region) and population break near-ties; a place in the state
+		// the address names beats one of the same name elsewhere.
 		r.Score = 0.45*float64(sim) + 0.45*editSimilarity(q, matched) + kindBonus[r.Kind] +
 			0.04*math.Min(1, math.Log10(float64(pop)+1)/9)
+		if inState {
+			r.Score += 0.1
+		}
 		switch r.Kind {
 		case "country":
 			r.Country, r.City = r.City, ""

@@ -277,3 +277,27 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("Geocode(Escaldes-Engordany) = %+v, %v", rs, err)
 	}
 }
+
+// TestQualifiers: a second part naming a state picks the place of that
+// name in that state; a two-letter one that is also a country code
+// falls back to a state when the country has no such place.
+func TestQualifiers(t *testing.T) {
+	g := geocode.New(ldstest.Pool(t))
+	ctx := context.Background()
+	for _, c := range []struct{ address, state, cc string }{
+		{"Wilmington, Delaware", "Delaware", "US"},
+		{"Wilmington, DE", "Delaware", "US"},
+		{"Springfield, Illinois", "Illinois", "US"},
+		{"Springfield, MA", "Massachusetts", "US"},
+		{"Springfield, Massachusetts", "Massachusetts", "US"},
+		{"Vaduz, Liechtenstein", "", "LI"},
+	} {
+		rs, err := g.Geocode(ctx, geocode.Query{Address: c.address})
+		if err != nil {
+			t.Fatalf("%s: %v", c.address, err)
+		}
+		if len(rs) == 0 || rs[0].CountryCode != c.cc || (c.state != "" && rs[0].State != c.state) {
+			t.Errorf("%s: got %+v, want a place in %s %s", c.address, rs, c.state, c.cc)
+		}
+	}
+}
