@@ -172,7 +172,7 @@ func (r *Runner) runOne(ctx context.Context, s Scenario, rng *rand.Rand) (rep Sc
 	env := &Env{Duration: r.Duration, Rounds: r.Rounds, TempDir: tmp, Logger: log}
 
 	log.Info("setting up")
-	setupCtx, cancel := context.WithTimeout(ctx, r.SetupTimeout)
+	setupCtx, cancel := context.WithTimeout(ctx, max(r.SetupTimeout, info.SetupTimeout))
 	teardown, err := s.Setup(setupCtx, env)
 	cancel()
 	var skip *SkipError

@@ -70,6 +70,9 @@ type Info struct {
 	// is longer than the Runner's (work of a fixed size, such as
 	// importing a 1 GiB file). Zero: the Runner's.
 	RunTimeout time.Duration `json:"run_timeout,omitempty"`
+	// SetupTimeout is how long Setup may take when that is longer than
+	// the Runner's (loading a large dataset). Zero: the Runner's.
+	SetupTimeout time.Duration `json:"setup_timeout,omitempty"`
 }
 
 // validate checks the names and that every target refers to a declared

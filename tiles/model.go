@@ -176,7 +176,7 @@ func widgetSource(c *compiled) *widget.Source {
 		ws.RowIDs = t.Kind == catalog.KindTable || t.Kind == catalog.KindMatView
 		return ws
 	}
-	ws.Query = src.Spec.Query
+	ws.Query = src.Spec.SQL()
 	cols := src.Schema // the spatial column, then every other column…
 	if n := len(cols); src.Geom.Shape() == catalog.ShapePoint && n > 1 && cols[n-1].Name == mvt.DensityProp {
 		cols = cols[:n-1] // …and, for points, the tiles' density property

@@ -50,12 +50,13 @@ func (s *Server) sqlQuery(rc *fasthttp.RequestCtx, conn string) {
 		s.fail(rc, err)
 		return
 	}
-	q, args, err := source.ParseQuery(p)
+	spec, err := source.ParseQuery(p)
 	if err != nil {
 		s.fail(rc, err)
 		return
 	}
-	if err := claims.AllowQuery(grant.APISQL, conn, q); err != nil {
+	q, args := spec.SQL(), spec.Args()
+	if err := claims.AllowQuery(grant.APISQL, conn, spec.Query); err != nil {
 		s.fail(rc, err)
 		return
 	}

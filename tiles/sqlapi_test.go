@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
@@ -169,5 +170,50 @@ func TestSQLErrors(t *testing.T) {
 	r := e.get("/api/v3/sql/pg/query?"+q("q", "SELECT * FROM generate_series(1, 50) g", "format", "ndjson"), bearer(e.all))
 	if r.status != 200 || bytes.Count(r.body, []byte("\n")) != 50 {
 		t.Errorf("ndjson over the cap: %d, %d lines", r.status, bytes.Count(r.body, []byte("\n")))
+	}
+}
+
+// TestNamedQueryParameters: an object of queryParameters binds :name and
+// @name placeholders on the SQL API and on query sources (tiles and
+// widgets), and grants name the query as written.
+func TestNamedQueryParameters(t *testing.T) {
+	e := newEnv(t)
+	b, _ := json.Marshal(map[string]any{"q": "SELECT :n::int + 1 AS n, @s::text AS s, 'x::y' AS lit", "queryParameters": map[string]any{"n": 41, "s": "a"}})
+	r := e.do(http.MethodPost, "/api/v3/sql/pg/query", string(b), bearer(e.all), "Content-Type: application/json")
+	if r.status != 200 || !bytes.Contains(r.body, []byte(`"rows":[{"n":42,"s":"a","lit":"x::y"}]`)) {
+		t.Errorf("named SQL: %d %s", r.status, r.body)
+	}
+	// A $n placeholder with an object, and a value that is no scalar.
+	for _, c := range []map[string]any{
+		{"q": "SELECT $1::int AS n", "queryParameters": map[string]any{"n": 1}},
+		{"q": "SELECT :n AS n", "queryParameters": map[string]any{"n": []int{1}}},
+	} {
+		b, _ := json.Marshal(c)
+		r := e.do(http.MethodPost, "/api/v3/sql/pg/query", string(b), bearer(e.all), "Content-Type: application/json")
+		if r.status != 400 || !bytes.Contains(r.body, []byte("queryParameters")) {
+			t.Errorf("%v: %d %s", c, r.status, r.body)
+		}
+	}
+	// A map source whose token grants exactly the query as written.
+	sql := "SELECT geom, name, pop_max FROM places WHERE pop_max > :min AND iso_a2 = @cc"
+	tok := e.is.token(t, []grant.API{grant.APIMaps}, sql)
+	body, _ := json.Marshal(map[string]any{"v": "3.4", "client": "deck-gl-carto", "spatialDataColumn": "geom",
+		"spatialDataType": "geo", "q": sql, "queryParameters": map[string]any{"min": 1000000, "cc": "FR"}})
+	r = e.do(http.MethodPost, "/api/v3/maps/pg/query", string(body), bearer(tok), "Content-Type: application/json")
+	if r.status != 200 {
+		t.Fatalf("named query instantiation: %d %s", r.status, r.body)
+	}
+	tj := r.json(t)["tilejson"].(map[string]any)["url"].([]any)[0].(string)
+	l := decodeTile(t, e.get(expand(e.tileTemplate(tj, tok), 0, 0, 0), bearer(tok), "Accept-Encoding: gzip"))
+	if !hasFeature(l, "name", "Paris") || hasFeature(l, "name", "Rome") {
+		t.Errorf("named query tile has the wrong cities")
+	}
+	// A widget on it counts the same rows as SQL.
+	var want int
+	e.db.Pool.QueryRow(t.Context(), "SELECT count(*) FROM places WHERE pop_max > 1000000 AND iso_a2 = 'FR'").Scan(&want)
+	r = e.get("/api/v3/sql/pg/model/formula?"+q("type", "query", "client", "deck-gl-carto", "source", sql,
+		"queryParameters", map[string]any{"min": 1000000, "cc": "FR"}, "params", map[string]any{"column": "*", "operation": "count"}, "spatialDataType", "geo", "spatialDataColumn", "geom"), bearer(tok))
+	if r.status != 200 || !bytes.Contains(r.body, []byte(fmt.Sprintf(`"value":%d`, want))) {
+		t.Errorf("formula on a named query: %d %s (want %d)", r.status, r.body, want)
 	}
 }

@@ -27,6 +27,7 @@ func Register(r *bench.Registry) error {
 		r.Register(newImportBig),
 		r.Register(newSignIn),
 		r.Register(newMapPublic),
+		r.Register(newLDS),
 	)
 }
 

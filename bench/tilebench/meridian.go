@@ -56,9 +56,14 @@ func (m Meridian) env(extra ...string) []string {
 // Command runs `meridian args…` to its end (bounded by two minutes) and
 // returns its standard output.
 func (m Meridian) Command(ctx context.Context, args ...string) (string, error) {
+	return m.CommandWithin(ctx, 2*time.Minute, args...)
+}
+
+// CommandWithin is Command bounded by limit instead (a long load).
+func (m Meridian) CommandWithin(ctx context.Context, limit time.Duration, args ...string) (string, error) {
 	res, err := proc.Command{
 		Path: m.Bin, Args: args, Dir: m.Dir, Env: m.env(),
-		Timeout: 2 * time.Minute, OutputLimit: 64 << 10,
+		Timeout: limit, OutputLimit: 64 << 10,
 	}.Run(ctx)
 	if err != nil {
 		return "", fmt.Errorf("running meridian %s: %w: %s", strings.Join(redactArgs(args), " "), err,

@@ -147,7 +147,7 @@ func (e *Engine) Bounds(ctx context.Context, c *Source) tile.Bounds {
 			var tx pgx.Tx
 			tx, err = pool.BeginTx(ectx, pgx.TxOptions{AccessMode: pgx.ReadOnly})
 			if err == nil {
-				b, err = catalog.QueryExtent(ectx, tx, c.Spec.Query, c.Geom.Name, c.Spec.Args())
+				b, err = catalog.QueryExtent(ectx, tx, c.Spec.SQL(), c.Geom.Name, c.Spec.Args())
 				tx.Rollback(context.WithoutCancel(ectx))
 			}
 		}

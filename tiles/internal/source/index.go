@@ -118,7 +118,7 @@ func compileIndex(ctx context.Context, env Env, s Spec) (*Source, error) {
 		src.Fingerprint = cat.Fingerprint
 		src.ReadOnlyTx = true
 		src.Args = s.Args()
-		from = "(\n" + s.Query + "\n)"
+		from = "(\n" + s.SQL() + "\n)"
 		var rels []string
 		cols, src.EstRows, rels, err = describeIndexQuery(ctx, pool, s, env.Limits)
 		if err != nil {
@@ -291,11 +291,11 @@ func describeIndexQuery(ctx context.Context, pool *pgxpool.Pool, s Spec, l Limit
 		return nil, 0, nil, fmt.Errorf("starting read-only transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	cols, err := catalog.DescribeQuery(ctx, tx, s.Query)
+	cols, err := catalog.DescribeQuery(ctx, tx, s.SQL())
 	if err != nil {
 		return nil, 0, nil, &QueryError{Err: err}
 	}
-	rows, rels := explain(ctx, tx, s.Query, s.Args())
+	rows, rels := explain(ctx, tx, s.SQL(), s.Args())
 	return cols, rows, rels, nil
 }
 

@@ -83,9 +83,13 @@ type Spec struct {
 	Name string `json:"n,omitempty"`
 	// Query is the SQL (query sources), trimmed, without a final ";".
 	Query string `json:"q,omitempty"`
-	// Params are the positional queryParameters ($1, $2…), compact JSON
-	// array.
+	// Params are the queryParameters, compact JSON array: bound to $1,
+	// $2… as given, or, when ParamNames is set, in its order.
 	Params json.RawMessage `json:"p,omitempty"`
+	// ParamNames are the names of named queryParameters (an object
+	// binding :name or @name in Query), in order of first use; SQL binds
+	// them. Query keeps the text the client wrote, which grants name.
+	ParamNames []string `json:"pn,omitempty"`
 	// Geom is the spatial column. Default "geom".
 	Geom string `json:"g,omitempty"`
 	// Columns restrict the properties; empty: every non-spatial column.
@@ -165,13 +169,12 @@ func ParseSpec(conn string, typ Type, p Params) (Spec, error) {
 		if err != nil {
 			return Spec{}, clienterr.Errorf(ErrBadParams, ": q: %w", err)
 		}
-		s.Query = q
-		params, err := parseQueryParams(p.JSON("queryParameters"))
+		names, params, err := parseQueryParams(q, p.JSON("queryParameters"))
 		if err != nil {
 			return Spec{}, err
 		}
-		s.Params = params
-		if err := checkPlaceholders(q, s.NumParams()); err != nil {
+		s.Query, s.Params, s.ParamNames = q, params, names
+		if err := checkPlaceholders(s.SQL(), s.NumParams()); err != nil {
 			return Spec{}, err
 		}
 	default:
@@ -239,54 +242,110 @@ func parseColumns(p Params) ([]string, error) {
 	return out, nil
 }
 
-func parseQueryParams(raw json.RawMessage) (json.RawMessage, error) {
+// parseQueryParams reads queryParameters for the query sql: an array
+// binds $1, $2… as they are; an object binds names, written :name or
+// @name in sql (BigQuery's and Snowflake's styles), bound as $1, $2… in
+// order of first use (Spec.SQL). It returns the names bound (none for
+// an array) and the values in bind order as compact JSON.
+func parseQueryParams(sql string, raw json.RawMessage) ([]string, json.RawMessage, error) {
 	if raw == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	switch raw[0] {
 	case '[':
 		var vals []any
 		if err := json.Unmarshal(raw, &vals); err != nil {
-			return nil, clienterr.Errorf(ErrBadParams, ": queryParameters: %v", err)
+			return nil, nil, clienterr.Errorf(ErrBadParams, ": queryParameters: %v", err)
 		}
 		if len(vals) == 0 {
-			return nil, nil
+			return nil, nil, nil
 		}
 		for i, v := range vals {
-			switch v.(type) {
-			case nil, string, float64, bool:
-			default:
-				return nil, clienterr.Errorf(ErrBadParams, ": queryParameters[%d]: want a string, number, boolean or null", i)
+			if !scalar(v) {
+				return nil, nil, clienterr.Errorf(ErrBadParams, ": queryParameters[%d]: want a string, number, boolean or null", i)
 			}
 		}
 		b, _ := json.Marshal(vals)
-		return b, nil
+		return nil, b, nil
 	case '{':
-		var m map[string]any
-		if err := json.Unmarshal(raw, &m); err != nil || len(m) > 0 {
-			return nil, clienterr.Errorf(ErrBadParams, ": named queryParameters are not supported on PostgreSQL: use $1, $2… in q and an array")
+		dec := json.NewDecoder(bytes.NewReader(raw))
+		dec.UseNumber()
+		var named map[string]any
+		if err := dec.Decode(&named); err != nil {
+			return nil, nil, clienterr.Errorf(ErrBadParams, ": queryParameters: %v", err)
 		}
-		return nil, nil
+		if len(named) == 0 {
+			return nil, nil, nil
+		}
+		for k, v := range named {
+			if !scalar(v) {
+				return nil, nil, clienterr.Errorf(ErrBadParams, ": queryParameters.%s: want a string, number, boolean or null", k)
+			}
+		}
+		if n, err := MaxPlaceholder(sql); err != nil {
+			return nil, nil, clienterr.Errorf(ErrBadParams, ": q: %w", err)
+		} else if n > 0 {
+			return nil, nil, clienterr.Errorf(ErrBadParams, ": named queryParameters (an object) bind :name or @name; the query uses $%d: give an array for $1, $2…", n)
+		}
+		_, order, err := BindNamed(sql, named)
+		if err != nil {
+			return nil, nil, clienterr.Errorf(ErrBadParams, ": q: %w", err)
+		}
+		vals := make([]any, len(order))
+		for i, name := range order {
+			vals[i] = named[name]
+		}
+		if len(order) == 0 {
+			return nil, nil, nil
+		}
+		b, _ := json.Marshal(vals)
+		return order, b, nil
 	}
-	return nil, clienterr.Errorf(ErrBadParams, ": queryParameters: want an array")
+	return nil, nil, clienterr.Errorf(ErrBadParams, ": queryParameters: want an array ($1, $2…) or an object (:name, @name)")
 }
 
-// ParseQuery reads q and queryParameters (SQL API requests): the SQL,
-// normalized, and its positional arguments.
-func ParseQuery(p Params) (sql string, args []any, err error) {
-	sql, err = NormalizeQuery(p.String("q"))
+func scalar(v any) bool {
+	switch v.(type) {
+	case nil, string, float64, json.Number, bool:
+		return true
+	}
+	return false
+}
+
+// ParseQuery reads q and queryParameters (SQL API requests) into a
+// query Spec: Query is the SQL as written (normalized), which grants
+// name; SQL and Args are what to run.
+func ParseQuery(p Params) (Spec, error) {
+	sql, err := NormalizeQuery(p.String("q"))
 	if err != nil {
-		return "", nil, clienterr.Errorf(ErrBadParams, ": q: %w", err)
+		return Spec{}, clienterr.Errorf(ErrBadParams, ": q: %w", err)
 	}
-	params, err := parseQueryParams(p.JSON("queryParameters"))
+	names, params, err := parseQueryParams(sql, p.JSON("queryParameters"))
 	if err != nil {
-		return "", nil, err
+		return Spec{}, err
 	}
-	s := Spec{Params: params}
-	if err := checkPlaceholders(sql, s.NumParams()); err != nil {
-		return "", nil, err
+	s := Spec{Type: TypeQuery, Query: sql, Params: params, ParamNames: names}
+	if err := checkPlaceholders(s.SQL(), s.NumParams()); err != nil {
+		return Spec{}, err
 	}
-	return sql, s.Args(), nil
+	return s, nil
+}
+
+// SQL is the query to run: Query with its named parameters bound as
+// $1, $2… (Query itself when it has none).
+func (s Spec) SQL() string {
+	if len(s.ParamNames) == 0 {
+		return s.Query
+	}
+	names := make(map[string]any, len(s.ParamNames))
+	for _, n := range s.ParamNames {
+		names[n] = nil
+	}
+	sql, _, err := BindNamed(s.Query, names)
+	if err != nil {
+		return s.Query // ParseSpec scanned it already
+	}
+	return sql
 }
 
 // NumParams returns the number of queryParameters.
@@ -505,7 +564,7 @@ func Compile(ctx context.Context, env Env, s Spec) (*Source, error) {
 			}
 			return catalog.Column{}, false
 		}
-		src.Layer = mvt.Layer{Query: s.Query}
+		src.Layer = mvt.Layer{Query: s.SQL()}
 		src.Args = s.Args()
 		for _, rel := range qi.relations {
 			src.Tags = append(src.Tags, cachetag.Source(s.Conn, rel))
@@ -640,7 +699,7 @@ func describe(ctx context.Context, pool *pgxpool.Pool, s Spec, timeout time.Dura
 		return qi, fmt.Errorf("starting read-only transaction: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	cols, err := catalog.DescribeQuery(ctx, tx, s.Query)
+	cols, err := catalog.DescribeQuery(ctx, tx, s.SQL())
 	if err != nil {
 		return qi, &QueryError{Err: err}
 	}
@@ -661,7 +720,7 @@ func describe(ctx context.Context, pool *pgxpool.Pool, s Spec, timeout time.Dura
 	args := s.Args()
 	var srid *int
 	var gt *string
-	err = tx.QueryRow(ctx, "SELECT ST_SRID(q."+g+"), GeometryType(q."+g+") FROM (\n"+s.Query+"\n) q WHERE q."+g+" IS NOT NULL LIMIT 1", args...).Scan(&srid, &gt)
+	err = tx.QueryRow(ctx, "SELECT ST_SRID(q."+g+"), GeometryType(q."+g+") FROM (\n"+s.SQL()+"\n) q WHERE q."+g+" IS NOT NULL LIMIT 1", args...).Scan(&srid, &gt)
 	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
 		return qi, &QueryError{Err: err}
 	}
@@ -672,7 +731,7 @@ func describe(ctx context.Context, pool *pgxpool.Pool, s Spec, timeout time.Dura
 	if gt != nil {
 		qi.geom.GeomType = strings.ToUpper(*gt)
 	}
-	qi.rows, qi.relations = explain(ctx, tx, s.Query, args)
+	qi.rows, qi.relations = explain(ctx, tx, s.SQL(), args)
 	if err := tx.Commit(ctx); err != nil {
 		return qi, fmt.Errorf("describing query: %w", err)
 	}

@@ -92,7 +92,8 @@ func TestParseSpecErrors(t *testing.T) {
 		{"no query", TypeQuery, getParams()},
 		{"two statements", TypeQuery, getParams("q", "SELECT 1; SELECT 2")},
 		{"missing params", TypeQuery, getParams("q", "SELECT * FROM t WHERE a = $2", "queryParameters", `["x"]`)},
-		{"named params", TypeQuery, getParams("q", "SELECT * FROM t WHERE a = @a", "queryParameters", `{"a":1}`)},
+		{"named params with $n", TypeQuery, getParams("q", "SELECT * FROM t WHERE a = $1", "queryParameters", `{"a":1}`)},
+		{"named object value", TypeQuery, getParams("q", "SELECT * FROM t WHERE a = :a", "queryParameters", `{"a":{"b":1}}`)},
 		{"object param", TypeQuery, getParams("q", "SELECT $1", "queryParameters", `[{"a":1}]`)},
 	}
 	for _, tt := range tests {
@@ -123,5 +124,27 @@ func BenchmarkKey(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		_ = s.Key()
+	}
+}
+
+// TestNamedParams: an object of queryParameters binds :name and @name
+// placeholders as $1, $2… in order of first use, outside literals,
+// quoted names, comments and casts.
+func TestNamedParams(t *testing.T) {
+	p := getParams("q", `SELECT x::text, ':a', "@a", g <@ :b FROM t WHERE a = @a AND c = :a -- :b`, "queryParameters", `{"a": 1.5, "b": "x", "unused": true}`)
+	s, err := ParseSpec("pg", TypeQuery, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `SELECT x::text, ':a', "@a", g <@ $1 FROM t WHERE a = $2 AND c = $2 -- :b`
+	if s.SQL() != want || s.Query != p.String("q") {
+		t.Errorf("SQL = %s\nwant  %s (Query %s)", s.SQL(), want, s.Query)
+	}
+	if args := s.Args(); len(args) != 2 || args[0] != "x" || args[1] != 1.5 {
+		t.Errorf("args = %#v", args)
+	}
+	qs, err := ParseQuery(getParams("q", "SELECT :n + 1", "queryParameters", `{"n": 41}`))
+	if err != nil || qs.SQL() != "SELECT $1 + 1" || qs.Query != "SELECT :n + 1" || len(qs.Args()) != 1 || qs.Args()[0] != int64(41) {
+		t.Errorf("ParseQuery = %+v %v", qs, err)
 	}
 }

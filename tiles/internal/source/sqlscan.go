@@ -2,6 +2,7 @@ package source
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 
 	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
@@ -192,4 +193,53 @@ func checkPlaceholders(sql string, nParams int) error {
 		return clienterr.Errorf(ErrBadParams, ": the query uses $%d but %d queryParameters were given", n, nParams)
 	}
 	return nil
+}
+
+// BindNamed rewrites the named placeholders of sql (:name or @name,
+// outside literals and comments) whose name is a key of named into $1,
+// $2… in order of first use, and returns the rewritten SQL and the names
+// in that order. A "::" cast, an operator such as "<@" or "@>", and names
+// that are not keys stay as they are (PostgreSQL then reports them).
+func BindNamed(sql string, named map[string]any) (string, []string, error) {
+	isIdentStart := func(c byte) bool { return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	isIdent := func(c byte) bool { return isIdentStart(c) || c >= '0' && c <= '9' }
+	type use struct{ at, end int }
+	var uses []use
+	err := scanSQL(sql, func(i int) {
+		c := sql[i]
+		if c != ':' && c != '@' || i+1 >= len(sql) || !isIdentStart(sql[i+1]) {
+			return
+		}
+		if i > 0 && strings.IndexByte(":@<>&|~!=#%^*+-/?", sql[i-1]) >= 0 {
+			return
+		}
+		j := i + 1
+		for j < len(sql) && isIdent(sql[j]) {
+			j++
+		}
+		if _, ok := named[sql[i+1:j]]; ok {
+			uses = append(uses, use{i, j})
+		}
+	})
+	if err != nil {
+		return "", nil, err
+	}
+	var b strings.Builder
+	var order []string
+	index := map[string]int{}
+	last := 0
+	for _, u := range uses {
+		name := sql[u.at+1 : u.end]
+		n, ok := index[name]
+		if !ok {
+			order = append(order, name)
+			n = len(order)
+			index[name] = n
+		}
+		b.WriteString(sql[last:u.at])
+		b.WriteString("$" + strconv.Itoa(n))
+		last = u.end
+	}
+	b.WriteString(sql[last:])
+	return b.String(), order, nil
 }
