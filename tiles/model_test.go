@@ -494,6 +494,16 @@ func TestModelTimeseries(t *testing.T) {
 			series(`SELECT date_trunc('week', founded AT TIME ZONE 'UTC'), max(pop_max) FROM places
 				WHERE founded IS NOT NULL AND ST_Intersects(geom, ST_MakeEnvelope(-10, 35, 25, 60, 4326)) GROUP BY 1 ORDER BY 1`))
 	})
+	t.Run("epoch seconds and milliseconds", func(t *testing.T) {
+		src := "SELECT geom, pop_max, extract(epoch FROM founded)::bigint AS founded_s, (extract(epoch FROM founded) * 1000)::bigint AS founded_ms FROM places"
+		want := series("SELECT date_trunc('year', founded AT TIME ZONE 'UTC'), count(*) FROM places WHERE founded IS NOT NULL GROUP BY 1 ORDER BY 1")
+		check(t, e.model("timeseries", wreq{typ: "query", source: src, params: map[string]any{"column": "founded_s", "epochUnit": "seconds", "stepSize": "year", "operation": "count"}}), want)
+		check(t, e.model("timeseries", wreq{typ: "query", source: src, params: map[string]any{"column": "founded_ms", "epochUnit": "milliseconds", "stepSize": "year", "operation": "count"}}), want)
+		r := e.model("timeseries", wreq{typ: "query", source: src, params: map[string]any{"column": "founded_ms", "stepSize": "year", "operation": "count"}})
+		if r.status != 400 || !strings.Contains(string(r.body), "epochUnit") {
+			t.Errorf("epoch column without a unit: %d %s", r.status, r.body)
+		}
+	})
 	t.Run("split by category", func(t *testing.T) {
 		r := e.model("timeseries", wreq{params: map[string]any{"column": "founded", "stepSize": "year", "stepMultiplier": 5, "operation": "count",
 			"splitByCategory": "featurecla", "splitByCategoryLimit": 2}})

@@ -452,6 +452,9 @@ func (b *builder) timeseries(params json.RawMessage, lim Limits) (*Plan, error) 
 		SplitByCategory       string   `json:"splitByCategory"`
 		SplitByCategoryLimit  *float64 `json:"splitByCategoryLimit"`
 		SplitByCategoryValues []string `json:"splitByCategoryValues"`
+		// EpochUnit (Meridian's) reads a number column as a time since
+		// 1970-01-01 UTC: "seconds" or "milliseconds".
+		EpochUnit string `json:"epochUnit"`
 	}
 	if err := decode(params, &p); err != nil {
 		return nil, err
@@ -460,7 +463,24 @@ func (b *builder) timeseries(params json.RawMessage, lim Limits) (*Plan, error) 
 	if err != nil {
 		return nil, err
 	}
-	if c.Type != catalog.TypeTimestamp {
+	var epochDiv string
+	switch strings.ToLower(p.EpochUnit) {
+	case "":
+	case "s", "seconds":
+		epochDiv = ""
+	case "ms", "milliseconds":
+		epochDiv = " / 1000"
+	default:
+		return nil, invalid("epochUnit %q: want seconds or milliseconds", p.EpochUnit)
+	}
+	number := c.Type == catalog.TypeNumber || c.Type == catalog.TypeBigint
+	switch {
+	case p.EpochUnit != "" && !number:
+		return nil, invalid("epochUnit applies to a number column; column %q is %s", c.Name, c.Type)
+	case p.EpochUnit == "" && number:
+		return nil, invalid("column %q is a number: timeseries need a date or timestamp column; for a time since 1970 "+
+			"add \"epochUnit\": \"seconds\" or \"milliseconds\" to the params, or select to_timestamp(%s) in a query source", c.Name, c.Name)
+	case p.EpochUnit == "" && c.Type != catalog.TypeTimestamp:
 		return nil, invalid("column %q is %s: timeseries need a date or timestamp column", c.Name, c.Type)
 	}
 	mult, err := whole("stepMultiplier", p.StepMultiplier, 1, 1_000_000, 1)
@@ -471,6 +491,8 @@ func (b *builder) timeseries(params json.RawMessage, lim Limits) (*Plan, error) 
 	ts := ref(c)
 	pg := strings.ToLower(c.PGType)
 	switch {
+	case p.EpochUnit != "":
+		ts = "(to_timestamp(" + ts + "::float8" + epochDiv + ") AT TIME ZONE 'UTC')"
 	case strings.Contains(pg, "with time zone") && !strings.Contains(pg, "without"):
 		ts = "(" + ts + " AT TIME ZONE 'UTC')"
 	case strings.HasPrefix(pg, "date"):
