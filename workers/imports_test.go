@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/broker/brokertest"
 	"github.com/meridian-gis/meridian/internal/cachetag"
 	"github.com/meridian-gis/meridian/internal/dataconn"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 )
 
 // Uploaded files of several formats are imported by the worker: the row
@@ -33,7 +35,7 @@ func TestImportUploads(t *testing.T) {
 		{"zipped shapefile", "fixtures/shapefile/ne_110m_admin_0_countries.zip", "public.countries", ImportOptions{IfExists: "replace"}, 177, "MultiPolygon"},
 	}
 	e := newWorkerEnv(t, nil)
-	inv := subscribe(t, e.broker, broker.TopicInvalidations)
+	inv := brokertest.Subscribe(t, e.broker, broker.TopicInvalidations)
 	e.start(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -57,7 +59,7 @@ func TestImportUploads(t *testing.T) {
 			if n := e.count(t, "SELECT count(*) FROM "+table+" WHERE NOT ST_IsValid(geom) OR ST_SRID(geom) <> 4326"); n != 0 {
 				t.Errorf("%s has %d invalid or non-4326 geometries", table, n)
 			}
-			m := receive(t, inv, 10*time.Second)
+			m := brokertest.Receive(t, inv, 10*time.Second)
 			var got cachetag.Invalidation
 			json.Unmarshal(m.Data, &got)
 			if len(got.Tags) != 1 || got.Tags[0] != cachetag.Source("local", table) {
@@ -343,7 +345,7 @@ func TestImportRetriesThenFails(t *testing.T) {
 		e.upload(t, testdata(t, "fixtures/csv/ne_110m_populated_places.csv"))).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	e.jobs.publishJob(ctx, broker.TopicImports, id)
+	jobspec.Imports.Publish(ctx, e.broker, id)
 	e.start(t)
 	var s jobState
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/broker/brokertest"
 	"github.com/meridian-gis/meridian/internal/cachetag"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 )
 
 // Batch SQL jobs: a job that writes commits, invalidates conn:local and
@@ -16,7 +18,7 @@ import (
 // bound; SQL errors fail at once with PostgreSQL's message.
 func TestSQLJobs(t *testing.T) {
 	e := newWorkerEnv(t, nil)
-	inv := subscribe(t, e.broker, broker.TopicInvalidations)
+	inv := brokertest.Subscribe(t, e.broker, broker.TopicInvalidations)
 	e.start(t)
 
 	read := e.createJob(t, "SELECT count(*) FROM pg_class", 10000)
@@ -39,7 +41,7 @@ func TestSQLJobs(t *testing.T) {
 	if s.Status != StatusSuccess || !res.Wrote || res.RowsAffected != 5 {
 		t.Errorf("write job = %+v %s, want success, wrote, 5 rows", s, s.Result)
 	}
-	m := receive(t, inv, 10*time.Second)
+	m := brokertest.Receive(t, inv, 10*time.Second)
 	var got cachetag.Invalidation
 	json.Unmarshal(m.Data, &got)
 	if len(got.Tags) != 1 || got.Tags[0] != cachetag.Conn("local") || !strings.Contains(got.Reason, write) {
@@ -58,11 +60,11 @@ func TestSQLJobs(t *testing.T) {
 		SELECT id, 'UPDATE public.notes SET body = $1 WHERE id = $2', '["changed", 3]' FROM connections RETURNING id`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	e.jobs.publishJob(context.Background(), broker.TopicSQLJobs, id)
+	jobspec.Jobs.Publish(context.Background(), e.broker, id)
 	if s := e.wait(t, "jobs", id, time.Minute); s.Status != StatusSuccess || e.count(t, "SELECT count(*) FROM public.notes WHERE body = 'changed'") != 1 {
 		t.Errorf("job with parameters = %+v, want success updating one row", s)
 	}
-	receive(t, inv, 10*time.Second)
+	brokertest.Receive(t, inv, 10*time.Second)
 
 	// A SQL error fails at once, rolled back.
 	bad := e.createJob(t, "INSERT INTO public.notes VALUES (6, 'x'); SELEC 1", 10000)
@@ -122,7 +124,7 @@ func TestSQLJobTimeoutAndCancel(t *testing.T) {
 // announces the change and succeeds.
 func TestSQLJobRunsOnce(t *testing.T) {
 	e := newWorkerEnv(t, nil)
-	inv := subscribe(t, e.broker, broker.TopicInvalidations)
+	inv := brokertest.Subscribe(t, e.broker, broker.TopicInvalidations)
 	ctx := context.Background()
 	if _, err := e.data.Pool.Exec(ctx, "CREATE TABLE public.counter (n int); INSERT INTO public.counter VALUES (1)"); err != nil {
 		t.Fatal(err)
@@ -130,13 +132,13 @@ func TestSQLJobRunsOnce(t *testing.T) {
 	e.start(t)
 	first := e.createJob(t, "UPDATE public.counter SET n = n + 1", 10000)
 	e.wait(t, "jobs", first, time.Minute)
-	receive(t, inv, 10*time.Second)
+	brokertest.Receive(t, inv, 10*time.Second)
 	// Simulate a crash after COMMIT: the ledger has the job, the row says
 	// running.
 	if _, err := e.meta.Pool.Exec(ctx, "UPDATE jobs SET status = 'running', result = NULL WHERE id = $1", first); err != nil {
 		t.Fatal(err)
 	}
-	e.jobs.publishJob(ctx, broker.TopicSQLJobs, first)
+	jobspec.Jobs.Publish(ctx, e.broker, first)
 	s := e.wait(t, "jobs", first, time.Minute, StatusSuccess)
 	var res SQLJobResult
 	json.Unmarshal(s.Result, &res)
@@ -146,5 +148,5 @@ func TestSQLJobRunsOnce(t *testing.T) {
 	if n := e.count(t, "SELECT n FROM public.counter"); n != 2 {
 		t.Errorf("counter = %d, want 2 (the update applied once)", n)
 	}
-	receive(t, inv, 10*time.Second) // announced again
+	brokertest.Receive(t, inv, 10*time.Second) // announced again
 }
