@@ -216,7 +216,7 @@ func (e *workerEnv) wait(t *testing.T, table, id string, limit time.Duration, wa
 				return s
 			}
 		}
-		if len(want) == 0 && terminal(s.Status) {
+		if len(want) == 0 && jobspec.Terminal(s.Status) {
 			return s
 		}
 		if time.Now().After(deadline) {

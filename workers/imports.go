@@ -85,13 +85,13 @@ func (h *ImportHandler) Handle(ctx context.Context, m *broker.Message) error {
 	if err != nil {
 		return err
 	}
-	if terminal(row.status) {
+	if jobspec.Terminal(row.status) {
 		h.removeUpload(row)
 		return nil
 	}
 	maxAttempts := h.j.cfg.MaxAttempts
 	if row.attempts >= maxAttempts {
-		h.finish(ctx, row, StatusFailure, fmt.Sprintf("gave up after %d attempts: %s", row.attempts, deref(row.lastErr)), log)
+		h.finish(ctx, row, jobspec.StatusFailure, fmt.Sprintf("gave up after %d attempts: %s", row.attempts, deref(row.lastErr)), log)
 		return nil
 	}
 	attempt, ok, err := jobspec.Imports.Start(ctx, h.j.d.Meta, id)
@@ -125,17 +125,17 @@ func (h *ImportHandler) Handle(ctx context.Context, m *broker.Message) error {
 	case errors.Is(out.err, importer.ErrImportRunning):
 		return out.err // a duplicate delivery: leave the row to the running one
 	case out.timedOut:
-		h.finish(ctx, row, StatusFailure, fmt.Sprintf("import timed out after %v", h.j.cfg.ImportTimeout.D()), log)
+		h.finish(ctx, row, jobspec.StatusFailure, fmt.Sprintf("import timed out after %v", h.j.cfg.ImportTimeout.D()), log)
 		return nil
 	case permanent(out.err):
 		log.Info("import failed", "err", out.err)
-		h.finish(ctx, row, StatusFailure, userMessage(out.err), log)
+		h.finish(ctx, row, jobspec.StatusFailure, userMessage(out.err), log)
 		return nil
 	}
 	msg := userMessage(out.err)
 	if m.Attempt >= maxAttempts || attempt >= maxAttempts {
 		log.Error("import failed, no attempts left", "err", out.err)
-		h.finish(ctx, row, StatusFailure, fmt.Sprintf("failed after %d attempts: %s", attempt, msg), log)
+		h.finish(ctx, row, jobspec.StatusFailure, fmt.Sprintf("failed after %d attempts: %s", attempt, msg), log)
 		return nil
 	}
 	log.Warn("import failed, will retry", "err", out.err)

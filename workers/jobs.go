@@ -20,19 +20,6 @@ import (
 	"github.com/meridian-gis/meridian/workers/importer"
 )
 
-// Job statuses, as kept in the imports and jobs tables (the control
-// plane's API shows them as they are).
-const (
-	StatusPending   = jobspec.StatusPending
-	StatusRunning   = jobspec.StatusRunning
-	StatusSuccess   = jobspec.StatusSuccess
-	StatusFailure   = jobspec.StatusFailure
-	StatusCancelled = jobspec.StatusCancelled
-)
-
-// terminal reports whether status is final: a delivery finding it acks.
-func terminal(status string) bool { return jobspec.Terminal(status) }
-
 // JobsConfig configures the job handlers: imports, batch SQL and workspace
 // events.
 type JobsConfig struct {
@@ -356,7 +343,7 @@ func startWatcher(ctx context.Context, every time.Duration, cancelJob context.Ca
 				if wctx.Err() == nil {
 					log.Warn("saving job progress", "err", err)
 				}
-			case status == StatusCancelled || status == "":
+			case status == jobspec.StatusCancelled || status == "":
 				// "" means the row is gone: nobody wants the result.
 				cancelJob(errCancelled)
 				return

@@ -73,12 +73,12 @@ func (h *SQLJobHandler) Handle(ctx context.Context, m *broker.Message) error {
 	if err != nil {
 		return err
 	}
-	if terminal(row.status) {
+	if jobspec.Terminal(row.status) {
 		return nil
 	}
 	maxAttempts := h.j.cfg.MaxAttempts
 	if row.attempts >= maxAttempts {
-		h.finish(ctx, id, StatusFailure, fmt.Sprintf("gave up after %d attempts: %s", row.attempts, deref(row.lastErr)), log)
+		h.finish(ctx, id, jobspec.StatusFailure, fmt.Sprintf("gave up after %d attempts: %s", row.attempts, deref(row.lastErr)), log)
 		return nil
 	}
 	attempt, ok, err := jobspec.Jobs.Start(ctx, h.j.d.Meta, id)
@@ -117,17 +117,17 @@ func (h *SQLJobHandler) Handle(ctx context.Context, m *broker.Message) error {
 		return fmt.Errorf("job %s interrupted: %w", id, ctx.Err())
 	case out.timedOut:
 		log.Info("job timed out", "err", out.err)
-		h.finish(ctx, id, StatusFailure, fmt.Sprintf("query timed out after %v (timeout_ms %d)", out.timeout, out.timeout.Milliseconds()), log)
+		h.finish(ctx, id, jobspec.StatusFailure, fmt.Sprintf("query timed out after %v (timeout_ms %d)", out.timeout, out.timeout.Milliseconds()), log)
 		return nil
 	case sqlPermanent(out.err):
 		log.Info("job failed", "err", out.err)
-		h.finish(ctx, id, StatusFailure, sqlMessage(out.err), log)
+		h.finish(ctx, id, jobspec.StatusFailure, sqlMessage(out.err), log)
 		return nil
 	}
 	msg := sqlMessage(out.err)
 	if m.Attempt >= maxAttempts || attempt >= maxAttempts {
 		log.Error("job failed, no attempts left", "err", out.err)
-		h.finish(ctx, id, StatusFailure, fmt.Sprintf("failed after %d attempts: %s", attempt, msg), log)
+		h.finish(ctx, id, jobspec.StatusFailure, fmt.Sprintf("failed after %d attempts: %s", attempt, msg), log)
 		return nil
 	}
 	log.Warn("job failed, will retry", "err", out.err)

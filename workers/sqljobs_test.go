@@ -25,7 +25,7 @@ func TestSQLJobs(t *testing.T) {
 	s := e.wait(t, "jobs", read, time.Minute)
 	var res SQLJobResult
 	json.Unmarshal(s.Result, &res)
-	if s.Status != StatusSuccess || s.Attempts != 1 || res.Wrote || res.Command != "SELECT 1" {
+	if s.Status != jobspec.StatusSuccess || s.Attempts != 1 || res.Wrote || res.Command != "SELECT 1" {
 		t.Errorf("read job = %+v %s, want success, wrote false", s, s.Result)
 	}
 	select {
@@ -38,7 +38,7 @@ func TestSQLJobs(t *testing.T) {
 		INSERT INTO public.notes SELECT g, 'note ' || g FROM generate_series(1, 5) g`, 10000)
 	s = e.wait(t, "jobs", write, time.Minute)
 	json.Unmarshal(s.Result, &res)
-	if s.Status != StatusSuccess || !res.Wrote || res.RowsAffected != 5 {
+	if s.Status != jobspec.StatusSuccess || !res.Wrote || res.RowsAffected != 5 {
 		t.Errorf("write job = %+v %s, want success, wrote, 5 rows", s, s.Result)
 	}
 	m := brokertest.Receive(t, inv, 10*time.Second)
@@ -61,7 +61,7 @@ func TestSQLJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobspec.Jobs.Publish(context.Background(), e.broker, id)
-	if s := e.wait(t, "jobs", id, time.Minute); s.Status != StatusSuccess || e.count(t, "SELECT count(*) FROM public.notes WHERE body = 'changed'") != 1 {
+	if s := e.wait(t, "jobs", id, time.Minute); s.Status != jobspec.StatusSuccess || e.count(t, "SELECT count(*) FROM public.notes WHERE body = 'changed'") != 1 {
 		t.Errorf("job with parameters = %+v, want success updating one row", s)
 	}
 	brokertest.Receive(t, inv, 10*time.Second)
@@ -69,7 +69,7 @@ func TestSQLJobs(t *testing.T) {
 	// A SQL error fails at once, rolled back.
 	bad := e.createJob(t, "INSERT INTO public.notes VALUES (6, 'x'); SELEC 1", 10000)
 	s = e.wait(t, "jobs", bad, time.Minute)
-	if s.Status != StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "syntax error") || !strings.Contains(s.Error, "42601") {
+	if s.Status != jobspec.StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "syntax error") || !strings.Contains(s.Error, "42601") {
 		t.Errorf("bad job = %+v, want failure with PostgreSQL's syntax error", s)
 	}
 	if n := e.count(t, "SELECT count(*) FROM public.notes"); n != 5 {
@@ -85,7 +85,7 @@ func TestSQLJobTimeoutAndCancel(t *testing.T) {
 	start := time.Now()
 	slow := e.createJob(t, "SELECT pg_sleep(30)", 500)
 	s := e.wait(t, "jobs", slow, time.Minute)
-	if s.Status != StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "timed out after 500ms") {
+	if s.Status != jobspec.StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "timed out after 500ms") {
 		t.Errorf("slow job = %+v, want failure: timed out after 500ms", s)
 	}
 	t.Logf("timed out job failed %v after creation: %s", time.Since(start).Round(time.Millisecond), s.Error)
@@ -94,7 +94,7 @@ func TestSQLJobTimeoutAndCancel(t *testing.T) {
 		return e.count(t, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'")
 	}
 	id := e.createJob(t, "SELECT pg_sleep(60)", 120000)
-	e.wait(t, "jobs", id, time.Minute, StatusRunning)
+	e.wait(t, "jobs", id, time.Minute, jobspec.StatusRunning)
 	deadline := time.Now().Add(30 * time.Second)
 	for sleeping() == 0 {
 		if time.Now().After(deadline) {
@@ -114,7 +114,7 @@ func TestSQLJobTimeoutAndCancel(t *testing.T) {
 	}
 	t.Logf("server query stopped %v after the cancel", time.Since(cancelled).Round(time.Millisecond))
 	time.Sleep(500 * time.Millisecond)
-	if s := e.state(t, "jobs", id); s.Status != StatusCancelled || s.Attempts != 1 {
+	if s := e.state(t, "jobs", id); s.Status != jobspec.StatusCancelled || s.Attempts != 1 {
 		t.Errorf("cancelled job = %+v, want cancelled after 1 attempt", s)
 	}
 }
@@ -139,7 +139,7 @@ func TestSQLJobRunsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	jobspec.Jobs.Publish(ctx, e.broker, first)
-	s := e.wait(t, "jobs", first, time.Minute, StatusSuccess)
+	s := e.wait(t, "jobs", first, time.Minute, jobspec.StatusSuccess)
 	var res SQLJobResult
 	json.Unmarshal(s.Result, &res)
 	if s.Attempts != 2 || !res.Wrote || res.Command != "UPDATE 1" {
