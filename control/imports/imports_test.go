@@ -244,7 +244,7 @@ func TestUpload(t *testing.T) {
 	}
 }
 
-// Uploads beyond MaxUploadBytes get 413 (by Content-Length, or while
+// Uploads beyond MaxImportBytes get 413 (by Content-Length, or while
 // streaming a chunked body) and leave nothing behind.
 func TestUploadTooLarge(t *testing.T) {
 	e := controltest.Start(t, func(c *control.Config, _ *control.Deps) { c.Jobs.MaxImportBytes = 10000 })
