@@ -6,7 +6,6 @@ package control
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +21,9 @@ import (
 	"github.com/meridian-gis/meridian/control/basemaps"
 	"github.com/meridian-gis/meridian/control/catalog"
 	"github.com/meridian-gis/meridian/control/connections"
+	"github.com/meridian-gis/meridian/control/httpapi"
+	"github.com/meridian-gis/meridian/control/imports"
+	"github.com/meridian-gis/meridian/control/jobs"
 	"github.com/meridian-gis/meridian/control/lds"
 	"github.com/meridian-gis/meridian/control/maps"
 	"github.com/meridian-gis/meridian/control/openapi"
@@ -30,9 +32,11 @@ import (
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/dataconn"
+	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/httpserver"
 	"github.com/meridian-gis/meridian/internal/identity"
 	"github.com/meridian-gis/meridian/internal/invalidate"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/internal/obs"
 	"github.com/meridian-gis/meridian/internal/tokenstore"
 )
@@ -61,6 +65,39 @@ type Config struct {
 	LDS lds.Config `json:"lds"`
 	// Basemap configures the offline basemap's styles (/basemap/).
 	Basemap basemaps.Config `json:"basemap"`
+}
+
+// JobsConfig configures the imports and batch SQL APIs: the settings the
+// workers read too (internal/jobspec: import folder, size cap, private
+// addresses, SQL timeout cap) and the uploads' own.
+type JobsConfig struct {
+	jobspec.Config
+	// UploadIdleTimeout abandons an upload when no byte arrived for this
+	// long (the server's ReadTimeout does not apply to uploads). Default: 2m.
+	UploadIdleTimeout config.Duration `json:"upload_idle_timeout,omitempty" env:"MERIDIAN_IMPORT_UPLOAD_IDLE_TIMEOUT"`
+	// MaxUploadBytes is the former name of max_import_bytes, still read
+	// from configuration files. Deprecated: use max_import_bytes.
+	MaxUploadBytes int64 `json:"max_upload_bytes,omitempty"`
+}
+
+// SetDefaults fills zero fields.
+func (c *JobsConfig) SetDefaults() {
+	if c.MaxImportBytes == 0 && c.MaxUploadBytes > 0 {
+		c.MaxImportBytes = c.MaxUploadBytes
+	}
+	c.Config.SetDefaults()
+	if c.UploadIdleTimeout == 0 {
+		c.UploadIdleTimeout = config.Duration(2 * time.Minute)
+	}
+}
+
+// Validate reports every problem in c.
+func (c JobsConfig) Validate() error {
+	errs := []error{c.Config.Validate("control")}
+	if c.UploadIdleTimeout < 0 {
+		errs = append(errs, errors.New("control upload_idle_timeout: must not be negative (MERIDIAN_IMPORT_UPLOAD_IDLE_TIMEOUT)"))
+	}
+	return errors.Join(errs...)
 }
 
 // SetDefaults fills zero fields.
@@ -98,6 +135,10 @@ func (c Config) Validate() error {
 	}
 	return errors.Join(errs...)
 }
+
+// TokenVerifier verifies API access tokens; *tokenstore.Watcher
+// implements it (reloading signing keys when a token names a new one).
+type TokenVerifier = authn.TokenVerifier
 
 // Deps are the control plane's collaborators, built by main.
 type Deps struct {
@@ -182,18 +223,11 @@ func New(cfg Config, d Deps) (*Server, error) {
 		}
 	}
 	if d.Tokens != nil {
-		s.mux.HandleFunc("POST /api/v3/imports", s.handler(s.createImport))
-		s.mux.HandleFunc("POST /api/v3/imports/preview", s.handler(s.previewImport))
-		s.mux.HandleFunc("GET /api/v3/imports", s.handler(s.listImports))
-		s.mux.HandleFunc("GET /api/v3/imports/{id}", s.handler(s.getImport))
-		s.mux.HandleFunc("POST /api/v3/imports/{id}/cancel", s.handler(s.cancelImport))
-		s.mux.HandleFunc("POST /api/v3/sql/{conn}/job", s.handler(s.createJob))
-		s.mux.HandleFunc("GET /api/v3/sql/{conn}/job", s.handler(s.listJobs))
-		s.mux.HandleFunc("GET /api/v3/sql/{conn}/job/{id}", s.handler(s.getJob))
-		s.mux.HandleFunc("DELETE /api/v3/sql/{conn}/job/{id}", s.handler(s.cancelJob))
-		s.mux.HandleFunc("POST /api/v3/sql/{conn}/job/{id}/cancel", s.handler(s.cancelJob))
-		s.mux.HandleFunc("GET /api/v3/sql/jobs", s.handler(s.listJobs))
-		ldsSvc, err := lds.New(cfg.LDS, lds.Deps{Log: d.Log, Meta: d.Meta, Authorize: s.ldsAuthorize})
+		imports.Routes(s.mux, imports.Deps{Log: d.Log.With("api", "imports"), Meta: d.Meta, Broker: d.Broker,
+			Jobs: cfg.Jobs.Config, UploadIdleTimeout: cfg.Jobs.UploadIdleTimeout.D(), RequestTimeout: cfg.RequestTimeout.D()})
+		jobs.Routes(s.mux, jobs.Deps{Log: d.Log.With("api", "jobs"), Meta: d.Meta, Broker: d.Broker,
+			MaxSQLTimeout: cfg.Jobs.MaxSQLTimeout.D(), RequestTimeout: cfg.RequestTimeout.D()})
+		ldsSvc, err := lds.New(cfg.LDS, lds.Deps{Log: d.Log, Meta: d.Meta, Authorize: ldsAuthorize})
 		if err != nil {
 			return nil, err
 		}
@@ -235,33 +269,27 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 func (s *Server) version(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"version": s.d.Version})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]string{"version": s.d.Version})
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	writeError(w, apiError{Status: http.StatusNotFound, Code: "NOT_FOUND", Msg: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
+	httpapi.WriteError(w, &httpapi.Error{Status: http.StatusNotFound, Code: "NOT_FOUND", Msg: fmt.Sprintf("no route for %s %s", r.Method, r.URL.Path)})
 }
 
-// apiError is an error answer: Msg goes to the client, Err only to logs.
-type apiError struct {
-	Status int
-	Code   string
-	Msg    string
-	Err    error
-	// quiet: an expected refusal (bad token, no grant), not worth a log.
-	quiet bool
-}
-
-func (e apiError) Error() string { return e.Msg }
-
-func writeError(w http.ResponseWriter, e apiError) {
-	writeJSON(w, e.Status, map[string]any{"error": e.Msg, "status": e.Status, "code": e.Code})
-}
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
+// ldsAuthorize authenticates an LDS request (an API access token allowing
+// lds, control/authn) and answers the refusal itself; it returns the
+// token's organization.
+func ldsAuthorize(w http.ResponseWriter, r *http.Request) (string, bool) {
+	tok, err := authn.APIToken(r, grant.APILDS)
+	if err != nil {
+		var e *httpapi.Error
+		if !errors.As(err, &e) {
+			e = &httpapi.Error{Status: http.StatusInternalServerError, Code: "INTERNAL", Msg: "internal error", Err: err}
+		}
+		httpapi.WriteError(w, e)
+		return "", false
+	}
+	return tok.OrgID, true
 }
 
 // adminOnly lets through signed-in admins (session or user token) and,

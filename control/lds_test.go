@@ -1,4 +1,4 @@
-package control
+package control_test
 
 import (
 	"bufio"
@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/meridian-gis/meridian/control"
+	"github.com/meridian-gis/meridian/control/controltest"
 	"github.com/meridian-gis/meridian/control/lds"
 	"github.com/meridian-gis/meridian/control/lds/ldstest"
 	"github.com/meridian-gis/meridian/internal/grant"
@@ -18,17 +20,17 @@ import (
 
 // ldsEnv is a control plane whose LDS API reads the shared fixture
 // gazetteer, with tokens that do and do not allow lds.
-func ldsEnv(t *testing.T, mod func(*lds.Config)) (e *apiEnv, tok, noLDS string) {
+func ldsEnv(t *testing.T, mod func(*lds.Config)) (e *controltest.Env, tok, noLDS string) {
 	t.Helper()
 	u := ldstest.URL(t)
-	e = startAPI(t, func(c *Config) {
+	e = controltest.Start(t, func(c *control.Config, _ *control.Deps) {
 		c.LDS.DatabaseURL = u
 		if mod != nil {
 			mod(&c.LDS)
 		}
 	})
 	g := grant.Grant{Connection: "local", Source: "public.stores"}
-	return e, e.token(t, []grant.API{grant.APILDS}, g), e.token(t, []grant.API{grant.APIMaps}, g)
+	return e, e.Token(t, []grant.API{grant.APILDS}, g), e.Token(t, []grant.API{grant.APIMaps}, g)
 }
 
 // TestLDSReactAPIShape makes the call @carto/react-api's geocodeStreetPoint
@@ -46,7 +48,7 @@ func TestLDSReactAPIShape(t *testing.T) {
 		} `json:"value"`
 	}
 	q := url.Values{"address": {"Vaduz"}, "country": {"LI"}, "limit": {"1"}, "access_token": {tok}}
-	status, body := e.do(t, "GET", "/api/v3/lds/geocoding/geocode?"+q.Encode(), "", "", nil, &data)
+	status, body := e.Call(t, "GET", "/api/v3/lds/geocoding/geocode?"+q.Encode(), "", "", nil, &data)
 	if status != 200 || len(data) != 1 || data[0].Error != nil || len(data[0].Value) != 1 {
 		t.Fatalf("geocode: %d %v %+v", status, body, data)
 	}
@@ -56,7 +58,7 @@ func TestLDSReactAPIShape(t *testing.T) {
 		t.Errorf("geocode Vaduz = %+v", v)
 	}
 	// Structured address with the country in the text.
-	status, _ = e.do(t, "GET", "/api/v3/lds/geocoding/geocode?address="+url.QueryEscape("500 N King St, Wilmington, 19801, USA")+"&limit=3", tok, "", nil, &data)
+	status, _ = e.Call(t, "GET", "/api/v3/lds/geocoding/geocode?address="+url.QueryEscape("500 N King St, Wilmington, 19801, USA")+"&limit=3", tok, "", nil, &data)
 	if status != 200 || len(data[0].Value) == 0 || data[0].Value[0].City != "Wilmington" {
 		t.Errorf("structured geocode: %d %+v", status, data)
 	}
@@ -85,7 +87,7 @@ func TestLDSAuthAndBadInput(t *testing.T) {
 		{"h3 isolines resolution", "/api/v3/lds/isolines/h3?origin=-75.5,39.7&range=300&resolution=16", tok, 400, "resolution"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			status, body := e.do(t, "GET", tt.path, tt.token, "", nil, nil)
+			status, body := e.Call(t, "GET", tt.path, tt.token, "", nil, nil)
 			msg, _ := body["error"].(string)
 			if status != tt.status || !strings.Contains(msg, tt.contains) {
 				t.Errorf("GET %s = %d %v, want %d with %q", tt.path, status, body, tt.status, tt.contains)
@@ -99,7 +101,7 @@ func TestLDSAuthAndBadInput(t *testing.T) {
 		"/api/v3/lds/routing?origin=-30,30&destination=-75.5,39.1",               // at sea
 	} {
 		var data []map[string]any
-		status, _ := e.do(t, "GET", path, tok, "", nil, &data)
+		status, _ := e.Call(t, "GET", path, tok, "", nil, &data)
 		if status != 200 || len(data) != 1 || data[0]["error"] == nil || data[0]["value"] != nil {
 			t.Errorf("GET %s = %d %v, want one entry with an error", path, status, data)
 		}
@@ -119,7 +121,7 @@ func TestLDSRoutingIsolinesMatrix(t *testing.T) {
 		}
 	}
 	// Wilmington → Dover via Newark (waypoints are lat,lon).
-	status, body := e.do(t, "GET", "/api/v3/lds/routing?origin=-75.5466,39.7459&destination=-75.5244,39.1582&waypoints=39.6837,-75.7497&mode=car", tok, "", nil, &rt)
+	status, body := e.Call(t, "GET", "/api/v3/lds/routing?origin=-75.5466,39.7459&destination=-75.5244,39.1582&waypoints=39.6837,-75.7497&mode=car", tok, "", nil, &rt)
 	if status != 200 || rt[0].Error != nil || rt[0].Value.Geom.Type != "LineString" || rt[0].Value.Distance < 70000 {
 		t.Fatalf("routing: %d %v %+v", status, body, rt)
 	}
@@ -131,7 +133,7 @@ func TestLDSRoutingIsolinesMatrix(t *testing.T) {
 			Geom      struct{ Type string }
 		}
 	}
-	status, body = e.do(t, "GET", "/api/v3/lds/isolines?origin=-75.5466,39.7459&mode=car&range=300,600,900&range_type=time", tok, "", nil, &iso)
+	status, body = e.Call(t, "GET", "/api/v3/lds/isolines?origin=-75.5466,39.7459&mode=car&range=300,600,900&range_type=time", tok, "", nil, &iso)
 	if status != 200 || len(iso[0].Value) != 3 || iso[0].Value[2].Range != 900 || iso[0].Value[0].Geom.Type != "MultiPolygon" {
 		t.Fatalf("isolines: %d %v %+v", status, body, iso)
 	}
@@ -155,7 +157,7 @@ func TestLDSRoutingIsolinesMatrix(t *testing.T) {
 	var m []struct {
 		Value struct{ Durations [][]*float64 }
 	}
-	status, body = e.do(t, "GET", "/api/v3/lds/routing/matrix?origins=-75.5466,39.7459&destinations=-75.5244,39.1582%3B-75.7497,39.6837", tok, "", nil, &m)
+	status, body = e.Call(t, "GET", "/api/v3/lds/routing/matrix?origins=-75.5466,39.7459&destinations=-75.5244,39.1582%3B-75.7497,39.6837", tok, "", nil, &m)
 	if status != 200 || len(m[0].Value.Durations) != 1 || len(m[0].Value.Durations[0]) != 2 || m[0].Value.Durations[0][0] == nil {
 		t.Fatalf("matrix: %d %v %+v", status, body, m)
 	}
@@ -171,7 +173,7 @@ func TestLDSBatch(t *testing.T) {
 		Error *string
 		Value []struct{ City, CountryCode string }
 	}
-	status, body := e.postJSON(t, "/api/v3/lds/geocoding/batch", tok, map[string]any{"addresses": addrs}, &out)
+	status, body := e.PostJSON(t, "/api/v3/lds/geocoding/batch", tok, map[string]any{"addresses": addrs}, &out)
 	if status != 200 || len(out) != len(addrs) {
 		t.Fatalf("batch: %d %v, %d entries", status, body, len(out))
 	}
@@ -194,7 +196,7 @@ func TestLDSBatch(t *testing.T) {
 	for i := range big {
 		big[i] = "Vaduz"
 	}
-	status, body = e.postJSON(t, "/api/v3/lds/geocoding/batch", tok, big, nil)
+	status, body = e.PostJSON(t, "/api/v3/lds/geocoding/batch", tok, big, nil)
 	if status != 400 || !strings.Contains(fmt.Sprint(body["error"]), "at most 10000") {
 		t.Errorf("batch of 10,001: %d %v", status, body)
 	}
@@ -210,7 +212,7 @@ func TestLDSBatchStreams(t *testing.T) {
 		addrs[i] = names[i%len(names)]
 	}
 	b, _ := json.Marshal(map[string]any{"addresses": addrs, "country": "LI"})
-	req, _ := http.NewRequest("POST", e.base+"/api/v3/lds/geocoding/batch", strings.NewReader(string(b)))
+	req, _ := http.NewRequest("POST", e.Base+"/api/v3/lds/geocoding/batch", strings.NewReader(string(b)))
 	req.Header.Set("Authorization", "Bearer "+tok)
 	req.Header.Set("Content-Type", "application/json")
 	res, err := http.DefaultClient.Do(req)
@@ -240,15 +242,15 @@ func TestLDSBatchStreams(t *testing.T) {
 // the call that does not fit gets 429, and stats report the use.
 func TestLDSQuota(t *testing.T) {
 	e, tok, _ := ldsEnv(t, func(c *lds.Config) { c.GeocodingQuota = 5; c.RoutingQuota = 1 })
-	get := func(path string) (int, map[string]any) { return e.do(t, "GET", path, tok, "", nil, nil) }
+	get := func(path string) (int, map[string]any) { return e.Call(t, "GET", path, tok, "", nil, nil) }
 	if s, b := get("/api/v3/lds/geocoding/geocode?address=Vaduz"); s != 200 {
 		t.Fatalf("first geocode: %d %v", s, b)
 	}
-	if s, b := e.postJSON(t, "/api/v3/lds/geocoding/batch", tok, []string{"Vaduz", "Schaan", "Balzers", "Triesen", "Eschen"}, nil); s != 429 ||
+	if s, b := e.PostJSON(t, "/api/v3/lds/geocoding/batch", tok, []string{"Vaduz", "Schaan", "Balzers", "Triesen", "Eschen"}, nil); s != 429 ||
 		!strings.Contains(fmt.Sprint(b["error"]), "quota") {
 		t.Errorf("batch of 5 with 4 left: %d %v, want 429", s, b)
 	}
-	if s, b := e.postJSON(t, "/api/v3/lds/geocoding/batch", tok, []string{"Vaduz", "Schaan", "Balzers", "Triesen"}, nil); s != 200 {
+	if s, b := e.PostJSON(t, "/api/v3/lds/geocoding/batch", tok, []string{"Vaduz", "Schaan", "Balzers", "Triesen"}, nil); s != 200 {
 		t.Errorf("batch of 4 with 4 left: %d %v", s, b)
 	}
 	s, b := get("/api/v3/lds/geocoding/reverse?lat=47.14&lon=9.52")
@@ -256,14 +258,14 @@ func TestLDSQuota(t *testing.T) {
 		t.Errorf("geocode over quota: %d %v", s, b)
 	}
 	var stats []map[string]any
-	if s, _ := e.do(t, "GET", "/api/v3/lds/stats", tok, "", nil, &stats); s != 200 || len(stats) != 3 {
+	if s, _ := e.Call(t, "GET", "/api/v3/lds/stats", tok, "", nil, &stats); s != 200 || len(stats) != 3 {
 		t.Fatalf("stats: %d %v", s, stats)
 	}
 	if stats[0]["service"] != "geocoding" || stats[0]["used_quota"] != 5.0 || stats[0]["monthly_quota"] != 5.0 || stats[0]["provider"] != "meridian" {
 		t.Errorf("stats = %v", stats)
 	}
 	var org string
-	if err := e.db.Pool.QueryRow(context.Background(), "SELECT org_id FROM lds_usage WHERE service = 'geocoding'").Scan(&org); err != nil || org == "" {
+	if err := e.DB.Pool.QueryRow(context.Background(), "SELECT org_id FROM lds_usage WHERE service = 'geocoding'").Scan(&org); err != nil || org == "" {
 		t.Errorf("usage row: %q, %v", org, err)
 	}
 }
@@ -273,16 +275,16 @@ func TestLDSQuota(t *testing.T) {
 func TestLDSQuotaPerOrg(t *testing.T) {
 	e, tok, _ := ldsEnv(t, func(c *lds.Config) { c.GeocodingQuota = 2 })
 	ctx := context.Background()
-	if _, err := e.db.Pool.Exec(ctx, `INSERT INTO organizations (id, name) VALUES ('acme', 'Acme')`); err != nil {
+	if _, err := e.DB.Pool.Exec(ctx, `INSERT INTO organizations (id, name) VALUES ('acme', 'Acme')`); err != nil {
 		t.Fatal(err)
 	}
-	acme, _, err := e.tokens.Create(ctx, tokenstore.Spec{Org: "acme", Owner: "tester", APIs: []grant.API{grant.APILDS},
+	acme, _, err := e.Tokens.Create(ctx, tokenstore.Spec{Org: "acme", Owner: "tester", APIs: []grant.API{grant.APILDS},
 		Grants: []grant.Grant{{Connection: "local", Source: "public.stores"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	get := func(tok string) int {
-		s, _ := e.do(t, "GET", "/api/v3/lds/geocoding/geocode?address=Vaduz", tok, "", nil, nil)
+		s, _ := e.Call(t, "GET", "/api/v3/lds/geocoding/geocode?address=Vaduz", tok, "", nil, nil)
 		return s
 	}
 	if a, b := get(tok), get(tok); a != 200 || b != 200 {
@@ -294,7 +296,7 @@ func TestLDSQuotaPerOrg(t *testing.T) {
 	if s := get(acme); s != 200 {
 		t.Errorf("another org's first call after the default org spent its quota: %d, want 200", s)
 	}
-	rows, err := e.db.Pool.Query(ctx, `SELECT org_id, used FROM lds_usage WHERE service = 'geocoding' ORDER BY org_id`)
+	rows, err := e.DB.Pool.Query(ctx, `SELECT org_id, used FROM lds_usage WHERE service = 'geocoding' ORDER BY org_id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,13 +315,13 @@ func TestLDSQuotaPerOrg(t *testing.T) {
 // TestLDSNoEngine: without an LDS database every operation is
 // "Unsupported provider", and stats still answer.
 func TestLDSNoEngine(t *testing.T) {
-	e := startAPI(t, nil)
-	tok := e.token(t, []grant.API{grant.APILDS}, grant.Grant{Connection: "local", Source: "public.stores"})
-	status, body := e.do(t, "GET", "/api/v3/lds/geocoding/geocode?address=Vaduz", tok, "", nil, nil)
+	e := controltest.Start(t, nil)
+	tok := e.Token(t, []grant.API{grant.APILDS}, grant.Grant{Connection: "local", Source: "public.stores"})
+	status, body := e.Call(t, "GET", "/api/v3/lds/geocoding/geocode?address=Vaduz", tok, "", nil, nil)
 	if status != 400 || !strings.HasPrefix(fmt.Sprint(body["error"]), "Unsupported provider") {
 		t.Errorf("geocode without engine: %d %v", status, body)
 	}
-	if status, _ := e.do(t, "GET", "/api/v3/lds/stats", tok, "", nil, nil); status != 200 {
+	if status, _ := e.Call(t, "GET", "/api/v3/lds/stats", tok, "", nil, nil); status != 200 {
 		t.Errorf("stats without engine: %d", status)
 	}
 }

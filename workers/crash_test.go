@@ -16,6 +16,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/broker/pgbroker"
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/dataconn"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/internal/pgdb"
 	"github.com/meridian-gis/meridian/internal/secret"
 )
@@ -137,7 +138,7 @@ func TestImportSurvivesWorkerCrash(t *testing.T) {
 	for {
 		s := e.state(t, "imports", id)
 		visible()
-		if s.Status == StatusSuccess {
+		if s.Status == jobspec.StatusSuccess {
 			t.Fatal("the import finished before the worker could be killed: use a bigger file")
 		}
 		if s.Rows > 0 && s.Phase == "reading" {
@@ -162,7 +163,7 @@ func TestImportSurvivesWorkerCrash(t *testing.T) {
 	for {
 		s := e.state(t, "imports", id)
 		visible()
-		if terminal(s.Status) {
+		if jobspec.Terminal(s.Status) {
 			break
 		}
 		if time.Since(killed) > 3*time.Minute {
@@ -174,7 +175,7 @@ func TestImportSurvivesWorkerCrash(t *testing.T) {
 	t.Logf("completed %v after the crash, in %d attempts", time.Since(killed).Round(time.Millisecond), s.Attempts)
 	var res ImportResult
 	json.Unmarshal(s.Result, &res)
-	if s.Status != StatusSuccess || s.Attempts < 2 || res.Rows != newRows {
+	if s.Status != jobspec.StatusSuccess || s.Attempts < 2 || res.Rows != newRows {
 		t.Fatalf("import after the crash = %+v %s, want success with %d rows after 2+ attempts", s, s.Result, newRows)
 	}
 	if n := e.count(t, "SELECT count(*) FROM public.cities"); n != newRows {

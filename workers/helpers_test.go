@@ -17,6 +17,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/broker/pgbroker"
 	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/dataconn"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/internal/pgdb/pgtest"
 	"github.com/meridian-gis/meridian/internal/secret"
 )
@@ -54,8 +55,7 @@ type workerEnv struct {
 // testJobsConfig is quick to react: short polls, leases and sweeps.
 func testJobsConfig(t *testing.T) JobsConfig {
 	return JobsConfig{
-		ImportDir:      t.TempDir(),
-		AllowPrivate:   true,
+		Config:         jobspec.Config{ImportDir: t.TempDir(), AllowPrivate: true},
 		AckDeadline:    config.Duration(3 * time.Second),
 		PollInterval:   config.Duration(100 * time.Millisecond),
 		SweepInterval:  config.Duration(time.Hour), // tests call Sweep
@@ -159,7 +159,7 @@ func (e *workerEnv) createImport(t *testing.T, s importSpec) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.jobs.publishJob(ctx, broker.TopicImports, id); err != nil {
+	if err := jobspec.Imports.Publish(ctx, e.broker, id); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -175,7 +175,7 @@ func (e *workerEnv) createJob(t *testing.T, query string, timeoutMS int) string 
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.jobs.publishJob(ctx, broker.TopicSQLJobs, id); err != nil {
+	if err := jobspec.Jobs.Publish(ctx, e.broker, id); err != nil {
 		t.Fatal(err)
 	}
 	return id
@@ -216,7 +216,7 @@ func (e *workerEnv) wait(t *testing.T, table, id string, limit time.Duration, wa
 				return s
 			}
 		}
-		if len(want) == 0 && terminal(s.Status) {
+		if len(want) == 0 && jobspec.Terminal(s.Status) {
 			return s
 		}
 		if time.Now().After(deadline) {
@@ -238,35 +238,6 @@ func (e *workerEnv) count(t *testing.T, sql string, args ...any) int64 {
 // stagingTables counts the importer's leftovers in the data database.
 func (e *workerEnv) stagingTables(t *testing.T) int64 {
 	return e.count(t, `SELECT count(*) FROM pg_class WHERE relkind = 'r' AND relname LIKE '\_mi\_%'`)
-}
-
-// subscribe receives topic on a subscription of the test's own.
-func subscribe(t *testing.T, b broker.Broker, topic string) <-chan *broker.Message {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	sub := broker.Subscription{Topic: topic, Name: "test-" + topic}
-	if err := b.CreateSubscription(ctx, sub); err != nil {
-		t.Fatal(err)
-	}
-	ch := make(chan *broker.Message, 100)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		b.Receive(ctx, sub, func(_ context.Context, m *broker.Message) error { ch <- m; return nil })
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return ch
-}
-
-func receive(t *testing.T, ch <-chan *broker.Message, limit time.Duration) *broker.Message {
-	t.Helper()
-	select {
-	case m := <-ch:
-		return m
-	case <-time.After(limit):
-		t.Fatalf("no message within %v", limit)
-		return nil
-	}
 }
 
 // testdata returns a file of the shared geodata library, skipping without

@@ -85,24 +85,21 @@ func (h *ImportHandler) Handle(ctx context.Context, m *broker.Message) error {
 	if err != nil {
 		return err
 	}
-	if terminal(row.status) {
+	if jobspec.Terminal(row.status) {
 		h.removeUpload(row)
 		return nil
 	}
 	maxAttempts := h.j.cfg.MaxAttempts
 	if row.attempts >= maxAttempts {
-		h.finish(ctx, row, StatusFailure, fmt.Sprintf("gave up after %d attempts: %s", row.attempts, deref(row.lastErr)), log)
+		h.finish(ctx, row, jobspec.StatusFailure, fmt.Sprintf("gave up after %d attempts: %s", row.attempts, deref(row.lastErr)), log)
 		return nil
 	}
-	var attempt int
-	err = h.j.d.Meta.QueryRow(ctx, `UPDATE imports SET status = 'running', attempts = attempts + 1,
-			started_at = coalesce(started_at, now()), heartbeat_at = now(), updated_at = now(), phase = NULL
-		WHERE id = $1 AND status IN ('pending', 'running') RETURNING attempts`, id).Scan(&attempt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil // finished or cancelled meanwhile
-	}
+	attempt, ok, err := jobspec.Imports.Start(ctx, h.j.d.Meta, id)
 	if err != nil {
-		return fmt.Errorf("starting import %s: %w", id, err)
+		return err
+	}
+	if !ok {
+		return nil // finished or cancelled meanwhile
 	}
 	log = log.With("attempt", attempt)
 	log.Info("import started", "conn", row.conn, "destination", row.destination)
@@ -128,17 +125,17 @@ func (h *ImportHandler) Handle(ctx context.Context, m *broker.Message) error {
 	case errors.Is(out.err, importer.ErrImportRunning):
 		return out.err // a duplicate delivery: leave the row to the running one
 	case out.timedOut:
-		h.finish(ctx, row, StatusFailure, fmt.Sprintf("import timed out after %v", h.j.cfg.ImportTimeout.D()), log)
+		h.finish(ctx, row, jobspec.StatusFailure, fmt.Sprintf("import timed out after %v", h.j.cfg.ImportTimeout.D()), log)
 		return nil
 	case permanent(out.err):
 		log.Info("import failed", "err", out.err)
-		h.finish(ctx, row, StatusFailure, userMessage(out.err), log)
+		h.finish(ctx, row, jobspec.StatusFailure, userMessage(out.err), log)
 		return nil
 	}
 	msg := userMessage(out.err)
 	if m.Attempt >= maxAttempts || attempt >= maxAttempts {
 		log.Error("import failed, no attempts left", "err", out.err)
-		h.finish(ctx, row, StatusFailure, fmt.Sprintf("failed after %d attempts: %s", attempt, msg), log)
+		h.finish(ctx, row, jobspec.StatusFailure, fmt.Sprintf("failed after %d attempts: %s", attempt, msg), log)
 		return nil
 	}
 	log.Warn("import failed, will retry", "err", out.err)
@@ -227,17 +224,7 @@ func (h *ImportHandler) run(parent context.Context, row *importRow, log *slog.Lo
 // the row's status ("" when the row is gone).
 func (h *ImportHandler) saveProgress(ctx context.Context, id string, p *progress) (string, error) {
 	phase, done, total, rows := p.get()
-	var status string
-	err := h.j.d.Meta.QueryRow(ctx, `UPDATE imports SET
-			status = CASE WHEN status = 'pending' THEN 'running' ELSE status END,
-			phase = coalesce(nullif($2, ''), phase), bytes_done = $3,
-			bytes_total = CASE WHEN $4::bigint >= 0 THEN $4::bigint ELSE bytes_total END,
-			rows_done = $5, heartbeat_at = now(), updated_at = now()
-		WHERE id = $1 RETURNING status`, id, phase, done, total, rows).Scan(&status)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", nil
-	}
-	return status, err
+	return jobspec.Imports.Heartbeat(ctx, h.j.d.Meta, id, &jobspec.Progress{Phase: phase, BytesDone: done, Total: total, Rows: rows})
 }
 
 // succeed records the result, announces the change (invalidation, then a
@@ -268,10 +255,8 @@ func (h *ImportHandler) succeed(ctx context.Context, row *importRow, res importe
 	}
 	// A cancel that came after the swap committed lost the race: the data
 	// is in, so the import succeeded.
-	if _, err := h.j.d.Meta.Exec(ctx, `UPDATE imports SET status = 'success', error = NULL, phase = 'done',
-			finished_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('pending', 'running', 'cancelled')`, row.id); err != nil {
-		return fmt.Errorf("finishing import %s: %w", row.id, err)
+	if err := jobspec.Imports.Succeed(ctx, h.j.d.Meta, row.id, nil); err != nil {
+		return err
 	}
 	h.removeUpload(row)
 	return nil
@@ -283,9 +268,7 @@ func (h *ImportHandler) succeed(ctx context.Context, row *importRow, res importe
 func (h *ImportHandler) finish(ctx context.Context, row *importRow, status, msg string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := h.j.d.Meta.Exec(ctx, `UPDATE imports SET status = $2, error = $3, phase = NULL,
-			finished_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('pending', 'running')`, row.id, status, msg); err != nil {
+	if err := jobspec.Imports.Finish(ctx, h.j.d.Meta, row.id, status, msg); err != nil {
 		log.Error("recording the import's final status", "status", status, "err", err)
 		return
 	}
@@ -296,9 +279,7 @@ func (h *ImportHandler) finish(ctx context.Context, row *importRow, status, msg 
 func (h *ImportHandler) requeue(ctx context.Context, row *importRow, msg string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := h.j.d.Meta.Exec(ctx, `UPDATE imports SET status = 'pending', error = $2, phase = NULL,
-			heartbeat_at = NULL, enqueued_at = now(), updated_at = now()
-		WHERE id = $1 AND status = 'running'`, row.id, msg); err != nil {
+	if err := jobspec.Imports.Requeue(ctx, h.j.d.Meta, row.id, msg); err != nil {
 		h.log.Warn("requeueing import", "import_id", row.id, "err", err)
 	}
 }

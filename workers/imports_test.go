@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/broker/brokertest"
 	"github.com/meridian-gis/meridian/internal/cachetag"
 	"github.com/meridian-gis/meridian/internal/dataconn"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 )
 
 // Uploaded files of several formats are imported by the worker: the row
@@ -33,7 +35,7 @@ func TestImportUploads(t *testing.T) {
 		{"zipped shapefile", "fixtures/shapefile/ne_110m_admin_0_countries.zip", "public.countries", ImportOptions{IfExists: "replace"}, 177, "MultiPolygon"},
 	}
 	e := newWorkerEnv(t, nil)
-	inv := subscribe(t, e.broker, broker.TopicInvalidations)
+	inv := brokertest.Subscribe(t, e.broker, broker.TopicInvalidations)
 	e.start(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -42,7 +44,7 @@ func TestImportUploads(t *testing.T) {
 			id := e.createImport(t, importSpec{dest: tt.dest, filePath: path, filename: filepath.Base(tt.file), opts: tt.opts})
 			s := e.wait(t, "imports", id, 2*time.Minute)
 			t.Logf("%s: %s in %v", tt.file, s.Status, time.Since(start).Round(time.Millisecond))
-			if s.Status != StatusSuccess || s.Attempts != 1 || s.Rows != tt.rows || s.Phase != "done" {
+			if s.Status != jobspec.StatusSuccess || s.Attempts != 1 || s.Rows != tt.rows || s.Phase != "done" {
 				t.Fatalf("import = %+v, want success in 1 attempt with %d rows", s, tt.rows)
 			}
 			var res ImportResult
@@ -57,7 +59,7 @@ func TestImportUploads(t *testing.T) {
 			if n := e.count(t, "SELECT count(*) FROM "+table+" WHERE NOT ST_IsValid(geom) OR ST_SRID(geom) <> 4326"); n != 0 {
 				t.Errorf("%s has %d invalid or non-4326 geometries", table, n)
 			}
-			m := receive(t, inv, 10*time.Second)
+			m := brokertest.Receive(t, inv, 10*time.Second)
 			var got cachetag.Invalidation
 			json.Unmarshal(m.Data, &got)
 			if len(got.Tags) != 1 || got.Tags[0] != cachetag.Source("local", table) {
@@ -115,7 +117,7 @@ func TestImportReportsBytes(t *testing.T) {
 			}
 			path := e.upload(t, src)
 			id := e.createImport(t, importSpec{dest: fmt.Sprintf("bytes_%d", i), filePath: path, filename: filepath.Base(file)})
-			if s := e.wait(t, "imports", id, 2*time.Minute); s.Status != StatusSuccess {
+			if s := e.wait(t, "imports", id, 2*time.Minute); s.Status != jobspec.StatusSuccess {
 				t.Fatalf("import = %+v, want success", s)
 			}
 			var done, total int64
@@ -156,14 +158,14 @@ func TestImportURL(t *testing.T) {
 		e := newWorkerEnv(t, func(c *JobsConfig) { c.AllowPrivate = true })
 		e.start(t)
 		id := e.createImport(t, importSpec{dest: "public.places", url: srv.URL + "/redirect"})
-		if s := e.wait(t, "imports", id, time.Minute); s.Status != StatusSuccess || s.Rows != 243 {
+		if s := e.wait(t, "imports", id, time.Minute); s.Status != jobspec.StatusSuccess || s.Rows != 243 {
 			t.Fatalf("URL import = %+v, want success with 243 rows", s)
 		}
 		if n := e.count(t, "SELECT count(*) FROM public.places"); n != 243 {
 			t.Errorf("places has %d rows, want 243", n)
 		}
 		id = e.createImport(t, importSpec{dest: "public.missing", url: srv.URL + "/missing.csv"})
-		if s := e.wait(t, "imports", id, time.Minute); s.Status != StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "404") {
+		if s := e.wait(t, "imports", id, time.Minute); s.Status != jobspec.StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "404") {
 			t.Errorf("URL answering 404 = %+v, want failure at once naming the 404", s)
 		}
 		entries, _ := os.ReadDir(e.cfg.ImportDir)
@@ -177,7 +179,7 @@ func TestImportURL(t *testing.T) {
 		for _, u := range []string{srv.URL + "/places.csv", "http://localhost:" + port + "/places.csv", "http://[::1]:" + port + "/places.csv"} {
 			id := e.createImport(t, importSpec{dest: "public.places", url: u})
 			s := e.wait(t, "imports", id, time.Minute)
-			if s.Status != StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "refused") ||
+			if s.Status != jobspec.StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "refused") ||
 				!strings.Contains(s.Error, "loopback") || !strings.Contains(s.Error, "MERIDIAN_IMPORT_ALLOW_PRIVATE") {
 				t.Errorf("import from %s = %+v, want failure in 1 attempt: refused, loopback, the setting", u, s)
 			}
@@ -192,7 +194,7 @@ func TestImportURL(t *testing.T) {
 		e.start(t)
 		for _, p := range []string{"/places.csv", "/chunked.csv"} {
 			id := e.createImport(t, importSpec{dest: "public.places", url: srv.URL + p})
-			if s := e.wait(t, "imports", id, time.Minute); s.Status != StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "too large") {
+			if s := e.wait(t, "imports", id, time.Minute); s.Status != jobspec.StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "too large") {
 				t.Errorf("import of %s, over the limit = %+v, want failure: too large", p, s)
 			}
 		}
@@ -209,7 +211,7 @@ func TestImportBadFile(t *testing.T) {
 	path := e.upload(t, bad)
 	id := e.createImport(t, importSpec{dest: "public.bad", filePath: path, filename: "bad.geojson"})
 	s := e.wait(t, "imports", id, time.Minute)
-	if s.Status != StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "malformed") || !strings.Contains(s.Error, "byte") {
+	if s.Status != jobspec.StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "malformed") || !strings.Contains(s.Error, "byte") {
 		t.Fatalf("bad file = %+v, want failure with the engine's message (malformed … byte N)", s)
 	}
 	t.Logf("error: %s", s.Error)
@@ -262,7 +264,7 @@ func TestImportCancel(t *testing.T) {
 	t.Logf("stopped %v after the cancel", time.Since(cancelled).Round(time.Millisecond))
 	time.Sleep(500 * time.Millisecond) // time for a (wrong) status update to land
 	s := e.state(t, "imports", id)
-	if s.Status != StatusCancelled || s.Attempts != 1 {
+	if s.Status != jobspec.StatusCancelled || s.Attempts != 1 {
 		t.Errorf("cancelled import = %+v, want cancelled after 1 attempt", s)
 	}
 	if n := e.count(t, "SELECT count(*) FROM public.cities"); n != 1 {
@@ -301,7 +303,7 @@ func TestSweep(t *testing.T) {
 		t.Fatalf("Sweep = %d, %v, want 2 published", n, err)
 	}
 	for _, id := range []string{lost, stale} {
-		if s := e.wait(t, "imports", id, time.Minute); s.Status != StatusSuccess || s.Rows != 243 {
+		if s := e.wait(t, "imports", id, time.Minute); s.Status != jobspec.StatusSuccess || s.Rows != 243 {
 			t.Errorf("swept import %s = %+v, want success", id, s)
 		}
 	}
@@ -343,19 +345,19 @@ func TestImportRetriesThenFails(t *testing.T) {
 		e.upload(t, testdata(t, "fixtures/csv/ne_110m_populated_places.csv"))).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	e.jobs.publishJob(ctx, broker.TopicImports, id)
+	jobspec.Imports.Publish(ctx, e.broker, id)
 	e.start(t)
 	var s jobState
 	for deadline := time.Now().Add(time.Minute); ; time.Sleep(10 * time.Millisecond) {
-		if s = e.state(t, "imports", id); s.Attempts > 0 && s.Status != StatusRunning || time.Now().After(deadline) {
+		if s = e.state(t, "imports", id); s.Attempts > 0 && s.Status != jobspec.StatusRunning || time.Now().After(deadline) {
 			break
 		}
 	}
-	if s.Status != StatusPending || s.Attempts != 1 || s.Error == "" {
+	if s.Status != jobspec.StatusPending || s.Attempts != 1 || s.Error == "" {
 		t.Errorf("after a failed attempt = %+v, want pending with the reason, 1 attempt", s)
 	}
 	s = e.wait(t, "imports", id, time.Minute)
-	if s.Status != StatusFailure || s.Attempts != 2 || !strings.Contains(s.Error, "after 2 attempts: cannot connect") {
+	if s.Status != jobspec.StatusFailure || s.Attempts != 2 || !strings.Contains(s.Error, "after 2 attempts: cannot connect") {
 		t.Errorf("import on a dead database = %+v, want failure after 2 attempts", s)
 	}
 	t.Logf("error: %s", s.Error)

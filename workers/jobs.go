@@ -2,12 +2,9 @@ package workers
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -23,42 +20,18 @@ import (
 	"github.com/meridian-gis/meridian/workers/importer"
 )
 
-// Job statuses, as kept in the imports and jobs tables (the control
-// plane's API shows them as they are).
-const (
-	StatusPending   = jobspec.StatusPending
-	StatusRunning   = jobspec.StatusRunning
-	StatusSuccess   = jobspec.StatusSuccess
-	StatusFailure   = jobspec.StatusFailure
-	StatusCancelled = jobspec.StatusCancelled
-)
-
-// terminal reports whether status is final: a delivery finding it acks.
-func terminal(status string) bool { return jobspec.Terminal(status) }
-
 // JobsConfig configures the job handlers: imports, batch SQL and workspace
 // events.
 type JobsConfig struct {
-	// ImportDir is the folder where the control plane stores uploaded
-	// files and where workers download URL imports; a worker deletes an
-	// upload once its import is over. With several nodes it must be
-	// shared storage (NFS, a shared volume) mounted at the same path on
-	// every control and worker node. Default: <OS temp dir>/meridian-imports.
-	ImportDir string `json:"import_dir,omitempty" env:"MERIDIAN_IMPORT_DIR"`
-	// MaxImportBytes caps a downloaded file, and is the importer's
-	// MaxBytes. Default: 10 GiB.
-	MaxImportBytes int64 `json:"max_import_bytes,omitempty" env:"MERIDIAN_IMPORT_MAX_BYTES"`
-	// AllowPrivate lets URL imports fetch from loopback, private and
-	// link-local addresses. Default: false (refused: a user must not make
-	// the worker read internal services).
-	AllowPrivate bool `json:"allow_private,omitempty" env:"MERIDIAN_IMPORT_ALLOW_PRIVATE"`
+	// Config holds the settings the control plane reads too (import
+	// folder, size cap, private addresses, SQL timeout cap): one field
+	// per environment variable, in internal/jobspec.
+	jobspec.Config
 	// FetchTimeout bounds one URL download. Default: 1h.
 	FetchTimeout config.Duration `json:"fetch_timeout,omitempty" env:"MERIDIAN_IMPORT_FETCH_TIMEOUT"`
 	// ImportTimeout bounds one import attempt (download excluded).
 	// Default: 6h.
 	ImportTimeout config.Duration `json:"import_timeout,omitempty" env:"MERIDIAN_IMPORT_TIMEOUT"`
-	// MaxSQLTimeout caps a batch SQL job's timeout. Default: 24h.
-	MaxSQLTimeout config.Duration `json:"max_sql_timeout,omitempty" env:"MERIDIAN_SQL_JOB_MAX_TIMEOUT"`
 	// AckDeadline of the imports and sql-jobs subscriptions: how soon a
 	// job whose worker died is redelivered. Default: 30s.
 	AckDeadline config.Duration `json:"ack_deadline,omitempty" env:"MERIDIAN_WORKER_ACK_DEADLINE"`
@@ -85,20 +58,12 @@ type JobsConfig struct {
 
 // SetDefaults fills zero fields.
 func (c *JobsConfig) SetDefaults() {
-	if c.ImportDir == "" {
-		c.ImportDir = filepath.Join(os.TempDir(), "meridian-imports")
-	}
-	if c.MaxImportBytes == 0 {
-		c.MaxImportBytes = 10 << 30
-	}
+	c.Config.SetDefaults()
 	if c.FetchTimeout == 0 {
 		c.FetchTimeout = config.Duration(time.Hour)
 	}
 	if c.ImportTimeout == 0 {
 		c.ImportTimeout = config.Duration(6 * time.Hour)
-	}
-	if c.MaxSQLTimeout == 0 {
-		c.MaxSQLTimeout = config.Duration(24 * time.Hour)
 	}
 	if c.AckDeadline == 0 {
 		c.AckDeadline = config.Duration(30 * time.Second)
@@ -122,16 +87,13 @@ func (c *JobsConfig) SetDefaults() {
 
 // Validate reports every problem in c.
 func (c JobsConfig) Validate() error {
-	var errs []error
-	if c.MaxImportBytes < 0 {
-		errs = append(errs, errors.New("worker max_import_bytes: must be positive (MERIDIAN_IMPORT_MAX_BYTES)"))
-	}
+	errs := []error{c.Config.Validate("worker")}
 	if c.MaxAttempts < 0 {
 		errs = append(errs, errors.New("worker max_attempts: must be positive (MERIDIAN_WORKER_MAX_ATTEMPTS)"))
 	}
 	for name, d := range map[string]config.Duration{
 		"MERIDIAN_IMPORT_FETCH_TIMEOUT": c.FetchTimeout, "MERIDIAN_IMPORT_TIMEOUT": c.ImportTimeout,
-		"MERIDIAN_SQL_JOB_MAX_TIMEOUT": c.MaxSQLTimeout, "MERIDIAN_WORKER_ACK_DEADLINE": c.AckDeadline,
+		"MERIDIAN_WORKER_ACK_DEADLINE":  c.AckDeadline,
 		"MERIDIAN_WORKER_POLL_INTERVAL": c.PollInterval, "MERIDIAN_WORKER_SWEEP_INTERVAL": c.SweepInterval,
 		"MERIDIAN_WORKER_REPUBLISH_AFTER": c.RepublishAfter, "MERIDIAN_WORKER_STALE_AFTER": c.StaleAfter,
 	} {
@@ -282,38 +244,20 @@ func (j *Jobs) Run(ctx context.Context) error {
 func (j *Jobs) Sweep(ctx context.Context) (int, error) {
 	n := 0
 	var errs []error
-	for _, q := range []struct{ table, topic string }{
-		{"imports", broker.TopicImports}, {"jobs", broker.TopicSQLJobs},
-	} {
-		rows, err := j.d.Meta.Query(ctx, `UPDATE `+q.table+` t SET status = 'pending', enqueued_at = now()
-			WHERE t.id IN (SELECT id FROM `+q.table+`
-				WHERE status = 'pending' AND (enqueued_at IS NULL OR enqueued_at < now() - $1 * interval '1 microsecond')
-				   OR status = 'running' AND coalesce(heartbeat_at, started_at, updated_at) < now() - $2 * interval '1 microsecond'
-				FOR UPDATE SKIP LOCKED LIMIT 100)
-			RETURNING t.id`, j.cfg.RepublishAfter.D().Microseconds(), j.cfg.StaleAfter.D().Microseconds())
+	for _, t := range []jobspec.Table{jobspec.Imports, jobspec.Jobs} {
+		ids, err := t.Sweep(ctx, j.d.Meta, j.cfg.RepublishAfter.D(), j.cfg.StaleAfter.D())
 		if err != nil {
-			errs = append(errs, fmt.Errorf("sweeping %s: %w", q.table, err))
+			errs = append(errs, err)
 			continue
 		}
-		var ids []string
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err == nil {
-				ids = append(ids, id)
-			}
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			errs = append(errs, fmt.Errorf("sweeping %s: %w", q.table, err))
-		}
 		for _, id := range ids {
-			if err := j.publishJob(ctx, q.topic, id); err != nil {
+			if err := t.Publish(ctx, j.d.Broker, id); err != nil {
 				errs = append(errs, err)
-				j.d.Meta.Exec(ctx, `UPDATE `+q.table+` SET enqueued_at = NULL WHERE id = $1`, id)
+				t.Unpublished(ctx, j.d.Meta, id)
 				continue
 			}
 			n++
-			j.d.Log.Info("republished job", "topic", q.topic, "id", id)
+			j.d.Log.Info("republished job", "topic", t.Topic(), "id", id)
 		}
 	}
 	return n, errors.Join(errs...)
@@ -358,28 +302,14 @@ func (j *Jobs) CleanupStaging(ctx context.Context, olderThan time.Duration) erro
 	return errors.Join(errs...)
 }
 
-// JobMessage is the payload of TopicImports and TopicSQLJobs messages.
-type JobMessage struct {
-	// ID of the imports or jobs row.
-	ID string `json:"id"`
-}
-
-func (j *Jobs) publishJob(ctx context.Context, topic, id string) error {
-	data, _ := json.Marshal(JobMessage{ID: id})
-	if _, err := j.d.Broker.Publish(ctx, topic, data, nil); err != nil {
-		return fmt.Errorf("publishing job %s on %s: %w", id, topic, err)
-	}
-	return nil
-}
-
-// parseJobMessage reads a job message; a malformed one is logged and
-// acked by the caller (redelivering it cannot help).
+// parseJobMessage reads a job message (internal/jobspec); a malformed
+// one is logged and acked by the caller (redelivering it cannot help).
 func parseJobMessage(m *broker.Message) (string, error) {
-	var jm JobMessage
-	if err := json.Unmarshal(m.Data, &jm); err != nil || jm.ID == "" {
+	id, err := jobspec.ParseMessage(m.Data)
+	if err != nil {
 		return "", fmt.Errorf("malformed job message %s: %q", m.ID, truncate(string(m.Data), 200))
 	}
-	return jm.ID, nil
+	return id, nil
 }
 
 // watcher runs beside a job: every PollInterval it calls tick (which
@@ -413,7 +343,7 @@ func startWatcher(ctx context.Context, every time.Duration, cancelJob context.Ca
 				if wctx.Err() == nil {
 					log.Warn("saving job progress", "err", err)
 				}
-			case status == StatusCancelled || status == "":
+			case status == jobspec.StatusCancelled || status == "":
 				// "" means the row is gone: nobody wants the result.
 				cancelJob(errCancelled)
 				return

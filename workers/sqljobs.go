@@ -16,6 +16,7 @@ import (
 
 	"github.com/meridian-gis/meridian/internal/broker"
 	"github.com/meridian-gis/meridian/internal/dataconn"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 )
 
 // SQLJobResult is what a finished batch SQL job stores in jobs.result.
@@ -72,23 +73,20 @@ func (h *SQLJobHandler) Handle(ctx context.Context, m *broker.Message) error {
 	if err != nil {
 		return err
 	}
-	if terminal(row.status) {
+	if jobspec.Terminal(row.status) {
 		return nil
 	}
 	maxAttempts := h.j.cfg.MaxAttempts
 	if row.attempts >= maxAttempts {
-		h.finish(ctx, id, StatusFailure, fmt.Sprintf("gave up after %d attempts: %s", row.attempts, deref(row.lastErr)), log)
+		h.finish(ctx, id, jobspec.StatusFailure, fmt.Sprintf("gave up after %d attempts: %s", row.attempts, deref(row.lastErr)), log)
 		return nil
 	}
-	var attempt int
-	err = h.j.d.Meta.QueryRow(ctx, `UPDATE jobs SET status = 'running', attempts = attempts + 1,
-			started_at = coalesce(started_at, now()), heartbeat_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('pending', 'running') RETURNING attempts`, id).Scan(&attempt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil
-	}
+	attempt, ok, err := jobspec.Jobs.Start(ctx, h.j.d.Meta, id)
 	if err != nil {
-		return fmt.Errorf("starting job %s: %w", id, err)
+		return err
+	}
+	if !ok {
+		return nil // finished or cancelled meanwhile
 	}
 	log = log.With("attempt", attempt, "conn", row.conn)
 
@@ -119,17 +117,17 @@ func (h *SQLJobHandler) Handle(ctx context.Context, m *broker.Message) error {
 		return fmt.Errorf("job %s interrupted: %w", id, ctx.Err())
 	case out.timedOut:
 		log.Info("job timed out", "err", out.err)
-		h.finish(ctx, id, StatusFailure, fmt.Sprintf("query timed out after %v (timeout_ms %d)", out.timeout, out.timeout.Milliseconds()), log)
+		h.finish(ctx, id, jobspec.StatusFailure, fmt.Sprintf("query timed out after %v (timeout_ms %d)", out.timeout, out.timeout.Milliseconds()), log)
 		return nil
 	case sqlPermanent(out.err):
 		log.Info("job failed", "err", out.err)
-		h.finish(ctx, id, StatusFailure, sqlMessage(out.err), log)
+		h.finish(ctx, id, jobspec.StatusFailure, sqlMessage(out.err), log)
 		return nil
 	}
 	msg := sqlMessage(out.err)
 	if m.Attempt >= maxAttempts || attempt >= maxAttempts {
 		log.Error("job failed, no attempts left", "err", out.err)
-		h.finish(ctx, id, StatusFailure, fmt.Sprintf("failed after %d attempts: %s", attempt, msg), log)
+		h.finish(ctx, id, jobspec.StatusFailure, fmt.Sprintf("failed after %d attempts: %s", attempt, msg), log)
 		return nil
 	}
 	log.Warn("job failed, will retry", "err", out.err)
@@ -150,14 +148,7 @@ func (h *SQLJobHandler) run(parent context.Context, pool *pgxpool.Pool, row *sql
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	w := startWatcher(ctx, h.j.cfg.PollInterval.D(), cancel, log, func(ctx context.Context) (string, error) {
-		var status string
-		err := h.j.d.Meta.QueryRow(ctx, `UPDATE jobs SET heartbeat_at = now(),
-				status = CASE WHEN status = 'pending' THEN 'running' ELSE status END
-			WHERE id = $1 RETURNING status`, row.id).Scan(&status)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return "", nil
-		}
-		return status, err
+		return jobspec.Jobs.Heartbeat(ctx, h.j.d.Meta, row.id, nil)
 	})
 	timeout := time.Duration(row.timeoutMS) * time.Millisecond
 	if max := h.j.cfg.MaxSQLTimeout.D(); timeout <= 0 || timeout > max {
@@ -241,10 +232,8 @@ func (h *SQLJobHandler) succeed(ctx context.Context, row *sqlJobRow, res SQLJobR
 		}
 	}
 	js, _ := json.Marshal(res)
-	if _, err := h.j.d.Meta.Exec(ctx, `UPDATE jobs SET status = 'success', result = $2, error = NULL,
-			finished_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('pending', 'running', 'cancelled')`, row.id, js); err != nil {
-		return fmt.Errorf("finishing job %s: %w", row.id, err)
+	if err := jobspec.Jobs.Succeed(ctx, h.j.d.Meta, row.id, js); err != nil {
+		return err
 	}
 	log.Info("job done", "command", res.Command, "wrote", res.Wrote, "elapsed_ms", res.ElapsedMS)
 	return nil
@@ -253,8 +242,7 @@ func (h *SQLJobHandler) succeed(ctx context.Context, row *sqlJobRow, res SQLJobR
 func (h *SQLJobHandler) finish(ctx context.Context, id, status, msg string, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := h.j.d.Meta.Exec(ctx, `UPDATE jobs SET status = $2, error = $3, finished_at = now(), updated_at = now()
-		WHERE id = $1 AND status IN ('pending', 'running')`, id, status, msg); err != nil {
+	if err := jobspec.Jobs.Finish(ctx, h.j.d.Meta, id, status, msg); err != nil {
 		log.Error("recording the job's final status", "status", status, "err", err)
 	}
 }
@@ -262,9 +250,7 @@ func (h *SQLJobHandler) finish(ctx context.Context, id, status, msg string, log 
 func (h *SQLJobHandler) requeue(ctx context.Context, id, msg string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
-	if _, err := h.j.d.Meta.Exec(ctx, `UPDATE jobs SET status = 'pending', error = $2, heartbeat_at = NULL,
-			enqueued_at = now(), updated_at = now()
-		WHERE id = $1 AND status = 'running'`, id, msg); err != nil {
+	if err := jobspec.Jobs.Requeue(ctx, h.j.d.Meta, id, msg); err != nil {
 		h.log.Warn("requeueing job", "job_id", id, "err", err)
 	}
 }

@@ -8,7 +8,9 @@ import (
 	"time"
 
 	"github.com/meridian-gis/meridian/internal/broker"
+	"github.com/meridian-gis/meridian/internal/broker/brokertest"
 	"github.com/meridian-gis/meridian/internal/cachetag"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 )
 
 // Batch SQL jobs: a job that writes commits, invalidates conn:local and
@@ -16,14 +18,14 @@ import (
 // bound; SQL errors fail at once with PostgreSQL's message.
 func TestSQLJobs(t *testing.T) {
 	e := newWorkerEnv(t, nil)
-	inv := subscribe(t, e.broker, broker.TopicInvalidations)
+	inv := brokertest.Subscribe(t, e.broker, broker.TopicInvalidations)
 	e.start(t)
 
 	read := e.createJob(t, "SELECT count(*) FROM pg_class", 10000)
 	s := e.wait(t, "jobs", read, time.Minute)
 	var res SQLJobResult
 	json.Unmarshal(s.Result, &res)
-	if s.Status != StatusSuccess || s.Attempts != 1 || res.Wrote || res.Command != "SELECT 1" {
+	if s.Status != jobspec.StatusSuccess || s.Attempts != 1 || res.Wrote || res.Command != "SELECT 1" {
 		t.Errorf("read job = %+v %s, want success, wrote false", s, s.Result)
 	}
 	select {
@@ -36,10 +38,10 @@ func TestSQLJobs(t *testing.T) {
 		INSERT INTO public.notes SELECT g, 'note ' || g FROM generate_series(1, 5) g`, 10000)
 	s = e.wait(t, "jobs", write, time.Minute)
 	json.Unmarshal(s.Result, &res)
-	if s.Status != StatusSuccess || !res.Wrote || res.RowsAffected != 5 {
+	if s.Status != jobspec.StatusSuccess || !res.Wrote || res.RowsAffected != 5 {
 		t.Errorf("write job = %+v %s, want success, wrote, 5 rows", s, s.Result)
 	}
-	m := receive(t, inv, 10*time.Second)
+	m := brokertest.Receive(t, inv, 10*time.Second)
 	var got cachetag.Invalidation
 	json.Unmarshal(m.Data, &got)
 	if len(got.Tags) != 1 || got.Tags[0] != cachetag.Conn("local") || !strings.Contains(got.Reason, write) {
@@ -58,16 +60,16 @@ func TestSQLJobs(t *testing.T) {
 		SELECT id, 'UPDATE public.notes SET body = $1 WHERE id = $2', '["changed", 3]' FROM connections RETURNING id`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	e.jobs.publishJob(context.Background(), broker.TopicSQLJobs, id)
-	if s := e.wait(t, "jobs", id, time.Minute); s.Status != StatusSuccess || e.count(t, "SELECT count(*) FROM public.notes WHERE body = 'changed'") != 1 {
+	jobspec.Jobs.Publish(context.Background(), e.broker, id)
+	if s := e.wait(t, "jobs", id, time.Minute); s.Status != jobspec.StatusSuccess || e.count(t, "SELECT count(*) FROM public.notes WHERE body = 'changed'") != 1 {
 		t.Errorf("job with parameters = %+v, want success updating one row", s)
 	}
-	receive(t, inv, 10*time.Second)
+	brokertest.Receive(t, inv, 10*time.Second)
 
 	// A SQL error fails at once, rolled back.
 	bad := e.createJob(t, "INSERT INTO public.notes VALUES (6, 'x'); SELEC 1", 10000)
 	s = e.wait(t, "jobs", bad, time.Minute)
-	if s.Status != StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "syntax error") || !strings.Contains(s.Error, "42601") {
+	if s.Status != jobspec.StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "syntax error") || !strings.Contains(s.Error, "42601") {
 		t.Errorf("bad job = %+v, want failure with PostgreSQL's syntax error", s)
 	}
 	if n := e.count(t, "SELECT count(*) FROM public.notes"); n != 5 {
@@ -83,7 +85,7 @@ func TestSQLJobTimeoutAndCancel(t *testing.T) {
 	start := time.Now()
 	slow := e.createJob(t, "SELECT pg_sleep(30)", 500)
 	s := e.wait(t, "jobs", slow, time.Minute)
-	if s.Status != StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "timed out after 500ms") {
+	if s.Status != jobspec.StatusFailure || s.Attempts != 1 || !strings.Contains(s.Error, "timed out after 500ms") {
 		t.Errorf("slow job = %+v, want failure: timed out after 500ms", s)
 	}
 	t.Logf("timed out job failed %v after creation: %s", time.Since(start).Round(time.Millisecond), s.Error)
@@ -92,7 +94,7 @@ func TestSQLJobTimeoutAndCancel(t *testing.T) {
 		return e.count(t, "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(60)' AND state = 'active'")
 	}
 	id := e.createJob(t, "SELECT pg_sleep(60)", 120000)
-	e.wait(t, "jobs", id, time.Minute, StatusRunning)
+	e.wait(t, "jobs", id, time.Minute, jobspec.StatusRunning)
 	deadline := time.Now().Add(30 * time.Second)
 	for sleeping() == 0 {
 		if time.Now().After(deadline) {
@@ -112,7 +114,7 @@ func TestSQLJobTimeoutAndCancel(t *testing.T) {
 	}
 	t.Logf("server query stopped %v after the cancel", time.Since(cancelled).Round(time.Millisecond))
 	time.Sleep(500 * time.Millisecond)
-	if s := e.state(t, "jobs", id); s.Status != StatusCancelled || s.Attempts != 1 {
+	if s := e.state(t, "jobs", id); s.Status != jobspec.StatusCancelled || s.Attempts != 1 {
 		t.Errorf("cancelled job = %+v, want cancelled after 1 attempt", s)
 	}
 }
@@ -122,7 +124,7 @@ func TestSQLJobTimeoutAndCancel(t *testing.T) {
 // announces the change and succeeds.
 func TestSQLJobRunsOnce(t *testing.T) {
 	e := newWorkerEnv(t, nil)
-	inv := subscribe(t, e.broker, broker.TopicInvalidations)
+	inv := brokertest.Subscribe(t, e.broker, broker.TopicInvalidations)
 	ctx := context.Background()
 	if _, err := e.data.Pool.Exec(ctx, "CREATE TABLE public.counter (n int); INSERT INTO public.counter VALUES (1)"); err != nil {
 		t.Fatal(err)
@@ -130,14 +132,14 @@ func TestSQLJobRunsOnce(t *testing.T) {
 	e.start(t)
 	first := e.createJob(t, "UPDATE public.counter SET n = n + 1", 10000)
 	e.wait(t, "jobs", first, time.Minute)
-	receive(t, inv, 10*time.Second)
+	brokertest.Receive(t, inv, 10*time.Second)
 	// Simulate a crash after COMMIT: the ledger has the job, the row says
 	// running.
 	if _, err := e.meta.Pool.Exec(ctx, "UPDATE jobs SET status = 'running', result = NULL WHERE id = $1", first); err != nil {
 		t.Fatal(err)
 	}
-	e.jobs.publishJob(ctx, broker.TopicSQLJobs, first)
-	s := e.wait(t, "jobs", first, time.Minute, StatusSuccess)
+	jobspec.Jobs.Publish(ctx, e.broker, first)
+	s := e.wait(t, "jobs", first, time.Minute, jobspec.StatusSuccess)
 	var res SQLJobResult
 	json.Unmarshal(s.Result, &res)
 	if s.Attempts != 2 || !res.Wrote || res.Command != "UPDATE 1" {
@@ -146,5 +148,5 @@ func TestSQLJobRunsOnce(t *testing.T) {
 	if n := e.count(t, "SELECT n FROM public.counter"); n != 2 {
 		t.Errorf("counter = %d, want 2 (the update applied once)", n)
 	}
-	receive(t, inv, 10*time.Second) // announced again
+	brokertest.Receive(t, inv, 10*time.Second) // announced again
 }

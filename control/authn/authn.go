@@ -347,3 +347,47 @@ func (a *Authenticator) ClientIP(r *http.Request) string {
 	}
 	return host
 }
+
+// Token is a caller authenticated by an API access token: its claims
+// (grants, allowed APIs, subject) and its organization.
+type Token struct {
+	// OrgID is the token's organization (identity.DefaultOrg when it
+	// names none): it scopes every lookup of the APIs that take tokens.
+	OrgID string
+	*grant.Claims
+}
+
+// APIToken returns the caller of a request authenticated by an API access
+// token that allows api from the request's origin (Origin, else Referer):
+// 401 without a valid access token (sessions and user tokens included:
+// the APIs that take grants need one), 403 when the token does not allow
+// api or this origin.
+func APIToken(r *http.Request, api grant.API) (Token, error) {
+	res, _ := r.Context().Value(ctxKey{}).(*resolved)
+	if res == nil || res.claims == nil {
+		msg := "missing access token (Authorization: Bearer …)"
+		switch {
+		case res != nil && res.failure != "":
+			msg = res.failure
+		case res != nil && res.p.IsUser():
+			msg = "this API needs an API access token (Authorization: Bearer …), not a session or user token"
+		}
+		return Token{}, httpapi.Unauthorized(msg)
+	}
+	if !res.claims.HasAPI(api) {
+		return Token{}, httpapi.Forbidden(fmt.Sprintf("this token does not allow the %s API", api))
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		origin = r.Header.Get("Referer")
+	}
+	if err := res.claims.CheckReferer(origin); err != nil {
+		return Token{}, httpapi.Forbidden("this token is not allowed from this origin")
+	}
+	return Token{OrgID: res.p.OrgID, Claims: res.claims}, nil
+}
+
+// NoGrant is the 403 for a source an API access token has no grant for.
+func NoGrant(conn, source string) *httpapi.Error {
+	return httpapi.Forbidden(fmt.Sprintf("this token has no grant for %s on connection %s", source, conn))
+}

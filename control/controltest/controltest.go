@@ -24,6 +24,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/identity"
+	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/internal/pgdb/pgtest"
 	"github.com/meridian-gis/meridian/internal/secret"
 	"github.com/meridian-gis/meridian/internal/tokenstore"
@@ -40,6 +41,8 @@ type Env struct {
 	Auth    *authn.Authenticator
 	// Logs holds everything the control plane logged (text handler).
 	Logs *SyncBuffer
+	// ImportDir is the imports' folder (Config.Jobs.ImportDir).
+	ImportDir string
 }
 
 // Start runs a control plane; mod may change its config and deps.
@@ -73,7 +76,7 @@ func Start(t testing.TB, mod func(*control.Config, *control.Deps)) *Env {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	cfg := control.Config{Addr: addr, Jobs: control.JobsConfig{ImportDir: t.TempDir()}}
+	cfg := control.Config{Addr: addr, Jobs: control.JobsConfig{Config: jobspec.Config{ImportDir: t.TempDir()}}}
 	cfg.Accounts.PublicURL = "http://" + addr
 	deps := control.Deps{Log: log, Meta: db.Pool, Broker: b, Tokens: w, TokenStore: store, Connections: conns, Version: "test"}
 	if mod != nil {
@@ -93,7 +96,7 @@ func Start(t testing.TB, mod func(*control.Config, *control.Deps)) *Env {
 		}
 	})
 	e := &Env{Base: "http://" + addr, Keyring: kr, DB: db, Tokens: store, Broker: b, Logs: logs,
-		Auth: authn.New(cfg.Auth, db.Pool, w, log)}
+		Auth: authn.New(cfg.Auth, db.Pool, w, log), ImportDir: cfg.Jobs.ImportDir}
 	for i := 0; ; i++ {
 		res, err := http.Get(e.Base + "/healthz")
 		if err == nil {
@@ -116,6 +119,15 @@ func (e *Env) NewOrg(t testing.TB, name string) string {
 		t.Fatal(err)
 	}
 	return id
+}
+
+// NewConnection creates a data connection name of org (its URL is never
+// opened by the control plane).
+func (e *Env) NewConnection(t testing.TB, org, name string) {
+	t.Helper()
+	if _, err := dataconn.New(e.DB.Pool, e.Keyring).Create(context.Background(), dataconn.Connection{Org: org, Name: name, URL: "postgres://u:p@127.0.0.1:1/" + name}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // User is a user made by NewUser, signed in.

@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 )
 
@@ -135,4 +136,18 @@ func Handler(log *slog.Logger, fn func(w http.ResponseWriter, r *http.Request) e
 		}
 		WriteError(w, e)
 	}
+}
+
+// Limit reads the query parameter limit: def when absent, else 1 to max
+// (a 400 otherwise).
+func Limit(r *http.Request, def, max int) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > max {
+		return 0, BadRequest("limit: want 1 to %d", max)
+	}
+	return n, nil
 }

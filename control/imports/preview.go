@@ -1,4 +1,4 @@
-package control
+package imports
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/control/httpapi"
 	"github.com/meridian-gis/meridian/internal/importpreview"
 	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/internal/netguard"
@@ -37,18 +37,18 @@ const (
 	previewMaxBytes = 1 << 30
 )
 
-// previewImport answers POST /api/v3/imports/preview: the file of an
+// preview answers POST /api/v3/imports/preview: the file of an
 // upload (multipart, part "file") or a URL (JSON {"url"}) described
 // without importing (internal/importpreview). Needs the imports grant.
-func (s *Server) previewImport(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.authenticate(r, grant.APIImports); err != nil {
+func (a *api) preview(w http.ResponseWriter, r *http.Request) error {
+	if _, err := authenticate(r); err != nil {
 		return err
 	}
-	limit := min(s.cfg.Jobs.MaxUploadBytes, previewMaxBytes)
-	if err := os.MkdirAll(s.cfg.Jobs.ImportDir, 0o700); err != nil {
+	limit := min(a.d.Jobs.MaxImportBytes, previewMaxBytes)
+	if err := os.MkdirAll(a.d.Jobs.ImportDir, 0o700); err != nil {
 		return fmt.Errorf("creating the import folder: %w", err)
 	}
-	stored := filepath.Join(s.cfg.Jobs.ImportDir, newID()+".preview")
+	stored := filepath.Join(a.d.Jobs.ImportDir, newID()+".preview")
 	defer os.Remove(stored)
 	ctx, cancel := context.WithTimeout(r.Context(), previewTimeout)
 	defer cancel()
@@ -62,7 +62,7 @@ func (s *Server) previewImport(w http.ResponseWriter, r *http.Request) error {
 		}
 		mr, err := r.MultipartReader()
 		if err != nil {
-			return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "bad multipart body", Err: err}
+			return &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "bad multipart body", Err: err}
 		}
 		for {
 			part, err := mr.NextPart()
@@ -70,7 +70,7 @@ func (s *Server) previewImport(w http.ResponseWriter, r *http.Request) error {
 				break
 			}
 			if err != nil {
-				return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "bad multipart body", Err: err}
+				return &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "bad multipart body", Err: err}
 			}
 			if part.FileName() == "" && part.FormName() != "file" {
 				b, _ := io.ReadAll(io.LimitReader(part, 4<<10))
@@ -85,7 +85,7 @@ func (s *Server) previewImport(w http.ResponseWriter, r *http.Request) error {
 				continue
 			}
 			if name != "" {
-				return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "one file per preview"}
+				return httpapi.BadRequest("one file per preview")
 			}
 			name = filepath.Base(strings.ReplaceAll(part.FileName(), `\`, "/"))
 			if name == "." || name == "/" || name == "" {
@@ -96,66 +96,66 @@ func (s *Server) previewImport(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		if name == "" {
-			return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "no file in the upload (a multipart part named file)"}
+			return httpapi.BadRequest("no file in the upload (a multipart part named file)")
 		}
 	} else {
 		dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 		dec.DisallowUnknownFields()
 		if err := dec.Decode(&q); err != nil {
-			return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "body: want a JSON object {\"url\": ...} (or a multipart/form-data upload)", Err: err}
+			return &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "body: want a JSON object {\"url\": ...} (or a multipart/form-data upload)", Err: err}
 		}
 		if q.URL == "" {
-			return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "url is required (or upload a file as multipart/form-data)"}
+			return httpapi.BadRequest("url is required (or upload a file as multipart/form-data)")
 		}
-		if err := checkImportURL(q.URL, s.cfg.Jobs.AllowPrivate); err != nil {
+		if err := checkImportURL(q.URL, a.d.Jobs.AllowPrivate); err != nil {
 			return err
 		}
 		var err error
-		if name, err = s.fetchPreview(ctx, q.URL, stored, limit); err != nil {
+		if name, err = a.fetchPreview(ctx, q.URL, stored, limit); err != nil {
 			return err
 		}
 	}
 	if q.Format = strings.ToLower(q.Format); q.Format != "" && !jobspec.Formats[q.Format] {
-		return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: fmt.Sprintf("format %q: unknown", q.Format)}
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: fmt.Sprintf("format %q: unknown", q.Format)}
 	}
 	p, err := importpreview.Describe(ctx, stored, importpreview.Options{Name: name, Format: q.Format, Layer: q.Layer, Rows: q.Rows})
 	switch {
 	case errors.Is(err, importpreview.ErrUnknownFormat):
-		return apiError{Status: http.StatusBadRequest, Code: "UNKNOWN_FORMAT", Msg: err.Error()}
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "UNKNOWN_FORMAT", Msg: err.Error()}
 	case errors.Is(err, importpreview.ErrUnreadable), errors.Is(err, importpreview.ErrNoLayer):
-		return apiError{Status: http.StatusBadRequest, Code: "BAD_INPUT", Msg: name + ": " + err.Error()}
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_INPUT", Msg: name + ": " + err.Error()}
 	case err != nil:
 		return fmt.Errorf("previewing %s: %w", name, err)
 	}
-	writeJSON(w, http.StatusOK, p)
+	httpapi.WriteJSON(w, http.StatusOK, p)
 	return nil
 }
 
 // fetchPreview downloads rawURL into dst (at most limit bytes), every
 // connection checked by the one SSRF guard unless AllowPrivate; it
 // returns the file's name for format detection.
-func (s *Server) fetchPreview(ctx context.Context, rawURL, dst string, limit int64) (string, error) {
+func (a *api) fetchPreview(ctx context.Context, rawURL, dst string, limit int64) (string, error) {
 	d := &net.Dialer{Timeout: 10 * time.Second}
-	if !s.cfg.Jobs.AllowPrivate {
+	if !a.d.Jobs.AllowPrivate {
 		d.Control = netguard.DialControl
 	}
 	client := &http.Client{Transport: &http.Transport{DialContext: d.DialContext, Proxy: nil, ResponseHeaderTimeout: 30 * time.Second}}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
 	if err != nil {
-		return "", apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "url: " + err.Error()}
+		return "", &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "url: " + err.Error()}
 	}
 	req.Header.Set("User-Agent", "meridian-import-preview/1")
 	res, err := client.Do(req)
 	if err != nil {
 		var blocked *netguard.BlockedAddrError
 		if errors.As(err, &blocked) {
-			return "", apiError{Status: http.StatusBadRequest, Code: "URL_NOT_ALLOWED", Msg: "url: " + blocked.Error()}
+			return "", &httpapi.Error{Status: http.StatusBadRequest, Code: "URL_NOT_ALLOWED", Msg: "url: " + blocked.Error()}
 		}
-		return "", apiError{Status: http.StatusBadRequest, Code: "FETCH_FAILED", Msg: "url: fetching failed", Err: err}
+		return "", &httpapi.Error{Status: http.StatusBadRequest, Code: "FETCH_FAILED", Msg: "url: fetching failed", Err: err}
 	}
 	defer res.Body.Close()
 	if res.StatusCode != http.StatusOK {
-		return "", apiError{Status: http.StatusBadRequest, Code: "FETCH_FAILED", Msg: fmt.Sprintf("url: the server answered %s", res.Status)}
+		return "", &httpapi.Error{Status: http.StatusBadRequest, Code: "FETCH_FAILED", Msg: fmt.Sprintf("url: the server answered %s", res.Status)}
 	}
 	if _, err := storeUpload(dst, res.Body, limit); err != nil {
 		return "", err

@@ -1,4 +1,11 @@
-package control
+// Package imports serves the imports API, /api/v3/imports (CARTO_API.md
+// §4): a multipart upload or a URL becomes an imports row that a worker
+// imports into a table of a connection (internal/jobspec is the contract
+// with the workers); preview describes a file without importing it. Callers
+// are API access tokens (control/authn) with the imports API and a grant
+// on the destination; every lookup is scoped to the token's organization,
+// and another organization's import answers 404.
+package imports
 
 import (
 	"context"
@@ -7,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net"
 	"net/http"
@@ -18,60 +26,59 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/meridian-gis/meridian/control/authn"
+	"github.com/meridian-gis/meridian/control/httpapi"
 	"github.com/meridian-gis/meridian/internal/broker"
-	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/internal/netguard"
 )
 
-// JobsConfig configures the imports and batch SQL APIs.
-type JobsConfig struct {
-	// ImportDir is where uploaded files are stored until a worker imports
-	// them (the worker deletes them). Control and worker nodes must see
-	// the same folder at the same path: with several nodes, shared
-	// storage (NFS, a shared volume). Default: <OS temp dir>/meridian-imports.
-	ImportDir string `json:"import_dir,omitempty" env:"MERIDIAN_IMPORT_DIR"`
-	// MaxUploadBytes refuses larger uploads with 413. Default: 10 GiB.
-	MaxUploadBytes int64 `json:"max_upload_bytes,omitempty" env:"MERIDIAN_IMPORT_MAX_BYTES"`
-	// AllowPrivate accepts import URLs naming loopback, private or
-	// link-local addresses (the worker checks every address it connects
-	// to with the same setting). Default: false.
-	AllowPrivate bool `json:"allow_private,omitempty" env:"MERIDIAN_IMPORT_ALLOW_PRIVATE"`
+// Deps are the imports API's collaborators and settings.
+type Deps struct {
+	Log  *slog.Logger
+	Meta *pgxpool.Pool
+	// Broker publishes imports to the workers; without it (or when a
+	// publish fails) the workers' sweep picks them up.
+	Broker broker.Broker
+	// Jobs are the settings shared with the workers: ImportDir,
+	// MaxImportBytes (the upload limit), AllowPrivate.
+	Jobs jobspec.Config
 	// UploadIdleTimeout abandons an upload when no byte arrived for this
-	// long (the server's ReadTimeout does not apply to uploads). Default: 2m.
-	UploadIdleTimeout config.Duration `json:"upload_idle_timeout,omitempty" env:"MERIDIAN_IMPORT_UPLOAD_IDLE_TIMEOUT"`
-	// MaxSQLTimeout caps a batch SQL job's timeout_ms. Default: 24h.
-	MaxSQLTimeout config.Duration `json:"max_sql_timeout,omitempty" env:"MERIDIAN_SQL_JOB_MAX_TIMEOUT"`
+	// long. Default: 2m.
+	UploadIdleTimeout time.Duration
+	// RequestTimeout bounds one request's database work. Default: 30s.
+	RequestTimeout time.Duration
 }
 
-// SetDefaults fills zero fields.
-func (c *JobsConfig) SetDefaults() {
-	if c.ImportDir == "" {
-		c.ImportDir = filepath.Join(os.TempDir(), "meridian-imports")
+type api struct{ d Deps }
+
+// Routes registers the imports API on mux.
+func Routes(mux *http.ServeMux, d Deps) {
+	d.Jobs.SetDefaults()
+	if d.UploadIdleTimeout <= 0 {
+		d.UploadIdleTimeout = 2 * time.Minute
 	}
-	if c.MaxUploadBytes == 0 {
-		c.MaxUploadBytes = 10 << 30
+	if d.RequestTimeout <= 0 {
+		d.RequestTimeout = 30 * time.Second
 	}
-	if c.UploadIdleTimeout == 0 {
-		c.UploadIdleTimeout = config.Duration(2 * time.Minute)
+	a := &api{d}
+	h := func(fn func(w http.ResponseWriter, r *http.Request) error) http.HandlerFunc {
+		return httpapi.Handler(d.Log, fn)
 	}
-	if c.MaxSQLTimeout == 0 {
-		c.MaxSQLTimeout = config.Duration(24 * time.Hour)
-	}
+	mux.HandleFunc("POST /api/v3/imports", h(a.create))
+	mux.HandleFunc("POST /api/v3/imports/preview", h(a.preview))
+	mux.HandleFunc("GET /api/v3/imports", h(a.list))
+	mux.HandleFunc("GET /api/v3/imports/{id}", h(a.get))
+	mux.HandleFunc("POST /api/v3/imports/{id}/cancel", h(a.cancel))
 }
 
-// Validate reports every problem in c.
-func (c JobsConfig) Validate() error {
-	var errs []error
-	if c.MaxUploadBytes < 0 {
-		errs = append(errs, errors.New("control max_upload_bytes: must be positive (MERIDIAN_IMPORT_MAX_BYTES)"))
-	}
-	if c.UploadIdleTimeout < 0 || c.MaxSQLTimeout < 0 {
-		errs = append(errs, errors.New("control upload_idle_timeout, max_sql_timeout: must not be negative"))
-	}
-	return errors.Join(errs...)
+// authenticate answers 401 or 403 unless the request's token allows the
+// imports API (control/authn).
+func authenticate(r *http.Request) (authn.Token, error) {
+	return authn.APIToken(r, grant.APIImports)
 }
 
 // importOptions is the JSON kept in imports.options, the contract with
@@ -138,7 +145,7 @@ func (q *importRequest) normalize() (string, error) {
 		errs = append(errs, "csv_delimiter: want one character")
 	}
 	if len(errs) > 0 {
-		return "", apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: strings.Join(errs, "; ")}
+		return "", httpapi.BadRequest("%s", strings.Join(errs, "; "))
 	}
 	return dest, nil
 }
@@ -154,17 +161,17 @@ func checkImportURL(raw string, allowPrivate bool) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, netguard.ErrBadURL):
-		return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "url: want an absolute http or https URL"}
+		return httpapi.BadRequest("url: want an absolute http or https URL")
 	case errors.As(err, &blocked):
-		return apiError{Status: http.StatusBadRequest, Code: "URL_NOT_ALLOWED",
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "URL_NOT_ALLOWED",
 			Msg: fmt.Sprintf("url: %s is not a public address (%s); imports from loopback, private and link-local addresses are disabled", blocked.Addr, netguard.Kind(blocked.Addr))}
 	default:
-		return apiError{Status: http.StatusBadRequest, Code: "URL_NOT_ALLOWED", Msg: "url: " + err.Error()}
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "URL_NOT_ALLOWED", Msg: "url: " + err.Error()}
 	}
 }
 
-// importJSON is an import as the API shows it.
-type importJSON struct {
+// Import is an import as the API shows it.
+type Import struct {
 	ID          string          `json:"id"`
 	Status      string          `json:"status"`
 	Connection  string          `json:"connection"`
@@ -172,11 +179,12 @@ type importJSON struct {
 	URL         string          `json:"url,omitempty"`
 	Filename    string          `json:"filename,omitempty"`
 	Options     json.RawMessage `json:"options"`
-	Progress    importProgress  `json:"progress"`
-	runState
+	Progress    Progress        `json:"progress"`
+	jobspec.Run
 }
 
-type importProgress struct {
+// Progress is how far a worker has got with an import.
+type Progress struct {
 	// Phase is fetching, reading, finishing or done.
 	Phase      string `json:"phase,omitempty"`
 	BytesDone  int64  `json:"bytesDone"`
@@ -184,63 +192,63 @@ type importProgress struct {
 	Rows       int64  `json:"rows"`
 }
 
-const importColumns = `i.id, i.org_id, c.name, i.destination, i.status, coalesce(i.source_url, ''), coalesce(i.filename, ''),
+const importColumns = `i.id, c.name, i.destination, i.status, coalesce(i.source_url, ''), coalesce(i.filename, ''),
 	coalesce(i.file_path, ''), i.options, coalesce(i.phase, ''), i.bytes_done, i.bytes_total, i.rows_done, i.attempts,
 	coalesce(i.error, ''), i.result, i.created_at, i.updated_at, i.started_at, i.finished_at`
 
 type importRecord struct {
-	importJSON
-	org, filePath string
+	Import
+	filePath string
 }
 
 func scanImport(row pgx.Row) (*importRecord, error) {
 	var r importRecord
 	var opts, result []byte
-	err := row.Scan(&r.ID, &r.org, &r.Connection, &r.Destination, &r.Status, &r.URL, &r.Filename, &r.filePath, &opts,
+	err := row.Scan(&r.ID, &r.Connection, &r.Destination, &r.Status, &r.URL, &r.Filename, &r.filePath, &opts,
 		&r.Progress.Phase, &r.Progress.BytesDone, &r.Progress.BytesTotal, &r.Progress.Rows, &r.Attempts, &r.Error,
 		&result, &r.CreatedAt, &r.UpdatedAt, &r.StartedAt, &r.FinishedAt)
 	if err != nil {
 		return nil, err
 	}
 	r.Options = opts
-	r.settle(r.Status, result)
+	r.Settle(r.Status, result)
 	return &r, nil
 }
 
-// createImport is POST /api/v3/imports: a multipart upload or a JSON
+// create is POST /api/v3/imports: a multipart upload or a JSON
 // request naming a URL.
-func (s *Server) createImport(w http.ResponseWriter, r *http.Request) error {
-	claims, err := s.authenticate(r, grant.APIImports)
+func (a *api) create(w http.ResponseWriter, r *http.Request) error {
+	claims, err := authenticate(r)
 	if err != nil {
 		return err
 	}
 	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if ct == "multipart/form-data" {
-		return s.createUpload(w, r, claims)
+		return a.createUpload(w, r, claims)
 	}
 	var q importRequest
 	dec := json.NewDecoder(io.LimitReader(r.Body, 1<<20))
 	if err := dec.Decode(&q); err != nil {
-		return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "body: want a JSON object (or a multipart/form-data upload)", Err: err}
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "body: want a JSON object (or a multipart/form-data upload)", Err: err}
 	}
 	if q.URL == "" {
-		return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "url is required (or upload a file as multipart/form-data)"}
+		return httpapi.BadRequest("url is required (or upload a file as multipart/form-data)")
 	}
 	dest, err := q.normalize()
 	if err != nil {
 		return err
 	}
 	if err := claims.Allow(grant.APIImports, q.Connection, dest); err != nil {
-		return noGrant(q.Connection, dest)
+		return authn.NoGrant(q.Connection, dest)
 	}
-	if err := checkImportURL(q.URL, s.cfg.Jobs.AllowPrivate); err != nil {
+	if err := checkImportURL(q.URL, a.d.Jobs.AllowPrivate); err != nil {
 		return err
 	}
-	rec, err := s.insertImport(r.Context(), claims, &q, dest, newID(), "", "", nil)
+	rec, err := a.insertImport(r.Context(), claims, &q, dest, newID(), "", "", nil)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, rec.importJSON)
+	httpapi.WriteJSON(w, http.StatusCreated, rec.Import)
 	return nil
 }
 
@@ -249,17 +257,17 @@ func (s *Server) createImport(w http.ResponseWriter, r *http.Request) error {
 // source_srid, csv_delimiter, geometry_columns and type_hints as JSON)
 // may come as form fields or query parameters; when they precede the
 // file, the grant is checked before anything is stored.
-func (s *Server) createUpload(w http.ResponseWriter, r *http.Request, claims *grant.Claims) error {
-	limit := s.cfg.Jobs.MaxUploadBytes
+func (a *api) createUpload(w http.ResponseWriter, r *http.Request, claims authn.Token) error {
+	limit := a.d.Jobs.MaxImportBytes
 	if r.ContentLength > limit+1<<20 {
 		return tooLarge(limit)
 	}
 	rc := http.NewResponseController(w)
-	idle := s.cfg.Jobs.UploadIdleTimeout.D()
+	idle := a.d.UploadIdleTimeout
 	rc.SetReadDeadline(time.Now().Add(idle)) // uploads outlive the server's ReadTimeout
 	mr, err := r.MultipartReader()
 	if err != nil {
-		return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "bad multipart body", Err: err}
+		return &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "bad multipart body", Err: err}
 	}
 	fields := map[string]string{}
 	for k, v := range r.URL.Query() {
@@ -284,24 +292,24 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request, claims *gr
 			break
 		}
 		if err != nil {
-			return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "bad multipart body", Err: err}
+			return &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "bad multipart body", Err: err}
 		}
 		if part.FileName() == "" && part.FormName() != "file" {
 			b, err := io.ReadAll(io.LimitReader(part, 64<<10+1))
 			if err != nil {
-				return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "reading form field " + part.FormName(), Err: err}
+				return &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "reading form field " + part.FormName(), Err: err}
 			}
 			if len(b) > 64<<10 {
-				return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "form field " + part.FormName() + " is too long"}
+				return httpapi.BadRequest("form field %s is too long", part.FormName())
 			}
 			fields[part.FormName()] = string(b)
 			continue
 		}
 		if stored != "" {
-			return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "one file per import"}
+			return httpapi.BadRequest("one file per import")
 		}
 		if fields["connection"] != "" && fields["destination"] != "" {
-			if _, _, err := s.uploadRequest(fields, claims); err != nil {
+			if _, _, err := a.uploadRequest(fields, claims); err != nil {
 				return err // refused before storing anything
 			}
 		}
@@ -309,34 +317,34 @@ func (s *Server) createUpload(w http.ResponseWriter, r *http.Request, claims *gr
 		if filename == "." || filename == "/" {
 			filename = ""
 		}
-		if err := os.MkdirAll(s.cfg.Jobs.ImportDir, 0o700); err != nil {
+		if err := os.MkdirAll(a.d.Jobs.ImportDir, 0o700); err != nil {
 			return fmt.Errorf("creating the import folder: %w", err)
 		}
-		stored = filepath.Join(s.cfg.Jobs.ImportDir, id+".upload")
+		stored = filepath.Join(a.d.Jobs.ImportDir, id+".upload")
 		size, err = storeUpload(stored, &idleReader{r: part, rc: rc, idle: idle}, limit)
 		if err != nil {
 			return err
 		}
 	}
 	if stored == "" {
-		return apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "no file in the upload (a multipart part named file)"}
+		return httpapi.BadRequest("no file in the upload (a multipart part named file)")
 	}
 	rc.SetWriteDeadline(time.Now().Add(30 * time.Second)) // the upload may have outlasted WriteTimeout
-	q, dest, err := s.uploadRequest(fields, claims)
+	q, dest, err := a.uploadRequest(fields, claims)
 	if err != nil {
 		return err
 	}
-	rec, err := s.insertImport(r.Context(), claims, q, dest, id, stored, filename, &size)
+	rec, err := a.insertImport(r.Context(), claims, q, dest, id, stored, filename, &size)
 	if err != nil {
 		return err
 	}
 	stored = "" // the worker owns it now
-	writeJSON(w, http.StatusCreated, rec.importJSON)
+	httpapi.WriteJSON(w, http.StatusCreated, rec.Import)
 	return nil
 }
 
 // uploadRequest builds and checks the request from form fields.
-func (s *Server) uploadRequest(f map[string]string, claims *grant.Claims) (*importRequest, string, error) {
+func (a *api) uploadRequest(f map[string]string, claims authn.Token) (*importRequest, string, error) {
 	q := &importRequest{Connection: f["connection"], Destination: f["destination"]}
 	q.IfExists, q.Format, q.Layer, q.CSVDelimiter = f["if_exists"], f["format"], f["layer"], f["csv_delimiter"]
 	var errs []string
@@ -365,20 +373,20 @@ func (s *Server) uploadRequest(f map[string]string, claims *grant.Claims) (*impo
 		}
 	}
 	if len(errs) > 0 {
-		return nil, "", apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: strings.Join(errs, "; ")}
+		return nil, "", httpapi.BadRequest("%s", strings.Join(errs, "; "))
 	}
 	dest, err := q.normalize()
 	if err != nil {
 		return nil, "", err
 	}
 	if err := claims.Allow(grant.APIImports, q.Connection, dest); err != nil {
-		return nil, "", noGrant(q.Connection, dest)
+		return nil, "", authn.NoGrant(q.Connection, dest)
 	}
 	return q, dest, nil
 }
 
-func tooLarge(limit int64) apiError {
-	return apiError{Status: http.StatusRequestEntityTooLarge, Code: "TOO_LARGE", Msg: fmt.Sprintf("file too large: the limit is %d bytes", limit)}
+func tooLarge(limit int64) *httpapi.Error {
+	return &httpapi.Error{Status: http.StatusRequestEntityTooLarge, Code: "TOO_LARGE", Msg: fmt.Sprintf("file too large: the limit is %d bytes", limit)}
 }
 
 // storeUpload copies at most limit bytes of r to path.
@@ -394,9 +402,9 @@ func storeUpload(path string, r io.Reader, limit int64) (int64, error) {
 	if err != nil {
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return n, apiError{Status: http.StatusRequestTimeout, Code: "TIMEOUT", Msg: "upload stalled", Err: err}
+			return n, &httpapi.Error{Status: http.StatusRequestTimeout, Code: "TIMEOUT", Msg: "upload stalled", Err: err}
 		}
-		return n, apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "upload interrupted", Err: err}
+		return n, &httpapi.Error{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "upload interrupted", Err: err}
 	}
 	if n > limit {
 		return n, tooLarge(limit)
@@ -426,171 +434,130 @@ func (ir *idleReader) Read(p []byte) (int, error) {
 // publish leaves the row pending with enqueued_at NULL: a worker's sweep
 // publishes it again, so the import is not lost (and the client, which
 // already sent its file, gets its 201).
-func (s *Server) insertImport(ctx context.Context, claims *grant.Claims, q *importRequest, dest, id, filePath, filename string, size *int64) (*importRecord, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout.D())
+func (a *api) insertImport(ctx context.Context, claims authn.Token, q *importRequest, dest, id, filePath, filename string, size *int64) (*importRecord, error) {
+	ctx, cancel := context.WithTimeout(ctx, a.d.RequestTimeout)
 	defer cancel()
-	connID, err := s.connectionID(ctx, claims, q.Connection)
-	if err != nil {
-		return nil, err
-	}
 	opts, _ := json.Marshal(q.importOptions)
-	rec, err := scanImport(s.d.Meta.QueryRow(ctx, `WITH i AS (
+	rec, err := scanImport(a.d.Meta.QueryRow(ctx, `WITH i AS (
 			INSERT INTO imports (id, org_id, connection_id, destination, source_url, file_path, filename, options, bytes_total, created_by)
-			VALUES ($1, $2, $3, $4, nullif($5, ''), nullif($6, ''), nullif($7, ''), $8, $9, $10) RETURNING *)
+			SELECT $1, $2, c.id, $4, nullif($5, ''), nullif($6, ''), nullif($7, ''), $8::jsonb, $9::bigint, $10
+			FROM connections c WHERE c.name = $3 AND c.org_id = $2 RETURNING *)
 		SELECT `+importColumns+` FROM i JOIN connections c ON c.id = i.connection_id`,
-		id, orgOf(claims), connID, dest, q.URL, filePath, filename, opts, size, claims.Subject))
+		id, claims.OrgID, q.Connection, dest, q.URL, filePath, filename, opts, size, claims.Subject))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, httpapi.NotFound("connection " + q.Connection) // none of this organization's
+	}
 	if err != nil {
 		return nil, fmt.Errorf("recording import: %w", err)
 	}
-	s.enqueue(ctx, "imports", broker.TopicImports, id)
+	if err := jobspec.Imports.Enqueue(ctx, a.d.Meta, a.d.Broker, id); err != nil {
+		a.d.Log.Warn("publishing the import failed; a worker's sweep will pick it up", "id", id, "err", err)
+	}
 	return rec, nil
 }
 
-// enqueue publishes a job message; on failure it marks the row for the
-// workers' sweep and logs.
-func (s *Server) enqueue(ctx context.Context, table, topic, id string) {
-	data, _ := json.Marshal(map[string]string{"id": id})
-	var err error
-	if s.d.Broker == nil {
-		err = errors.New("no broker")
-	} else {
-		_, err = s.d.Broker.Publish(ctx, topic, data, nil)
-	}
-	if err != nil {
-		s.d.Log.Warn("publishing job failed; a worker's sweep will pick it up", "topic", topic, "id", id, "err", err)
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		if _, err := s.d.Meta.Exec(ctx, `UPDATE `+table+` SET enqueued_at = NULL WHERE id = $1`, id); err != nil {
-			s.d.Log.Error("marking job for the sweep", "id", id, "err", err)
-		}
-	}
-}
-
-// connectionID looks up a connection of the token's organization.
-func (s *Server) connectionID(ctx context.Context, claims *grant.Claims, name string) (string, error) {
-	var id string
-	err := s.d.Meta.QueryRow(ctx, "SELECT id FROM connections WHERE name = $1 AND org_id = $2", name, orgOf(claims)).Scan(&id)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return "", apiError{Status: http.StatusNotFound, Code: "NOT_FOUND", Msg: "connection " + name + " not found"}
-	}
-	if err != nil {
-		return "", fmt.Errorf("looking up connection %s: %w", name, err)
-	}
-	return id, nil
-}
-
-// loadImport returns an import the token may see: 404 when it does not
-// exist in the token's organization, 403 without a grant on its
+// load authenticates the request and returns the import of its path
+// ({id}): 404 when it does not exist in the token's organization (another
+// organization's is a 404 as a missing one is), 403 without a grant on its
 // destination.
-func (s *Server) loadImport(ctx context.Context, claims *grant.Claims, id string) (*importRecord, error) {
-	rec, err := scanImport(s.d.Meta.QueryRow(ctx, `SELECT `+importColumns+`
-		FROM imports i JOIN connections c ON c.id = i.connection_id WHERE i.id::text = $1`, id))
-	if errors.Is(err, pgx.ErrNoRows) || err == nil && rec.org != orgOf(claims) {
-		return nil, apiError{Status: http.StatusNotFound, Code: "NOT_FOUND", Msg: "import " + id + " not found"}
+func (a *api) load(ctx context.Context, r *http.Request) (*importRecord, error) {
+	claims, err := authenticate(r)
+	if err != nil {
+		return nil, err
+	}
+	id := r.PathValue("id")
+	rec, err := scanImport(a.d.Meta.QueryRow(ctx, `SELECT `+importColumns+`
+		FROM imports i JOIN connections c ON c.id = i.connection_id WHERE i.id = $1 AND i.org_id = $2`, id, claims.OrgID))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, httpapi.NotFound("import " + id)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("loading import %s: %w", id, err)
 	}
 	if err := claims.Allow(grant.APIImports, rec.Connection, rec.Destination); err != nil {
-		return nil, noGrant(rec.Connection, rec.Destination)
+		return nil, authn.NoGrant(rec.Connection, rec.Destination)
 	}
 	return rec, nil
 }
 
-// getImport is GET /api/v3/imports/{id}.
-func (s *Server) getImport(w http.ResponseWriter, r *http.Request) error {
-	claims, err := s.authenticate(r, grant.APIImports)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout.D())
+// get is GET /api/v3/imports/{id}.
+func (a *api) get(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.RequestTimeout)
 	defer cancel()
-	rec, err := s.loadImport(ctx, claims, r.PathValue("id"))
+	rec, err := a.load(ctx, r)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rec.importJSON)
+	httpapi.WriteJSON(w, http.StatusOK, rec.Import)
 	return nil
 }
 
-// listImports is GET /api/v3/imports: the organization's imports the
+// list is GET /api/v3/imports: the organization's imports the
 // token has grants for, newest first. Query: limit (default 50, at most
 // 500), status, connection.
-func (s *Server) listImports(w http.ResponseWriter, r *http.Request) error {
-	claims, err := s.authenticate(r, grant.APIImports)
+func (a *api) list(w http.ResponseWriter, r *http.Request) error {
+	claims, err := authenticate(r)
 	if err != nil {
 		return err
 	}
-	limit, err := listLimit(r)
+	limit, err := httpapi.Limit(r, 50, 500)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout.D())
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.RequestTimeout)
 	defer cancel()
 	q := r.URL.Query()
-	rows, err := s.d.Meta.Query(ctx, `SELECT `+importColumns+`
+	rows, err := a.d.Meta.Query(ctx, `SELECT `+importColumns+`
 		FROM imports i JOIN connections c ON c.id = i.connection_id
 		WHERE i.org_id = $1 AND ($2 = '' OR i.status = $2) AND ($3 = '' OR c.name = $3)
-		ORDER BY i.created_at DESC LIMIT $4`, orgOf(claims), q.Get("status"), q.Get("connection"), limit*4)
+		ORDER BY i.created_at DESC LIMIT $4`, claims.OrgID, q.Get("status"), q.Get("connection"), limit*4)
 	if err != nil {
 		return fmt.Errorf("listing imports: %w", err)
 	}
 	defer rows.Close()
-	out := []importJSON{}
+	out := []Import{}
 	for rows.Next() {
 		rec, err := scanImport(rows)
 		if err != nil {
 			return fmt.Errorf("listing imports: %w", err)
 		}
 		if claims.Allow(grant.APIImports, rec.Connection, rec.Destination) == nil && len(out) < limit {
-			out = append(out, rec.importJSON)
+			out = append(out, rec.Import)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("listing imports: %w", err)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"imports": out})
+	httpapi.WriteJSON(w, http.StatusOK, map[string]any{"imports": out})
 	return nil
 }
 
-// cancelImport is POST /api/v3/imports/{id}/cancel: a pending or running
+// cancel is POST /api/v3/imports/{id}/cancel: a pending or running
 // import becomes cancelled (a running worker notices within its poll
 // interval and stops; a swap that already committed stays, and the import
 // then ends as success). 409 for a finished import.
-func (s *Server) cancelImport(w http.ResponseWriter, r *http.Request) error {
-	claims, err := s.authenticate(r, grant.APIImports)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout.D())
+func (a *api) cancel(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), a.d.RequestTimeout)
 	defer cancel()
-	rec, err := s.loadImport(ctx, claims, r.PathValue("id"))
+	rec, err := a.load(ctx, r)
 	if err != nil {
 		return err
 	}
-	if err := s.cancelRun(ctx, "imports", "import", rec.ID, rec.Status); err != nil {
+	ok, err := jobspec.Imports.Cancel(ctx, a.d.Meta, rec.ID)
+	if err != nil {
 		return err
+	}
+	if !ok {
+		return httpapi.Conflict("import already finished with status " + rec.Status)
 	}
 	if rec.Status == jobspec.StatusPending && rec.filePath != "" {
 		os.Remove(rec.filePath) // no worker has it; the worker would remove it too
 	}
-	if rec, err = s.loadImport(ctx, claims, rec.ID); err != nil {
+	if rec, err = a.load(ctx, r); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, rec.importJSON)
+	httpapi.WriteJSON(w, http.StatusOK, rec.Import)
 	return nil
-}
-
-func listLimit(r *http.Request) (int, error) {
-	v := r.URL.Query().Get("limit")
-	if v == "" {
-		return 50, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 1 || n > 500 {
-		return 0, apiError{Status: http.StatusBadRequest, Code: "BAD_REQUEST", Msg: "limit: want 1 to 500"}
-	}
-	return n, nil
 }
 
 // newID returns a random UUID (version 4).
