@@ -145,12 +145,12 @@ func TestLDSRoutingIsolinesMatrix(t *testing.T) {
 			Cells      []string
 		}
 	}
-	status, body = e.do(t, "GET", "/api/v3/lds/isolines/h3?origin=-75.5466,39.7459&mode=car&range=300,600&resolution=8", tok, "", nil, &cells)
+	status, body = e.Call(t, "GET", "/api/v3/lds/isolines/h3?origin=-75.5466,39.7459&mode=car&range=300,600&resolution=8", tok, "", nil, &cells)
 	if status != 200 || cells[0].Error != nil || len(cells[0].Value) != 2 || cells[0].Value[0].Resolution != 8 ||
 		len(cells[0].Value[0].Cells) < 5 || len(cells[0].Value[1].Cells) <= len(cells[0].Value[0].Cells) {
 		t.Fatalf("h3 isolines: %d %v %+v", status, body, cells)
 	}
-	status, body = e.do(t, "GET", "/api/v3/lds/isolines/h3?origin=-75.5466,39.7459&mode=car&range=3600&resolution=12", tok, "", nil, &cells)
+	status, body = e.Call(t, "GET", "/api/v3/lds/isolines/h3?origin=-75.5466,39.7459&mode=car&range=3600&resolution=12", tok, "", nil, &cells)
 	if status != 200 || cells[0].Error == nil || !strings.Contains(*cells[0].Error, "coarser resolution") {
 		t.Fatalf("h3 isolines with too many cells: %d %v %+v", status, body, cells)
 	}

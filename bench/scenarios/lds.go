@@ -196,7 +196,7 @@ func (s *lds) Setup(ctx context.Context, env *bench.Env) (bench.Teardown, error)
 	lap("start", t0)
 	// One call of each kind checks the token and warms the pools.
 	for _, u := range []string{s.geocodeURL(0), s.routeURL(0), s.isolinesURL(0)} {
-		status, body, _, err := s.up.Get(ctx, u, []string{"Authorization", "Bearer " + s.token})
+		status, body, _, err := s.up.Get(ctx, u, []string{"Authorization: Bearer " + s.token})
 		if err != nil {
 			return teardown, err
 		}

@@ -118,7 +118,7 @@ func (s *mapPublic) Setup(ctx context.Context, env *bench.Env) (bench.Teardown, 
 	var doc struct {
 		Token string `json:"token"`
 	}
-	if err := s.getJSON(ctx, s.cfg.DocURL, nil, &doc); err != nil {
+	if err := getJSON(ctx, s.cfg.DocURL, nil, &doc); err != nil {
 		return teardown, err
 	}
 	s.token = doc.Token
@@ -131,7 +131,7 @@ func (s *mapPublic) Setup(ctx context.Context, env *bench.Env) (bench.Teardown, 
 		} `json:"tilejson"`
 	}
 	q := url.Values{"name": {"public.admin1"}, "columns": {"name,admin"}, "formatTiles": {"mvt"}}
-	if err := s.getJSON(ctx, s.up.URL+"/api/v3/maps/"+tilesConn+"/table?"+q.Encode(), s.headers, &inst); err != nil {
+	if err := getJSON(ctx, s.up.URL+"/api/v3/maps/"+tilesConn+"/table?"+q.Encode(), s.headers, &inst); err != nil {
 		return teardown, err
 	}
 	if len(inst.TileJSON.URL) == 0 {
@@ -140,7 +140,7 @@ func (s *mapPublic) Setup(ctx context.Context, env *bench.Env) (bench.Teardown, 
 	var tj struct {
 		Tiles []string `json:"tiles"`
 	}
-	if err := s.getJSON(ctx, inst.TileJSON.URL[0], s.headers, &tj); err != nil {
+	if err := getJSON(ctx, inst.TileJSON.URL[0], s.headers, &tj); err != nil {
 		return teardown, err
 	}
 	if len(tj.Tiles) == 0 {
@@ -153,7 +153,7 @@ func (s *mapPublic) Setup(ctx context.Context, env *bench.Env) (bench.Teardown, 
 		url string
 		h   http.Header
 	}{{s.cfg.DocURL, nil}, {s.cfg.TileURL, s.headers}} {
-		if err := s.warm(ctx, u.url, u.h); err != nil {
+		if err := warmUntilHit(ctx, u.url, u.h); err != nil {
 			return teardown, err
 		}
 	}
@@ -272,26 +272,27 @@ func get(ctx context.Context, u string, h http.Header) (*http.Response, []byte, 
 	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("map-public: GET %s: %w", u, err)
+		return nil, nil, fmt.Errorf("GET %s: %w", u, err)
 	}
 	defer res.Body.Close()
 	raw, err := io.ReadAll(res.Body)
 	return res, raw, err
 }
 
-func (s *mapPublic) getJSON(ctx context.Context, u string, h http.Header, out any) error {
+// getJSON fetches u with headers h and decodes its 200 answer into out.
+func getJSON(ctx context.Context, u string, h http.Header, out any) error {
 	res, raw, err := get(ctx, u, h)
 	if err != nil {
 		return err
 	}
 	if res.StatusCode != http.StatusOK {
-		return fmt.Errorf("map-public: GET %s: %d %s", u, res.StatusCode, tailText(raw, 300))
+		return fmt.Errorf("GET %s: %d %s", u, res.StatusCode, tailText(raw, 300))
 	}
 	return json.Unmarshal(raw, out)
 }
 
-// warm requests u until the edge answers it from its cache.
-func (s *mapPublic) warm(ctx context.Context, u string, h http.Header) error {
+// warmUntilHit requests u until the edge answers it from its cache.
+func warmUntilHit(ctx context.Context, u string, h http.Header) error {
 	for range 100 {
 		res, _, err := get(ctx, u, h)
 		if err != nil {
@@ -302,7 +303,7 @@ func (s *mapPublic) warm(ctx context.Context, u string, h http.Header) error {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("map-public: %s never became an edge-cache hit", u)
+	return fmt.Errorf("%s never became an edge-cache hit", u)
 }
 
 func (s *mapPublic) Run(ctx context.Context, variant string) (bench.Result, error) {

@@ -28,6 +28,7 @@ func Register(r *bench.Registry) error {
 		r.Register(newSignIn),
 		r.Register(newMapPublic),
 		r.Register(newLDS),
+		r.Register(newSessionHit),
 	)
 }
 
