@@ -47,7 +47,7 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		Help: "Requests whose client closed its connection while they waited, by work (tile, sql, source: instantiation and TileJSON): the request stopped waiting, and its query or render was cancelled unless another request waited for it."},
 		[]string{"work"})
 	tileSeconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "tile_seconds",
-		Help: "Time to answer a vector tile (200, 204 or 304), from the request's arrival at the handler to its response, by zoom, and by cache: hit when this node had it in memory, miss when it was rendered here or fetched from a peer.",
+		Help:    "Time to answer a vector tile (200, 204 or 304), from the request's arrival at the handler to its response, by zoom, and by cache: hit when this node had it in memory, miss when it was rendered here or fetched from a peer.",
 		Buckets: tileBuckets}, []string{"zoom", "cache"})
 	for z := range m.tileSeconds[0] {
 		zs := strconv.Itoa(z)
