@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"strconv"
+	"time"
 	"unsafe"
 
 	"github.com/valyala/fasthttp"
@@ -266,6 +267,7 @@ func tileStatsType(t catalog.Type) string {
 // tile answers GET /v3/maps/{conn}/{type}/{z}/{x}/{y} (CARTO_API.md §2.3).
 // A cached tile is served without allocating.
 func (s *Server) tile(rc *fasthttp.RequestCtx, conn, typ, zxy []byte) {
+	start := time.Now()
 	// MapLibre users sometimes add an extension; the API hands out none.
 	zxy = bytes.TrimSuffix(bytes.TrimSuffix(zxy, []byte(".mvt")), []byte(".pbf"))
 	co, err := tile.ParseBytes(zxy)
@@ -296,6 +298,7 @@ func (s *Server) tile(rc *fasthttp.RequestCtx, conn, typ, zxy []byte) {
 		}
 	}
 	s.writeTile(rc, c, t, versioned(rc, c))
+	s.metrics.observeTile(co.Z, ok, start)
 }
 
 // tileSource verifies a tile request's token and finds its source,

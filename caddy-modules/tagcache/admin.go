@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/meridian-gis/meridian/caddy-modules/tagcache/internal/httpcache"
+	"github.com/meridian-gis/meridian/internal/cachetag"
 )
 
 func init() {
@@ -54,10 +55,12 @@ func (a adminAPI) Routes() []caddy.AdminRoute {
 type PurgeRequest struct {
 	// Tags to purge (cachetag syntax).
 	Tags []string `json:"tags,omitempty"`
-	// URLs (or paths) whose cached responses to purge, any query string.
+	// URLs whose cached responses to purge, each naming one cache key:
+	// host, path and query (parameters left out of keys ignored); a path
+	// without a host names it on every host.
 	URLs []string `json:"urls,omitempty"`
-	// Prefix of the paths to purge; widened to its directory unless it
-	// ends in "/".
+	// Prefix of the paths to purge ("/api/v3/maps/c1/", or a URL to
+	// purge it on one host).
 	Prefix string `json:"prefix,omitempty"`
 	// Soft marks entries stale (served while one request refetches)
 	// instead of removing them.
@@ -92,11 +95,17 @@ func (a adminAPI) purge(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Tags)+len(req.URLs) > maxPurgeItems {
 		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("purge request has more than %d tags and urls", maxPurgeItems)}
 	}
-	app.Purge(req.Tags, req.Soft)
-	app.PurgeURLs(req.URLs, req.Soft)
+	var prefixes []string
 	if req.Prefix != "" {
-		app.PurgePrefix(req.Prefix, req.Soft)
+		prefixes = []string{req.Prefix}
 	}
+	for _, u := range append(prefixes, req.URLs...) {
+		if !cachetag.ValidURL(u) {
+			return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: fmt.Errorf("%w: %q: want an http(s) URL or a path starting with /", cachetag.ErrInvalidURL, u)}
+		}
+	}
+	app.Purge(req.Tags, req.Soft)
+	app.PurgeURLs(req.URLs, prefixes, req.Soft)
 	return writeJSON(w, PurgeResponse{Tags: len(req.Tags), URLs: len(req.URLs), Prefix: req.Prefix != "", Soft: req.Soft})
 }
 

@@ -166,19 +166,29 @@ func (a *App) Purge(tags []string, soft bool) {
 	}
 }
 
-// PurgeURLs purges every cached response for the paths of urls (absolute
-// URLs or paths), whatever their query string and host.
-func (a *App) PurgeURLs(urls []string, soft bool) {
-	for _, u := range urls {
-		a.store.PurgePath(u, soft)
+// PurgeURLs purges, on this node, the cached responses of urls (each
+// naming one cache key: host, path and query; a path without host names
+// it on every host) and of the paths starting with prefixes. See
+// httpcache.Store.PurgeURLs; invalid URLs are logged and skipped.
+func (a *App) PurgeURLs(urls, prefixes []string, soft bool) {
+	if len(urls) == 0 && len(prefixes) == 0 {
+		return
+	}
+	if err := a.store.PurgeURLs(urls, prefixes, soft); err != nil {
+		a.logger.Warn("purging urls", zap.Error(err))
+	}
+	if c := a.logger.Check(zap.DebugLevel, "purged urls"); c != nil {
+		c.Write(zap.Strings("urls", urls), zap.Strings("prefixes", prefixes), zap.Bool("soft", soft))
 	}
 }
 
-// PurgePrefix purges every cached response whose path starts with prefix
-// (a path or URL; hosts are ignored). A prefix that does not end in "/"
-// widens to its directory; see httpcache.Store.PurgePrefix.
-func (a *App) PurgePrefix(prefix string, soft bool) {
-	a.store.PurgePrefix(prefix, soft)
+// Apply purges, on this node, what an invalidation names: its tags, URLs
+// and prefixes.
+func (a *App) Apply(inv cachetag.Invalidation) {
+	if len(inv.Tags) > 0 {
+		a.Purge(inv.Tags, inv.Soft)
+	}
+	a.PurgeURLs(inv.URLs, inv.Prefixes, inv.Soft)
 }
 
 // Stats returns the store's counters and sizes.

@@ -136,3 +136,24 @@ func BenchmarkHitNoHotTier(b *testing.B) {
 	}
 	checkHit(b, w, n)
 }
+
+// BenchmarkHitAfterPurge is BenchmarkHit once a purge (of other tags,
+// URLs and prefixes) has happened since the tile was stored: each hit
+// then checks every slot of the entry (tags and URL/path pseudo-tags).
+func BenchmarkHitAfterPurge(b *testing.B) {
+	h, r, next, n := benchHandler(b, httpcache.StoreConfig{MaxSize: 64 << 20})
+	h.cache.Store().PurgeTags([]string{"src:local/public.other"}, false)
+	if err := h.cache.Store().PurgeURLs([]string{"http://tiles.example/api/v3/maps/local/public.other/1/1/1.mvt"}, []string{"/api/v3/sql/"}, false); err != nil {
+		b.Fatal(err)
+	}
+	w := &benchWriter{h: make(http.Header)}
+	b.ReportAllocs()
+	b.SetBytes(int64(n))
+	for b.Loop() {
+		w.reset()
+		if err := h.ServeHTTP(w, r, next); err != nil {
+			b.Fatal(err)
+		}
+	}
+	checkHit(b, w, n)
+}

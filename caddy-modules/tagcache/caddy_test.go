@@ -349,16 +349,24 @@ func TestAdminAPI(t *testing.T) {
 		wantHits   []bool
 	}{
 		{`{"tags":["a/1"]}`, 200, []bool{false, true, true, true}},
-		{`{"tags":["map:1"],"soft":true}`, 200, []bool{true, true, true, true}}, // stale hits
-		{`{"urls":["http://any.example/b/1?x=y"]}`, 200, []bool{true, true, false, true}},
+		{`{"tags":["map:1"],"soft":true}`, 200, []bool{true, true, true, true}},        // stale hits
+		{`{"urls":["http://other.example/b/1"]}`, 200, []bool{true, true, true, true}}, // another host
+		{`{"urls":["/b/1?x=y"]}`, 200, []bool{true, true, true, true}},                 // another query
+		{`{"urls":["/b/1"]}`, 200, []bool{true, true, false, true}},
+		{`{"urls":["BASE/c/1?access_token=t"]}`, 200, []bool{true, true, true, false}},
 		{`{"prefix":"/a/"}`, 200, []bool{false, false, true, true}},
+		{`{"prefix":"/a"}`, 200, []bool{false, false, true, true}},
+		{`{"prefix":"BASE/b"}`, 200, []bool{true, true, false, true}},
+		{`{"urls":["b/1"]}`, 400, []bool{true, true, true, true}},
+		{`{"prefix":"ftp://x/"}`, 400, []bool{true, true, true, true}},
 		{`{}`, 400, []bool{true, true, true, true}},
 		{`{"tag":["x"]}`, 400, []bool{true, true, true, true}},
 		{`not json`, 400, []bool{true, true, true, true}},
 	}
 	for i, tt := range tests {
 		fill()
-		r := send(t, "POST", api+"/purge", strings.NewReader(tt.body), "Content-Type: application/json")
+		body := strings.ReplaceAll(tt.body, "BASE", base)
+		r := send(t, "POST", api+"/purge", strings.NewReader(body), "Content-Type: application/json")
 		if r.status != tt.wantStatus {
 			t.Errorf("Test %d: POST purge %s: %d %s, want %d", i, tt.body, r.status, r.body, tt.wantStatus)
 		}

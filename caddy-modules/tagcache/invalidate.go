@@ -39,7 +39,8 @@ func (a *App) subscribe(edge *edgeapp.App) {
 	})
 }
 
-// handleInvalidation purges the tags of one invalidation message. A
+// handleInvalidation purges what one invalidation message names (tags,
+// URLs, prefixes). A
 // message that does not decode is logged and dropped (acked): retrying it
 // would never succeed.
 func (a *App) handleInvalidation(_ context.Context, m *broker.Message) error {
@@ -48,9 +49,10 @@ func (a *App) handleInvalidation(_ context.Context, m *broker.Message) error {
 		a.logger.Error("dropping malformed invalidation", zap.String("id", m.ID), zap.Error(err))
 		return nil
 	}
-	a.Purge(inv.Tags, inv.Soft)
+	a.Apply(inv)
 	if c := a.logger.Check(zap.DebugLevel, "invalidated"); c != nil {
-		c.Write(zap.Strings("tags", inv.Tags), zap.Bool("soft", inv.Soft), zap.String("reason", inv.Reason),
+		c.Write(zap.Strings("tags", inv.Tags), zap.Strings("urls", inv.URLs), zap.Strings("prefixes", inv.Prefixes),
+			zap.Bool("soft", inv.Soft), zap.String("reason", inv.Reason),
 			zap.Duration("delay", time.Since(m.PublishedAt)))
 	}
 	return nil

@@ -40,7 +40,7 @@ func newCollector(s *httpcache.Store) *collector {
 		abandoned:      d("abandoned_total", "Fills cancelled because every request waiting for them went away (background refreshes never are)."),
 		quarantined:    d("quarantined_total", "Responses not stored because their tags were purged moments before (purge_quarantine)."),
 		invalidations:  d("invalidations_total", "URLs invalidated by unsafe requests."),
-		purges:         d("purges_total", "Purges applied, by kind.", "kind"),
+		purges:         d("purges_total", "Purges applied, by kind (tag_hard, tag_soft, url, prefix; widened: URL and prefix purges that purged a whole path or directory rather than scan a very large store).", "kind"),
 		evictions:      d("evictions_total", "Entries evicted to stay within max_size."),
 		expired:        d("expired_total", "Entries dropped after max_store_time."),
 		entries:        d("entries", "Entries in the store."),
@@ -80,6 +80,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.purges, s.PurgeSoft, "tag_soft")
 	counter(c.purges, s.PurgeURL, "url")
 	counter(c.purges, s.PurgePrefix, "prefix")
+	counter(c.purges, s.PurgeWidened, "widened")
 	counter(c.evictions, s.Evictions)
 	counter(c.expired, s.Expired)
 	gauge(c.entries, float64(s.Entries))

@@ -1,7 +1,7 @@
 // Package admin is the operators' API under /api/admin/ (admin role): the
 // nodes of the cluster from the node registry (version, uptime, readiness,
-// heartbeat), each edge's cache counters, cluster-wide purges by tag
-// through the invalidations topic, the broker's subscriptions, backlogs
+// heartbeat), each edge's cache counters, cluster-wide purges by tag, URL
+// or path prefix through the invalidations topic, the broker's subscriptions, backlogs
 // and dead letters (inspect, replay, drop), and the effective
 // configuration with secrets redacted.
 package admin
@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -189,31 +191,41 @@ func (a *api) cache(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// PurgeRequest is the body of POST /api/admin/purge.
+// PurgeRequest is the body of POST /api/admin/purge. At least one of
+// Tags, URLs and Prefix must be set; all that are set are purged, by one
+// invalidation message.
 type PurgeRequest struct {
 	// Tags to purge on every edge and tiles node (cachetag syntax:
 	// src:<conn>/<schema.table>, conn:<conn>, map:<id>, org:<id>).
 	Tags []string `json:"tags"`
 	// Soft marks entries stale instead of removing them.
 	Soft bool `json:"soft,omitempty"`
-	// URLs and Prefix are not supported across the cluster yet (each
-	// edge's own Caddy admin API purges them locally).
-	URLs   []string `json:"urls,omitempty"`
-	Prefix string   `json:"prefix,omitempty"`
+	// URLs whose cached responses to purge on every edge, each naming one
+	// cache key: host, path and query as the edge cache keys them (query
+	// parameters left out of keys, such as access_token, ignored; the
+	// others in any order; every Vary variant). A path without a host
+	// ("/api/v3/maps/…?…") names it on every host. Credentials in the
+	// query are removed before the purge is published or recorded.
+	URLs []string `json:"urls,omitempty"`
+	// Prefix of the paths whose cached responses to purge on every edge
+	// ("/api/v3/maps/c1/"), on every host, or on one if it is a URL
+	// ("https://maps.example.com/api/v3/maps/c1/").
+	Prefix string `json:"prefix,omitempty"`
 }
 
-// purge: POST /api/admin/purge {"tags":[…],"soft":false} publishes one
-// invalidation every edge and tiles node applies.
+// purge: POST /api/admin/purge {"tags":[…],"urls":[…],"prefix":"…","soft":false}
+// publishes one invalidation every edge (and, for tags, tiles) node
+// applies.
 func (a *api) purge(w http.ResponseWriter, r *http.Request) error {
 	var req PurgeRequest
 	if err := httpapi.Decode(w, r, &req, 0); err != nil {
 		return err
 	}
-	if len(req.URLs) > 0 || req.Prefix != "" {
-		return notImplemented("purging by URL or prefix across the cluster is not supported; purge by tag")
+	if len(req.Tags) == 0 && len(req.URLs) == 0 && req.Prefix == "" {
+		return httpapi.BadRequest("want tags, urls or a prefix to purge")
 	}
-	if len(req.Tags) == 0 || len(req.Tags) > 1000 {
-		return httpapi.BadRequest("tags: want 1 to 1000 tags")
+	if len(req.Tags) > 1000 || len(req.URLs) > 1000 {
+		return httpapi.BadRequest("want at most 1000 tags and 1000 urls")
 	}
 	for _, tag := range req.Tags {
 		kind, _, ok := strings.Cut(tag, ":")
@@ -221,16 +233,76 @@ func (a *api) purge(w http.ResponseWriter, r *http.Request) error {
 			return httpapi.BadRequest("tag %q: want src:<conn>/<schema.table>, conn:<conn>, map:<id> or org:<id>", tag)
 		}
 	}
-	data, _ := json.Marshal(cachetag.Invalidation{Tags: req.Tags, Soft: req.Soft, Reason: "admin purge"})
+	inv := cachetag.Invalidation{Tags: req.Tags, Soft: req.Soft, Reason: "admin purge"}
+	for _, u := range req.URLs {
+		if !cachetag.ValidURL(u) {
+			return httpapi.BadRequest("url %q: want an http(s) URL or a path starting with /", u)
+		}
+		inv.URLs = append(inv.URLs, withoutCredentials(u))
+	}
+	if req.Prefix != "" {
+		if !cachetag.ValidURL(req.Prefix) {
+			return httpapi.BadRequest("prefix %q: want a path starting with / or an http(s) URL", req.Prefix)
+		}
+		inv.Prefixes = []string{withoutCredentials(req.Prefix)}
+	}
+	if err := inv.Validate(); err != nil {
+		return httpapi.BadRequest("%s", err)
+	}
+	data, _ := json.Marshal(inv)
 	ctx, cancel := context.WithTimeout(r.Context(), a.d.Timeout)
 	defer cancel()
 	id, err := a.d.Broker.Publish(ctx, broker.TopicInvalidations, data, nil)
 	if err != nil {
 		return fmt.Errorf("publishing purge: %w", err)
 	}
-	a.record(r, "admin.purge", strings.Join(req.Tags, " "), map[string]any{"soft": req.Soft, "message_id": id})
-	httpapi.WriteJSON(w, http.StatusAccepted, map[string]any{"message_id": id, "tags": req.Tags, "soft": req.Soft})
+	detail := map[string]any{"soft": req.Soft, "message_id": id}
+	if len(inv.URLs) > 0 {
+		detail["urls"] = inv.URLs
+	}
+	if len(inv.Prefixes) > 0 {
+		detail["prefix"] = inv.Prefixes[0]
+	}
+	a.record(r, "admin.purge", strings.Join(slices.Concat(inv.Tags, inv.URLs, inv.Prefixes), " "), detail)
+	out := map[string]any{"message_id": id, "tags": inv.Tags, "soft": req.Soft}
+	if len(inv.URLs) > 0 {
+		out["urls"] = inv.URLs
+	}
+	if len(inv.Prefixes) > 0 {
+		out["prefix"] = inv.Prefixes[0]
+	}
+	httpapi.WriteJSON(w, http.StatusAccepted, out)
 	return nil
+}
+
+// withoutCredentials removes from a purge URL's query the parameters
+// that name a secret (access_token, api_key, …): the edge cache leaves
+// credentials out of its keys, and they must not reach the broker or the
+// audit log. The other parameters are kept as written.
+func withoutCredentials(raw string) string {
+	base, query, ok := strings.Cut(raw, "?")
+	if !ok {
+		return raw
+	}
+	query, frag, hasFrag := strings.Cut(query, "#")
+	var kept []string
+	for _, p := range strings.Split(query, "&") {
+		name, _, _ := strings.Cut(p, "=")
+		if n, err := url.QueryUnescape(name); err == nil && secretKey.MatchString(n) {
+			continue
+		}
+		if p != "" {
+			kept = append(kept, p)
+		}
+	}
+	out := base
+	if len(kept) > 0 {
+		out += "?" + strings.Join(kept, "&")
+	}
+	if hasFrag {
+		out += "#" + frag
+	}
+	return out
 }
 
 func validKind(k string) bool {

@@ -151,13 +151,127 @@ func TestAdminPurgeReachesSubscribers(t *testing.T) {
 		`{"tags":["nope"]}`:           400,
 		`{"tags":["src:a b"]}`:        400,
 		`{"tags":["x:1"]}`:            400,
-		`{"urls":["/api/v3/maps/x"]}`: 501,
-		`{"prefix":"/api/"}`:          501,
+		`{}`:                          400,
+		`{"urls":["api/v3/maps/x"]}`:  400,
+		`{"urls":["ftp://h/x"]}`:      400,
+		`{"prefix":"api/"}`:           400,
+		`{"prefix":"/a b/"}`:          400,
 		`not json`:                    400,
 		`{"tags":["conn:x"],"bad":1}`: 400,
 	} {
 		if code, _ := f.do(t, "POST", "/api/admin/purge", secret, body); code != want {
 			t.Errorf("purge %s = %d, want %d", body, code, want)
+		}
+	}
+}
+
+// Purges by URL and by prefix travel on the invalidations topic like tag
+// purges, without credentials, and are recorded in the audit log.
+func TestAdminPurgeByURLAndPrefix(t *testing.T) {
+	f := setup(t, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	sub := broker.Subscription{Topic: broker.TopicInvalidations, Name: "edge-e1-invalidations"}
+	if err := f.b.CreateSubscription(ctx, sub); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan cachetag.Invalidation, 10)
+	rctx, rcancel := context.WithCancel(ctx)
+	defer rcancel()
+	go f.b.Receive(rctx, sub, func(_ context.Context, m *broker.Message) error {
+		var inv cachetag.Invalidation
+		json.Unmarshal(m.Data, &inv)
+		got <- inv
+		return nil
+	})
+	next := func() cachetag.Invalidation {
+		t.Helper()
+		select {
+		case inv := <-got:
+			return inv
+		case <-ctx.Done():
+			t.Fatal("the purge never reached the subscription")
+		}
+		return cachetag.Invalidation{}
+	}
+
+	code, v := f.do(t, "POST", "/api/admin/purge", secret,
+		`{"urls":["https://maps.example.com/api/v3/maps/local/table/3/4/2?src=a&access_token=eyJsecret&b=2","/api/v3/sql/local/query?q=select%201"]}`)
+	if code != http.StatusAccepted || v["message_id"] == "" {
+		t.Fatalf("purge urls = %d %v", code, v)
+	}
+	wantURLs := []string{"https://maps.example.com/api/v3/maps/local/table/3/4/2?src=a&b=2", "/api/v3/sql/local/query?q=select%201"}
+	if inv := next(); strings.Join(inv.URLs, " ") != strings.Join(wantURLs, " ") || len(inv.Tags) != 0 || len(inv.Prefixes) != 0 || inv.Soft {
+		t.Errorf("invalidation = %+v, want urls %q", inv, wantURLs)
+	}
+
+	code, v = f.do(t, "POST", "/api/admin/purge", secret, `{"prefix":"/api/v3/maps/local/","soft":true}`)
+	if code != http.StatusAccepted || v["prefix"] != "/api/v3/maps/local/" {
+		t.Fatalf("purge prefix = %d %v", code, v)
+	}
+	if inv := next(); len(inv.Prefixes) != 1 || inv.Prefixes[0] != "/api/v3/maps/local/" || !inv.Soft || len(inv.URLs) != 0 {
+		t.Errorf("invalidation = %+v, want a soft purge of prefix /api/v3/maps/local/", inv)
+	}
+
+	code, _ = f.do(t, "POST", "/api/admin/purge", secret, `{"tags":["map:m1"],"urls":["/a"],"prefix":"/b/"}`)
+	if code != http.StatusAccepted {
+		t.Fatalf("purge of all three kinds = %d", code)
+	}
+	if inv := next(); len(inv.Tags) != 1 || len(inv.URLs) != 1 || len(inv.Prefixes) != 1 {
+		t.Errorf("invalidation = %+v, want one tag, url and prefix", inv)
+	}
+
+	type row struct {
+		Action, Target, ActorID string
+		Detail                  map[string]any
+	}
+	var rows []row
+	rs, err := f.db.Query(ctx, `SELECT action, target, actor_id, detail FROM audit_log ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var r row
+		if err := rs.Scan(&r.Action, &r.Target, &r.ActorID, &r.Detail); err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, r)
+	}
+	rs.Close()
+	if len(rows) != 3 {
+		t.Fatalf("audit log = %+v, want 3 purges", rows)
+	}
+	for _, r := range rows {
+		if r.Action != "admin.purge" || r.ActorID != "admin-token" || r.Detail["message_id"] == nil {
+			t.Errorf("audit row = %+v, want admin.purge by admin-token with the message id", r)
+		}
+	}
+	if rows[0].Target != strings.Join(wantURLs, " ") || len(rows[0].Detail["urls"].([]any)) != 2 {
+		t.Errorf("audit of the URL purge = %+v", rows[0])
+	}
+	if rows[1].Target != "/api/v3/maps/local/" || rows[1].Detail["prefix"] != "/api/v3/maps/local/" || rows[1].Detail["soft"] != true {
+		t.Errorf("audit of the prefix purge = %+v", rows[1])
+	}
+	if rows[2].Target != "map:m1 /a /b/" {
+		t.Errorf("audit of the mixed purge = %+v", rows[2])
+	}
+	b, _ := json.Marshal(rows)
+	if strings.Contains(string(b), "eyJsecret") {
+		t.Errorf("the audit log holds the access token: %s", b)
+	}
+}
+
+func TestWithoutCredentials(t *testing.T) {
+	tests := []struct{ in, want string }{
+		{"/a", "/a"},
+		{"/a?access_token=x", "/a"},
+		{"/a?b=1&access_token=x&c=2", "/a?b=1&c=2"},
+		{"https://h/a?API_KEY=x&b=%2C#f", "https://h/a?b=%2C#f"},
+		{"/a?b", "/a?b"},
+	}
+	for _, tt := range tests {
+		if got := admin.WithoutCredentials(tt.in); got != tt.want {
+			t.Errorf("withoutCredentials(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
 }

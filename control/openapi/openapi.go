@@ -148,7 +148,7 @@ var Ops = []Op{
 	{"GET", "/api/admin/session", "admin", "Whether the caller may use the admin API", Public, "", 0},
 	{"GET", "/api/admin/nodes", "admin", "Every node: component, version, uptime, readiness, heartbeat", Admin, "", 0},
 	{"GET", "/api/admin/cache", "admin", "Edge cache statistics per node", Admin, "", 0},
-	{"POST", "/api/admin/purge", "admin", "Purge by tag across the cluster (every edge and tiles node); by URL or prefix: 501", Admin, "json", 202},
+	{"POST", "/api/admin/purge", "admin", "Purge by tag (every edge and tiles node), by URL or by path prefix (every edge) across the cluster", Admin, "json", 202},
 	{"GET", "/api/admin/broker/subscriptions", "admin", "Broker topics, subscriptions and backlogs", Admin, "", 0},
 	{"GET", "/api/admin/broker/subscriptions/{name}/dead-letters", "admin", "A subscription's dead letters", Admin, "", 0},
 	{"POST", "/api/admin/broker/subscriptions/{name}/dead-letters/{id}/replay", "admin", "Replay a dead letter", Admin, "", 0},

@@ -17,6 +17,9 @@ package cachetag
 
 import (
 	"errors"
+	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 )
 
@@ -104,15 +107,86 @@ func contains(ss []string, s string) bool {
 }
 
 // Invalidation is the message published on the broker's invalidations
-// topic: purge every entry carrying any of Tags on every node.
+// topic: purge, on every node, every entry carrying any of Tags, the
+// responses of URLs and the responses under Prefixes. Tiles nodes apply
+// only Tags (their caches are keyed by source generation, not by URL).
 type Invalidation struct {
 	// Tags to purge.
 	Tags []string `json:"tags"`
+	// URLs whose cached responses to purge on every edge, each naming one
+	// cache key: host, escaped path and query, as the edge cache keys
+	// them (query parameters left out of keys ignored, the others in any
+	// order; scheme ignored; every Vary variant). A path without a host
+	// ("/api/v3/maps/x?y=1") names that path and query on every host.
+	URLs []string `json:"urls,omitempty"`
+	// Prefixes of the paths whose cached responses to purge on every edge
+	// ("/api/v3/maps/c1/" or "https://tiles.example/api/"), on the host
+	// if given, else on every host.
+	Prefixes []string `json:"prefixes,omitempty"`
 	// Soft marks entries stale (served while one request refetches)
 	// instead of removing them.
 	Soft bool `json:"soft,omitempty"`
 	// Reason is free text for logs ("import imp_123 finished").
 	Reason string `json:"reason,omitempty"`
+}
+
+// MaxInvalidationItems bounds the tags, URLs and prefixes of one
+// Invalidation.
+const MaxInvalidationItems = 1000
+
+// MaxURLLen bounds one purge URL or prefix.
+const MaxURLLen = 4096
+
+// ErrInvalidURL is returned for a malformed purge URL or prefix.
+var ErrInvalidURL = errors.New("cachetag: invalid purge URL")
+
+// ErrEmpty is returned for an invalidation that names nothing.
+var ErrEmpty = errors.New("cachetag: invalidation names no tag, URL or prefix")
+
+// ValidURL reports whether raw can name a purge URL or prefix: an
+// http(s) URL with a host, or a path starting with "/", at most MaxURLLen
+// bytes, without spaces or control characters.
+func ValidURL(raw string) bool {
+	if raw == "" || len(raw) > MaxURLLen {
+		return false
+	}
+	for i := 0; i < len(raw); i++ {
+		if c := raw[i]; c <= ' ' || c == 0x7f {
+			return false
+		}
+	}
+	u, err := url.Parse(raw)
+	if err != nil {
+		return false
+	}
+	if u.Host != "" {
+		return u.Scheme == "http" || u.Scheme == "https"
+	}
+	return u.Scheme == "" && u.Opaque == "" && strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(raw, "//")
+}
+
+// Validate reports what is wrong with inv: nothing named (ErrEmpty), more
+// than MaxInvalidationItems, an invalid tag (ErrInvalid) or an invalid
+// URL or prefix (ErrInvalidURL).
+func (inv Invalidation) Validate() error {
+	n := len(inv.Tags) + len(inv.URLs) + len(inv.Prefixes)
+	if n == 0 {
+		return ErrEmpty
+	}
+	if n > MaxInvalidationItems {
+		return fmt.Errorf("cachetag: %d tags, urls and prefixes: want at most %d", n, MaxInvalidationItems)
+	}
+	for _, t := range inv.Tags {
+		if !Valid(t) {
+			return fmt.Errorf("%w: %q", ErrInvalid, t)
+		}
+	}
+	for _, u := range slices.Concat(inv.URLs, inv.Prefixes) {
+		if !ValidURL(u) {
+			return fmt.Errorf("%w: %q", ErrInvalidURL, u)
+		}
+	}
+	return nil
 }
 
 // Authorizer decides whether the caller of the current request may receive

@@ -1,7 +1,8 @@
 // Package invalidate announces that data changed: it bumps the generation
 // of the affected sources in the metadata database and publishes a
 // cachetag.Invalidation on broker.TopicInvalidations, which every edge node
-// (cache purge) and tiles node (generation bump, catalog refresh) applies.
+// (cache purge by tag, URL or prefix) and tiles node (generation bump,
+// catalog refresh; tags only) applies.
 //
 // Both steps are idempotent, so callers that are retried (workers) may
 // announce the same change twice: a second purge costs a cache miss, never
@@ -11,8 +12,8 @@ package invalidate
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -57,27 +58,30 @@ func (n *Notifier) Connection(ctx context.Context, conn, reason string) error {
 
 // Publish bumps the generation of the sources named by inv's src: and
 // conn: tags, then publishes inv. The bump comes first, so that whoever
-// reacts to the message reads the new generation.
+// reacts to the message reads the new generation. inv must name at least
+// one tag, URL or prefix, all valid (see cachetag.Invalidation.Validate).
 func (n *Notifier) Publish(ctx context.Context, inv cachetag.Invalidation) error {
-	if len(inv.Tags) == 0 {
-		return errors.New("invalidate: no tags")
-	}
-	for _, t := range inv.Tags {
-		if !cachetag.Valid(t) {
-			return fmt.Errorf("invalidate: %w: %q", cachetag.ErrInvalid, t)
-		}
+	_, err := n.PublishID(ctx, inv)
+	return err
+}
+
+// PublishID is Publish returning the ID of the published message.
+func (n *Notifier) PublishID(ctx context.Context, inv cachetag.Invalidation) (string, error) {
+	if err := inv.Validate(); err != nil {
+		return "", fmt.Errorf("invalidate: %w", err)
 	}
 	if err := n.Bump(ctx, inv.Tags...); err != nil {
-		return err
+		return "", err
 	}
 	data, err := json.Marshal(inv)
 	if err != nil {
-		return fmt.Errorf("encoding invalidation: %w", err)
+		return "", fmt.Errorf("encoding invalidation: %w", err)
 	}
-	if _, err := n.pub.Publish(ctx, broker.TopicInvalidations, data, nil); err != nil {
-		return fmt.Errorf("publishing invalidation of %s: %w", strings.Join(inv.Tags, " "), err)
+	id, err := n.pub.Publish(ctx, broker.TopicInvalidations, data, nil)
+	if err != nil {
+		return "", fmt.Errorf("publishing invalidation of %s: %w", strings.Join(slices.Concat(inv.Tags, inv.URLs, inv.Prefixes), " "), err)
 	}
-	return nil
+	return id, nil
 }
 
 // Bump increments sources.generation for the sources the tags name:

@@ -3,7 +3,9 @@ package invalidate_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"log/slog"
+	"maps"
 	"testing"
 	"time"
 
@@ -78,11 +80,27 @@ func TestNotifier(t *testing.T) {
 	if g := gens(); g["c1/public.places"] != 3 || g["c1/public.roads"] != 2 || g["c2/public.places"] != 1 {
 		t.Errorf("generations after Connection = %v, want every source of local bumped", g)
 	}
-	if err := n.Publish(ctx, cachetag.Invalidation{}); err == nil {
-		t.Error("Publish without tags succeeded")
+	if err := n.Publish(ctx, cachetag.Invalidation{}); !errors.Is(err, cachetag.ErrEmpty) {
+		t.Errorf("Publish without tags, URLs or prefixes = %v, want ErrEmpty", err)
 	}
-	if err := n.Publish(ctx, cachetag.Invalidation{Tags: []string{"bad tag"}}); err == nil {
-		t.Error("Publish with an invalid tag succeeded")
+	if err := n.Publish(ctx, cachetag.Invalidation{Tags: []string{"bad tag"}}); !errors.Is(err, cachetag.ErrInvalid) {
+		t.Errorf("Publish with an invalid tag = %v, want ErrInvalid", err)
+	}
+	if err := n.Publish(ctx, cachetag.Invalidation{URLs: []string{"relative/url"}}); !errors.Is(err, cachetag.ErrInvalidURL) {
+		t.Errorf("Publish with an invalid URL = %v, want ErrInvalidURL", err)
+	}
+	// URLs and prefixes travel as they are and bump nothing.
+	before := gens()
+	id, err := n.PublishID(ctx, cachetag.Invalidation{URLs: []string{"https://tiles.example/api/v3/maps/x?y=1"}, Prefixes: []string{"/api/v3/maps/c1/"}, Reason: "admin"})
+	if err != nil || id == "" {
+		t.Fatalf("PublishID(urls, prefixes) = %q, %v", id, err)
+	}
+	if inv := next(); len(inv.Tags) != 0 || len(inv.URLs) != 1 || inv.URLs[0] != "https://tiles.example/api/v3/maps/x?y=1" ||
+		len(inv.Prefixes) != 1 || inv.Prefixes[0] != "/api/v3/maps/c1/" {
+		t.Errorf("published %+v, want the URL and the prefix", inv)
+	}
+	if g := gens(); !maps.Equal(g, before) {
+		t.Errorf("generations after a URL purge = %v, want unchanged %v", g, before)
 	}
 	// Without a metadata pool it only publishes.
 	if err := invalidate.New(nil, b).Tables(ctx, "local", "", "public.roads"); err != nil {

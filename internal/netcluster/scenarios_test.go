@@ -83,6 +83,33 @@ func (c *cluster) adminAPI(t *testing.T) {
 		t.Fatalf("admin purge = %d %v", code, v)
 	}
 	c.waitPurged(t, p, time.Now(), 10*time.Second, edgeNodes...)
+	// A purge by URL empties that URL only, and one by prefix the tiles
+	// under it, from both edges.
+	other, under, outside := tilePath(1, 0, 0), tilePath(1, 1, 0), tilePath(2, 0, 0)
+	for _, q := range []string{p, other, under, outside} {
+		c.waitCached(t, q, 30*time.Second, edgeNodes...)
+	}
+	start := time.Now()
+	if code, v := c.adminCall(t, "POST", "/api/admin/purge", `{"urls":["`+p+`&access_token=ignored"]}`); code != 202 {
+		t.Fatalf("admin purge by URL = %d %v", code, v)
+	}
+	t.Logf("purge by URL reached both edges: %v", c.waitPurged(t, p, start, 10*time.Second, edgeNodes...))
+	stillCached := func(q string) {
+		t.Helper()
+		for _, e := range edgeNodes {
+			if _, h, _, err := c.get(e, q); err != nil || !isHit(h) {
+				t.Errorf("%s: %s is not a hit any more (%v %v)", e, q, h.Get("Cache-Status"), err)
+			}
+		}
+	}
+	stillCached(other)
+	start = time.Now()
+	if code, v := c.adminCall(t, "POST", "/api/admin/purge", `{"prefix":"/api/v3/maps/local/table/1/1"}`); code != 202 {
+		t.Fatalf("admin purge by prefix = %d %v", code, v)
+	}
+	t.Logf("purge by prefix reached both edges: %v", c.waitPurged(t, under, start, 10*time.Second, edgeNodes...))
+	stillCached(other)
+	stillCached(outside)
 	// Cache counters of both edges arrive with their heartbeats.
 	for deadline := time.Now().Add(15 * time.Second); ; {
 		_, v := c.adminCall(t, "GET", "/api/admin/cache", "")

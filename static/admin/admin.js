@@ -313,9 +313,16 @@
   $('purge-form').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     const tags = $('purge-tags').value.split(/\s+/).filter(Boolean);
+    const urls = $('purge-urls').value.split(/\s+/).filter(Boolean);
+    const prefix = $('purge-prefix').value.trim();
+    if (!tags.length && !urls.length && !prefix) {
+      $('purge-msg').textContent = 'Name tags, URLs or a prefix to purge.';
+      return;
+    }
     try {
-      const v = await api('POST', '/api/admin/purge', {tags, soft: $('purge-soft').checked});
-      $('purge-msg').textContent = 'Purge of ' + v.tags.join(' ') + ' published (message ' + v.message_id + ').';
+      const v = await api('POST', '/api/admin/purge', {tags, urls, prefix, soft: $('purge-soft').checked});
+      const what = [...(v.tags || []), ...(v.urls || []), ...(v.prefix ? [v.prefix + '*'] : [])];
+      $('purge-msg').textContent = 'Purge of ' + what.join(' ') + ' published (message ' + v.message_id + ').';
     } catch (e) {
       $('purge-msg').textContent = 'Purge failed: ' + e.message;
     }

@@ -313,8 +313,12 @@ func (g *generations) of(fp uint64, tags []string) uint64 {
 // generation moves on (to at, so that all nodes agree), the catalogs of
 // the connections concerned are reloaded, and their compiled sources are
 // dropped, so the next requests get new cache keys and fresh tiles.
-// Tags other than src:… and conn:… are ignored.
+// Tags other than src:… and conn:… are ignored, and so are URLs and
+// prefixes (purges of the edge caches; tiles are cached by generation).
 func (e *Engine) Invalidate(ctx context.Context, inv cachetag.Invalidation, at time.Time) {
+	if len(inv.Tags) == 0 {
+		return
+	}
 	conns := map[string]bool{}
 	for _, tag := range inv.Tags {
 		conn, ok := cachetag.ConnOf(tag)

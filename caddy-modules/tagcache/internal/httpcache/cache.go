@@ -159,6 +159,7 @@ func New(store *Store, cfg Config) *Cache {
 		flights: newFlightGroup(),
 		log:     cfg.Logger,
 	}
+	store.register(c.keys)
 	if cfg.MaxEntrySize > 0 && cfg.MaxEntrySize < c.maxBody {
 		c.maxBody = cfg.MaxEntrySize
 	}
@@ -166,6 +167,9 @@ func New(store *Store, cfg Config) *Cache {
 	c.bodyBufs.New = func() any { return new(bytes.Buffer) }
 	return c
 }
+
+// Store returns the store the cache uses.
+func (c *Cache) Store() *Store { return c.store }
 
 // MaxBody returns the largest body this cache stores.
 func (c *Cache) MaxBody() int64 { return c.maxBody }
@@ -744,7 +748,8 @@ func (c *Cache) storeResponse(p *plan, status int, h http.Header, body []byte, c
 		header:     storedHeader(h, len(body), status),
 		body:       body,
 	}
-	d.slots = c.store.pathSlots(clientReq.URL.EscapedPath(), make([]uint32, 0, MaxPrefixDepth+2+len(p.tags)))
+	d.slots = c.store.pathSlots(clientReq.URL.EscapedPath(), make([]uint32, 0, MaxPrefixDepth+3+len(p.tags)))
+	d.slots = append(d.slots, c.store.keySlot(primary))
 	d.npseudo = len(d.slots)
 	if tagSlots != nil {
 		d.slots = append(d.slots, tagSlots...)

@@ -1,6 +1,6 @@
 // Package httpcache is the Caddy-free core of Meridian's edge cache: a
 // shared HTTP cache (RFC 9111) whose entries are indexed by cache tags and
-// can be purged by tag, URL path or path prefix in O(1).
+// can be purged by tag (in O(1)), by URL or by path prefix.
 //
 // # Store
 //
@@ -16,17 +16,21 @@
 //
 // # Purges
 //
-// Purges never scan entries. The store keeps one global purge sequence and
-// a fixed-size table of tag slots, each holding the sequence number of the
-// last hard and the last soft purge of the tags hashed to it. An entry
-// records the sequence number read just before its upstream request was
-// sent and the slots of its tags; a lookup whose entry has a slot purged
-// after that point treats it as a miss (hard) or as stale (soft). A purge
-// racing with a fill therefore never lets the pre-purge response survive.
-// Two tags sharing a slot only cause extra misses. Besides the origin's
-// tags (Surrogate-Key), every entry carries pseudo-tags for its path and
-// for each directory prefix of it (up to MaxPrefixDepth levels), which is
-// how purge by URL path and purge by prefix stay O(1).
+// Purges by tag never scan entries. The store keeps one global purge
+// sequence and a fixed-size table of tag slots, each holding the sequence
+// number of the last hard and the last soft purge of the tags hashed to it.
+// An entry records the sequence number read just before its upstream
+// request was sent and the slots of its tags; a lookup whose entry has a
+// slot purged after that point treats it as a miss (hard) or as stale
+// (soft). A purge racing with a fill therefore never lets the pre-purge
+// response survive. Two tags sharing a slot only cause extra misses.
+// Besides the origin's tags (Surrogate-Key), every entry carries
+// pseudo-tags for its URL as keyed (host, path, normalized query), for its
+// path and for each directory prefix of it (up to MaxPrefixDepth levels).
+// So a purge of a URL on a host, of a path (unsafe-method invalidation) or
+// of a whole directory is O(1); a purge of a URL on every host or of any
+// other prefix scans the keys once and marks the URL pseudo-tags of those
+// it matches (see urlpurge.go for how it stays exact for fills in flight).
 //
 // # Cache
 //

@@ -135,11 +135,16 @@ func TestPurgePrefix(t *testing.T) {
 	}{
 		{"/api/v3/maps/c1/", []bool{true, true, false, false, false}},
 		{"/api/v3/maps/c1/t/", []bool{true, false, false, false, false}},
-		{"/api/v3/maps/c1", []bool{true, true, true, false, false}}, // widens to /api/v3/maps/
+		{"/api/v3/maps/c1", []bool{true, true, false, false, false}}, // not a directory: scanned
+		{"/api/v3/maps/c", []bool{true, true, true, false, false}},
+		{"/api/v3/maps/c1/t/1/2/3.mvt", []bool{true, false, false, false, false}},
 		{"/api/", []bool{true, true, true, true, false}},
 		{"/", []bool{true, true, true, true, true}},
-		{"http://host.example/api/v3/sql/", []bool{false, false, false, true, false}},
-		{"/a/b/c/d/e/f/g/h/i/j/", []bool{false, false, false, false, true}}, // deeper than MaxPrefixDepth
+		{"/api/v3/sql/?q=ignored", []bool{false, false, false, true, false}},
+		{"HOST/api/v3/sql/", []bool{false, false, false, true, false}}, // on the test's host
+		{"http://other.example/api/v3/sql/", []bool{false, false, false, false, false}},
+		{"/a/b/c/d/e/f/g/h/i/j/", []bool{false, false, false, false, true}}, // deeper than MaxPrefixDepth: scanned
+		{"/a/b/c/d/e/f/g/h/i/jj", []bool{false, false, false, false, false}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.prefix, func(t *testing.T) {
@@ -148,7 +153,9 @@ func TestPurgePrefix(t *testing.T) {
 			for _, p := range paths {
 				e.get(p)
 			}
-			e.store.PurgePrefix(tt.prefix, false)
+			if err := e.store.PurgePrefix(strings.Replace(tt.prefix, "HOST", e.front.URL, 1), false); err != nil {
+				t.Fatal(err)
+			}
 			for i, p := range paths {
 				if r := e.get(p); r.isHit() == tt.purged[i] {
 					t.Errorf("%s: %q, want purged=%v", p, r.cacheStatus(), tt.purged[i])

@@ -116,6 +116,13 @@ type Store struct {
 	mask uint32
 
 	stats counters
+
+	// purges guards the state of purges by URL and prefix; nothing on
+	// the lookup path takes it.
+	purges purgeState
+	// scanLimit is the number of entries above which purges by URL and
+	// prefix do not scan (DefaultPurgeScanLimit; tests lower it).
+	scanLimit int
 }
 
 type tagGen struct {
@@ -136,6 +143,8 @@ func NewStore(cfg StoreConfig) (*Store, error) {
 		seed: maphash.MakeSeed(),
 		gens: make([]tagGen, cfg.TagSlots),
 		mask: uint32(cfg.TagSlots - 1),
+
+		scanLimit: DefaultPurgeScanLimit,
 	}
 	bc := bigcache.Config{
 		Shards:             cfg.Shards,
@@ -206,6 +215,9 @@ func (s *Store) put(e *entry) error {
 		return fmt.Errorf("storing %d bytes: %w", len(e.blob), err)
 	}
 	s.hot.put(maphash.String(s.seed, e.key), e)
+	if e.kind == kindResponse {
+		s.afterPut(e)
+	}
 	s.stats.stores.Add(1)
 	return nil
 }
@@ -280,18 +292,6 @@ func (s *Store) PurgePath(path string, soft bool) {
 	seq := s.seq.Add(1)
 	s.mark(s.slot(pathTag(path)), seq, soft)
 	s.stats.purgeURL.Add(1)
-}
-
-// PurgePrefix purges every cached response whose path starts with
-// prefix. A prefix ending in "/" is exact (down to MaxPrefixDepth
-// directory levels); otherwise the purge widens to the directory that
-// contains it ("/a/b" purges all of "/a/"). prefix is an escaped path or
-// a URL; hosts are ignored.
-func (s *Store) PurgePrefix(prefix string, soft bool) {
-	dir := purgeDir(pathOf(prefix))
-	seq := s.seq.Add(1)
-	s.mark(s.slot(prefixTag(dir)), seq, soft)
-	s.stats.purgePrefix.Add(1)
 }
 
 // mark records a purge of sequence seq in slot i (monotonically).
@@ -378,6 +378,7 @@ type Stats struct {
 	PurgeSoft      uint64 `json:"purge_tags_soft"` // tags soft-purged
 	PurgeURL       uint64 `json:"purge_urls"`      // paths purged
 	PurgePrefix    uint64 `json:"purge_prefixes"`  // prefixes purged
+	PurgeWidened   uint64 `json:"purge_widened"`   // URL and prefix purges widened instead of scanning a very large store
 	Invalidations  uint64 `json:"invalidations"`   // URLs invalidated by unsafe requests
 	Evictions      uint64 `json:"evictions"`       // entries evicted for space
 	Expired        uint64 `json:"expired"`         // entries dropped after MaxStoreTime
@@ -393,6 +394,7 @@ type counters struct {
 	stores, uncacheable, upstreamErrors, denied          atomic.Uint64
 	quarantined, abandoned                               atomic.Uint64
 	purgeHard, purgeSoft, purgeURL, purgePrefix, invalid atomic.Uint64
+	purgeWidened                                         atomic.Uint64
 	evictions, expired                                   atomic.Uint64
 }
 
@@ -416,6 +418,7 @@ func (s *Store) Stats() Stats {
 		PurgeSoft:      c.purgeSoft.Load(),
 		PurgeURL:       c.purgeURL.Load(),
 		PurgePrefix:    c.purgePrefix.Load(),
+		PurgeWidened:   c.purgeWidened.Load(),
 		Invalidations:  c.invalid.Load(),
 		Evictions:      c.evictions.Load(),
 		Expired:        c.expired.Load(),

@@ -1,0 +1,4 @@
+package admin
+
+// WithoutCredentials exposes withoutCredentials to the black-box tests.
+var WithoutCredentials = withoutCredentials
