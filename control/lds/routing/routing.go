@@ -22,6 +22,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -107,6 +108,14 @@ type LineString struct {
 // Router queries the graph.
 type Router struct {
 	db *pgxpool.Pool
+	// speeds caches the fastest edge of each region and mode (m/s), which
+	// bounds how far an isoline can reach.
+	speeds sync.Map // speedKey → float64
+}
+
+type speedKey struct {
+	region string
+	mode   Mode
 }
 
 // New returns a Router on db.
@@ -114,17 +123,83 @@ func New(db *pgxpool.Pool) *Router { return &Router{db: db} }
 
 var regionRe = regexp.MustCompile(`^[a-z0-9_]+$`)
 
-// edgesSQL is the edges query pgRouting reads for region and mode.
-func edgesSQL(region string, mode Mode) string {
+// edgesSQL is the edges query pgRouting reads for region and mode, with
+// the extra condition cond when it is not "" (pgRouting builds its graph
+// from every row this returns, for every query: the condition is what
+// keeps a query from reading a whole region's roads).
+func edgesSQL(region string, mode Mode, cond string) string {
 	cost, rev := "car_cost", "car_reverse_cost"
 	if mode == Walk {
 		cost, rev = "walk_cost", "walk_cost"
 	}
-	return "SELECT id, source, target, " + cost + " AS cost, " + rev + " AS reverse_cost FROM meridian_lds.edges WHERE region = '" + region + "'"
+	q := "SELECT id, source, target, " + cost + " AS cost, " + rev + " AS reverse_cost FROM meridian_lds.edges WHERE region = '" + region + "'"
+	if cond != "" {
+		q += " AND (" + cond + ")"
+	}
+	return q
+}
+
+// within is the condition "the edge is in box".
+func within(box *bbox) string {
+	return "geom && ST_MakeEnvelope(" + f(box.minLon) + ", " + f(box.minLat) + ", " + f(box.maxLon) + ", " + f(box.maxLat) + ", 4326)"
+}
+
+// majorRoads are the classes a long car leg travels on between the
+// streets around its ends.
+const majorRoads = "highway IN ('motorway', 'motorway_link', 'trunk', 'trunk_link', 'primary', 'primary_link', " +
+	"'secondary', 'secondary_link', 'tertiary', 'tertiary_link', 'unclassified')"
+
+// longLeg is the straight distance (m) from which a car leg is first
+// searched on the major roads only, with every street near its ends.
+const longLeg = 15_000
+
+// bbox is a lon/lat rectangle.
+type bbox struct{ minLon, minLat, maxLon, maxLat float64 }
+
+// around is the rectangle holding every point within metres of p.
+func around(p Point, metres float64) *bbox {
+	dLat := metres / 111_320
+	dLon := metres / (111_320 * math.Max(0.01, math.Cos(p.Lat*math.Pi/180)))
+	return &bbox{p.Lon - dLon, p.Lat - dLat, p.Lon + dLon, p.Lat + dLat}
+}
+
+// legBox is the rectangle a route from a to b is first searched in:
+// theirs, grown by a third of its longer side and at least 5 km.
+func legBox(a, b Point) *bbox {
+	lat := (a.Lat + b.Lat) / 2
+	cos := math.Max(0.01, math.Cos(lat*math.Pi/180))
+	w := math.Abs(a.Lon-b.Lon) * 111_320 * cos
+	h := math.Abs(a.Lat-b.Lat) * 111_320
+	m := math.Max(5000, math.Max(w, h)/3)
+	return &bbox{min(a.Lon, b.Lon) - m/(111_320*cos), min(a.Lat, b.Lat) - m/111_320,
+		max(a.Lon, b.Lon) + m/(111_320*cos), max(a.Lat, b.Lat) + m/111_320}
+}
+
+// maxSpeed is the speed (m/s) of the fastest edge of region for mode:
+// nothing is reached within t seconds farther than maxSpeed·t.
+func (r *Router) maxSpeed(ctx context.Context, region string, mode Mode) (float64, error) {
+	k := speedKey{region, mode}
+	if v, ok := r.speeds.Load(k); ok {
+		return v.(float64), nil
+	}
+	col := "least(nullif(greatest(car_cost, 0), 0), nullif(greatest(car_reverse_cost, 0), 0))"
+	if mode == Walk {
+		col = "nullif(greatest(walk_cost, 0), 0)"
+	}
+	var v *float64
+	if err := r.db.QueryRow(ctx, "SELECT max(length_m / "+col+") FROM meridian_lds.edges WHERE region = $1", region).Scan(&v); err != nil {
+		return 0, fmt.Errorf("reading the fastest road: %w", err)
+	}
+	if v == nil || *v <= 0 {
+		return 0, ErrNoRoad
+	}
+	r.speeds.Store(k, *v)
+	return *v, nil
 }
 
 // snapped is a point placed on an edge.
 type snapped struct {
+	at       Point // the point snapped
 	region   string
 	edge     int64
 	fraction float64
@@ -168,6 +243,7 @@ func (r *Router) snap(ctx context.Context, p Point, mode Mode) (snapped, error) 
 	if !regionRe.MatchString(s.region) {
 		return snapped{}, fmt.Errorf("region name %q is not a plain name", s.region)
 	}
+	s.at = p
 	return s, nil
 }
 
@@ -203,11 +279,42 @@ func (r *Router) Route(ctx context.Context, origin, destination Point, waypoints
 	return out, nil
 }
 
-// leg appends the route from a to b to out.
+// leg appends the route from a to b to out: searched among the roads
+// around a and b first, and in the whole region when none joins them
+// there.
 func (r *Router) leg(ctx context.Context, a, b snapped, mode Mode, out *Route) error {
 	if a.edge == b.edge && a.fraction == b.fraction {
 		return nil
 	}
+	box := within(legBox(a.at, b.at))
+	tries := []string{box, ""}
+	if mode == Car && metresBetween(a.at, b.at) >= longLeg {
+		// Like a driver: streets near either end, major roads between
+		// (a fraction of the edges; the fastest route nearly always
+		// takes them); the plain box, then the region, when they do not
+		// join the ends.
+		ends := within(around(a.at, 3000)) + " OR " + within(around(b.at, 3000))
+		tries = append([]string{box + " AND (" + majorRoads + " OR " + ends + ")"}, tries...)
+	}
+	var err error
+	for _, cond := range tries {
+		if err = r.legIn(ctx, a, b, mode, cond, out); !errors.Is(err, ErrUnreachable) {
+			break
+		}
+	}
+	return err
+}
+
+// metresBetween is the great-circle distance from a to b.
+func metresBetween(a, b Point) float64 {
+	const rad = math.Pi / 180
+	dLat, dLon := (b.Lat-a.Lat)*rad, (b.Lon-a.Lon)*rad
+	h := math.Sin(dLat/2)*math.Sin(dLat/2) + math.Cos(a.Lat*rad)*math.Cos(b.Lat*rad)*math.Sin(dLon/2)*math.Sin(dLon/2)
+	return 2 * 6_371_000 * math.Asin(math.Sqrt(h))
+}
+
+// legIn is leg on the roads that meet cond ("": all of the region's).
+func (r *Router) legIn(ctx context.Context, a, b snapped, mode Mode, cond string, out *Route) error {
 	points := "SELECT 1 AS pid, " + i64(a.edge) + "::bigint AS edge_id, " + f(a.fraction) + "::float8 AS fraction UNION ALL SELECT 2, " +
 		i64(b.edge) + ", " + f(b.fraction)
 	// For each path row: the edge from node to the next node, as
@@ -222,7 +329,7 @@ func (r *Router) leg(ctx context.Context, a, b snapped, mode Mode, out *Route) e
 		SELECT edge, fb >= fa, cost, length_m * abs(fb - fa),
 			ST_AsGeoJSON(CASE WHEN fa <= fb THEN ST_LineSubstring(geom, fa, fb) ELSE ST_Reverse(ST_LineSubstring(geom, fb, fa)) END, 6)
 		FROM legs ORDER BY seq`,
-		edgesSQL(a.region, mode), points, a.edge, a.fraction, b.edge, b.fraction)
+		edgesSQL(a.region, mode, cond), points, a.edge, a.fraction, b.edge, b.fraction)
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
@@ -298,6 +405,14 @@ func CheckRanges(ranges []float64, rt RangeType) error {
 	return nil
 }
 
+func maxOf(v []float64) float64 {
+	m := v[0]
+	for _, x := range v[1:] {
+		m = max(m, x)
+	}
+	return m
+}
+
 // Isolines computes one polygon per range around origin (ranges in
 // seconds for Time, metres for Distance), smallest first.
 func (r *Router) Isolines(ctx context.Context, origin Point, mode Mode, ranges []float64, rt RangeType) ([]Isoline, error) {
@@ -308,7 +423,18 @@ func (r *Router) Isolines(ctx context.Context, origin Point, mode Mode, ranges [
 	if err != nil {
 		return nil, err
 	}
-	edges := edgesSQL(s.region, mode)
+	// Nothing farther than the largest range at the fastest road's speed
+	// is reached: read only the roads within that distance (plus the
+	// snapping distance).
+	reach := maxOf(ranges)
+	if rt == Time {
+		v, err := r.maxSpeed(ctx, s.region, mode)
+		if err != nil {
+			return nil, err
+		}
+		reach *= v
+	}
+	edges := edgesSQL(s.region, mode, within(around(origin, reach+MaxSnap)))
 	if rt == Distance {
 		edges = strings.Replace(edges, "car_cost AS cost, car_reverse_cost AS reverse_cost",
 			"CASE WHEN car_cost >= 0 THEN length_m ELSE -1 END AS cost, CASE WHEN car_reverse_cost >= 0 THEN length_m ELSE -1 END AS reverse_cost", 1)
@@ -383,7 +509,7 @@ func (r *Router) Matrix(ctx context.Context, origins, destinations []Point, mode
 		}
 	}
 	rows, err := r.db.Query(ctx, `SELECT start_vid, end_vid, agg_cost FROM pgr_dijkstraCostMatrix($1, $2::bigint[], true)`,
-		edgesSQL(region, mode), ids)
+		edgesSQL(region, mode, ""), ids)
 	if err != nil {
 		return nil, fmt.Errorf("computing the cost matrix: %w", err)
 	}
