@@ -189,31 +189,7 @@ func (s *mapPublic) browserReady(root string) error {
 // of three layers: admin-1 coloured by a number, a query coloured by
 // category, and a query of points.
 func (s *mapPublic) publish(ctx context.Context) (string, error) {
-	jar := &cookieJar{}
-	call := func(method, path string, body any, out any) error {
-		b, _ := json.Marshal(body)
-		req, err := http.NewRequestWithContext(ctx, method, s.up.URL+path, bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Origin", s.up.URL)
-		jar.apply(req)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return fmt.Errorf("map-public: %s %s: %w", method, path, err)
-		}
-		defer res.Body.Close()
-		jar.keep(res)
-		raw, _ := io.ReadAll(res.Body)
-		if res.StatusCode/100 != 2 {
-			return fmt.Errorf("map-public: %s %s: %d %s", method, path, res.StatusCode, tailText(raw, 400))
-		}
-		if out != nil {
-			return json.Unmarshal(raw, out)
-		}
-		return nil
-	}
+	call := accountCaller(ctx, s.up.URL, &cookieJar{})
 	if err := call("POST", "/accounts-api/signup", map[string]string{"email": "bench@example.test", "password": "a long bench password", "name": "Bench"}, nil); err != nil {
 		return "", err
 	}
@@ -358,6 +334,36 @@ func (s *mapPublic) firstPaint(ctx context.Context) (bench.Result, error) {
 func lastLineOf(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return lines[len(lines)-1]
+}
+
+// accountCaller returns a function that calls the web apps' APIs at base
+// as a browser of that origin does (JSON, Origin, the session cookies in
+// jar) and decodes a 2xx answer into out (when not nil).
+func accountCaller(ctx context.Context, base string, jar *cookieJar) func(method, path string, body, out any) error {
+	return func(method, path string, body, out any) error {
+		b, _ := json.Marshal(body)
+		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(b))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Origin", base)
+		jar.apply(req)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return fmt.Errorf("%s %s: %w", method, path, err)
+		}
+		defer res.Body.Close()
+		jar.keep(res)
+		raw, _ := io.ReadAll(res.Body)
+		if res.StatusCode/100 != 2 {
+			return fmt.Errorf("%s %s: %d %s", method, path, res.StatusCode, tailText(raw, 400))
+		}
+		if out != nil {
+			return json.Unmarshal(raw, out)
+		}
+		return nil
+	}
 }
 
 // cookieJar keeps the session cookie of the bench's admin.

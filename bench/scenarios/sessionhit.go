@@ -1,12 +1,9 @@
 package scenarios
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -111,38 +108,14 @@ func (s *sessionHit) Setup(ctx context.Context, env *bench.Env) (bench.Teardown,
 // signIn signs up the first account (the admin) and exchanges its
 // session for a data token, as the web apps do.
 func (s *sessionHit) signIn(ctx context.Context) (string, error) {
-	jar := &cookieJar{}
-	post := func(path string, body any, out any) error {
-		b, _ := json.Marshal(body)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.up.URL+path, bytes.NewReader(b))
-		if err != nil {
-			return err
-		}
-		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("Origin", s.up.URL)
-		jar.apply(req)
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return fmt.Errorf("session-hit: POST %s: %w", path, err)
-		}
-		defer res.Body.Close()
-		jar.keep(res)
-		raw, _ := io.ReadAll(res.Body)
-		if res.StatusCode/100 != 2 {
-			return fmt.Errorf("session-hit: POST %s: %d %s", path, res.StatusCode, tailText(raw, 400))
-		}
-		if out != nil {
-			return json.Unmarshal(raw, out)
-		}
-		return nil
-	}
-	if err := post("/accounts-api/signup", map[string]string{"email": "bench@example.test", "password": "a long bench password", "name": "Bench"}, nil); err != nil {
+	call := accountCaller(ctx, s.up.URL, &cookieJar{})
+	if err := call("POST", "/accounts-api/signup", map[string]string{"email": "bench@example.test", "password": "a long bench password", "name": "Bench"}, nil); err != nil {
 		return "", err
 	}
 	var t struct {
 		Token string `json:"token"`
 	}
-	if err := post("/accounts-api/session/token", nil, &t); err != nil {
+	if err := call("POST", "/accounts-api/session/token", nil, &t); err != nil {
 		return "", err
 	}
 	if t.Token == "" {

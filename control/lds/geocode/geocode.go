@@ -19,6 +19,8 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"time"
 	"unicode"
 
 	"github.com/jackc/pgx/v5"
@@ -63,6 +65,14 @@ type Result struct {
 // Geocoder runs queries on the data database holding meridian_lds.
 type Geocoder struct {
 	db *pgxpool.Pool
+	// codes caches the loaded country codes for a minute (every request
+	// naming a country checks it; a load may add countries).
+	codes atomic.Pointer[countryCodes]
+}
+
+type countryCodes struct {
+	set    map[string]bool
+	loaded time.Time
 }
 
 // New returns a Geocoder on db.
@@ -162,13 +172,23 @@ func (g *Geocoder) CountryCode(ctx context.Context, code string) (string, error)
 	if len(code) != 2 {
 		return "", ErrUnknownCountry
 	}
-	var ok bool
-	err := g.db.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM meridian_lds.places WHERE kind = 'country' AND country_code = $1)
-		OR EXISTS (SELECT 1 FROM meridian_lds.places WHERE kind = 'city' AND country_code = $1)`, code).Scan(&ok)
-	if err != nil {
-		return "", fmt.Errorf("checking country %s: %w", code, err)
+	cc := g.codes.Load()
+	if cc == nil || time.Since(cc.loaded) > time.Minute {
+		rows, err := g.db.Query(ctx, `SELECT DISTINCT country_code FROM meridian_lds.places WHERE kind IN ('country', 'city')`)
+		if err != nil {
+			return "", fmt.Errorf("checking country %s: %w", code, err)
+		}
+		codes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return "", fmt.Errorf("checking country %s: %w", code, err)
+		}
+		cc = &countryCodes{set: make(map[string]bool, len(codes)), loaded: time.Now()}
+		for _, c := range codes {
+			cc.set[c] = true
+		}
+		g.codes.Store(cc)
 	}
-	if !ok {
+	if !cc.set[code] {
 		return "", ErrUnknownCountry
 	}
 	return code, nil
