@@ -226,7 +226,8 @@ func isGeometryTypeName(s string) bool {
 }
 
 // ldsLoaded reports whether the data database has an LDS gazetteer with
-// at least one OSM region (meridian lds load ran to its end).
+// at least one OSM region (meridian lds load ran to its end) in the
+// current layout (area_parts: a gazetteer from before it is loaded again).
 func ldsLoaded(ctx context.Context, dataURL string) (bool, error) {
 	conn, err := pgx.Connect(ctx, dataURL)
 	if err != nil {
@@ -238,6 +239,11 @@ func ldsLoaded(ctx context.Context, dataURL string) (bool, error) {
 	if err != nil || !ok {
 		return false, err
 	}
-	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM meridian_lds.regions)`).Scan(&ok)
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM meridian_lds.regions)
+		AND to_regclass('meridian_lds.area_parts') IS NOT NULL`).Scan(&ok)
+	if err != nil || !ok {
+		return false, err
+	}
+	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM meridian_lds.area_parts)`).Scan(&ok)
 	return ok, err
 }

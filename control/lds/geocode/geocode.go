@@ -328,10 +328,12 @@ func same(a, b string) bool {
 func foldSpaces(s string) string { return strings.Join(strings.Fields(s), " ") }
 
 func (g *Geocoder) addresses(ctx context.Context, p Parsed, cc any) ([]Result, error) {
-	rows, err := g.db.Query(ctx, `SELECT housenumber, street, coalesce(city, ''), coalesce(postal_code, ''), country_code,
-			similarity(street_norm, meridian_lds.norm($2)) AS sim, ST_X(geom), ST_Y(geom)
-		FROM meridian_lds.addresses
-		WHERE street_norm % meridian_lds.norm($2) AND lower(housenumber) = lower($1) AND ($3::text IS NULL OR country_code = $3)
+	// The street is normalized once (q), not per candidate row.
+	rows, err := g.db.Query(ctx, `WITH q AS MATERIALIZED (SELECT meridian_lds.norm($2) AS norm)
+		SELECT housenumber, street, coalesce(city, ''), coalesce(postal_code, ''), country_code,
+			similarity(street_norm, q.norm) AS sim, ST_X(geom), ST_Y(geom)
+		FROM meridian_lds.addresses, q
+		WHERE street_norm % q.norm AND lower(housenumber) = lower($1) AND ($3::text IS NULL OR country_code = $3)
 		ORDER BY sim DESC LIMIT 50`, p.Number, p.Street, cc)
 	if err != nil {
 		return nil, fmt.Errorf("finding addresses: %w", err)
@@ -373,10 +375,11 @@ func qualify(sim float64, p Parsed, r Result) float64 {
 }
 
 func (g *Geocoder) streets(ctx context.Context, p Parsed, cc any, limit int) ([]Result, error) {
-	rows, err := g.db.Query(ctx, `SELECT DISTINCT ON (sim, s.norm, s.city) s.name, coalesce(s.city, ''), coalesce(s.postal_code, ''),
-			s.country_code, similarity(s.norm, meridian_lds.norm($1)) AS sim, ST_X(c), ST_Y(c)
-		FROM meridian_lds.streets s, ST_LineInterpolatePoint(s.geom, 0.5) c
-		WHERE s.norm % meridian_lds.norm($1) AND similarity(s.norm, meridian_lds.norm($1)) >= 0.35
+	rows, err := g.db.Query(ctx, `WITH q AS MATERIALIZED (SELECT meridian_lds.norm($1) AS norm)
+		SELECT DISTINCT ON (sim, s.norm, s.city) s.name, coalesce(s.city, ''), coalesce(s.postal_code, ''),
+			s.country_code, similarity(s.norm, q.norm) AS sim, ST_X(c), ST_Y(c)
+		FROM meridian_lds.streets s CROSS JOIN q, ST_LineInterpolatePoint(s.geom, 0.5) c
+		WHERE s.norm % q.norm AND similarity(s.norm, q.norm) >= 0.35
 			AND ($2::text IS NULL OR s.country_code = $2)
 		ORDER BY sim DESC, s.norm, s.city LIMIT 50`, p.Street, cc)
 	if err != nil {
@@ -442,7 +445,7 @@ func (g *Geocoder) places(ctx context.Context, name string, p Parsed, cc any, li
 	rows, err := g.db.Query(ctx, `WITH q AS (SELECT meridian_lds.norm($1) AS norm),
 		st AS MATERIALIZED (SELECT a.geom FROM meridian_lds.place_names sn
 			JOIN meridian_lds.places sp ON sp.id = sn.place_id AND sp.kind = 'state'
-			JOIN meridian_lds.areas a ON a.kind = 'state' AND a.name = sp.name AND a.country_code = sp.country_code
+			JOIN meridian_lds.area_parts a ON a.kind = 'state' AND a.name = sp.name AND a.country_code = sp.country_code
 			WHERE $4::text IS NOT NULL AND sn.norm = meridian_lds.norm($4) AND ($2::text IS NULL OR sn.country_code = $2)),
 		exact AS MATERIALIZED (SELECT DISTINCT n.place_id, 1::real AS sim, n.norm AS matched
 			FROM meridian_lds.place_names n, q WHERE n.norm = q.norm AND ($2::text IS NULL OR n.country_code = $2)),
@@ -507,7 +510,7 @@ func (g *Geocoder) complete(ctx context.Context, rs []Result) error {
 	rows, err := g.db.Query(ctx, `SELECT coalesce(c.name, ''), coalesce(s.name, '')
 		FROM unnest($1::float8[], $2::float8[], $3::text[]) WITH ORDINALITY AS t(lon, lat, cc, i)
 		LEFT JOIN LATERAL (SELECT name FROM meridian_lds.places WHERE kind = 'country' AND country_code = t.cc LIMIT 1) c ON true
-		LEFT JOIN LATERAL (SELECT name FROM meridian_lds.areas WHERE kind = 'state' AND country_code = t.cc
+		LEFT JOIN LATERAL (SELECT name FROM meridian_lds.area_parts WHERE kind = 'state' AND country_code = t.cc
 			AND ST_Intersects(geom, ST_SetSRID(ST_MakePoint(t.lon, t.lat), 4326)) LIMIT 1) s ON true
 		ORDER BY t.i`, lons, lats, ccs)
 	if err != nil {
@@ -563,8 +566,8 @@ func (g *Geocoder) Reverse(ctx context.Context, lat, lon float64) (Result, error
 		LEFT JOIN LATERAL (SELECT name, country_code, ST_X(geom) lon, ST_Y(geom) lat,
 			ST_Distance(geom::geography, pt.g::geography) dist FROM meridian_lds.places WHERE kind = 'city'
 			ORDER BY geom <-> pt.g LIMIT 1) p ON true
-		LEFT JOIN LATERAL (SELECT name FROM meridian_lds.areas WHERE kind = 'state' AND ST_Intersects(geom, pt.g) LIMIT 1) st ON true
-		LEFT JOIN LATERAL (SELECT name, country_code FROM meridian_lds.areas WHERE kind = 'country' AND ST_Intersects(geom, pt.g) LIMIT 1) co ON true`,
+		LEFT JOIN LATERAL (SELECT name FROM meridian_lds.area_parts WHERE kind = 'state' AND ST_Intersects(geom, pt.g) LIMIT 1) st ON true
+		LEFT JOIN LATERAL (SELECT name, country_code FROM meridian_lds.area_parts WHERE kind = 'country' AND ST_Intersects(geom, pt.g) LIMIT 1) co ON true`,
 		lon, lat).Scan(&aNum, &aStreet, &aCity, &aPC, &aCC, &aLon, &aLat, &aDist,
 		&sName, &sCity, &sPC, &sCC, &sLon, &sLat, &sDist,
 		&pName, &pCC, &pLon, &pLat, &pDist, &state, &country, &areaCC)

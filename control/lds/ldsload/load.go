@@ -149,6 +149,7 @@ func (l *Loader) index(ctx context.Context) error {
 		"CREATE INDEX IF NOT EXISTS place_names_exact ON meridian_lds.place_names (norm, country_code)",
 		"CREATE INDEX IF NOT EXISTS places_kind_country ON meridian_lds.places (kind, country_code)",
 		"CREATE INDEX IF NOT EXISTS areas_geom ON meridian_lds.areas USING gist (geom)",
+		"CREATE INDEX IF NOT EXISTS area_parts_geom ON meridian_lds.area_parts USING gist (geom)",
 		"CREATE INDEX IF NOT EXISTS postcodes_code ON meridian_lds.postcodes (code_norm, country_code)",
 		"CREATE INDEX IF NOT EXISTS postcodes_geom ON meridian_lds.postcodes USING gist (geom)",
 		"CREATE INDEX IF NOT EXISTS addresses_street ON meridian_lds.addresses USING gin (street_norm gin_trgm_ops)",
@@ -159,7 +160,7 @@ func (l *Loader) index(ctx context.Context) error {
 		"CREATE INDEX IF NOT EXISTS edges_region ON meridian_lds.edges (region)",
 		"CREATE INDEX IF NOT EXISTS edges_source ON meridian_lds.edges (source)",
 		"CREATE INDEX IF NOT EXISTS edges_target ON meridian_lds.edges (target)",
-		"ANALYZE meridian_lds.places, meridian_lds.place_names, meridian_lds.areas, meridian_lds.postcodes, " +
+		"ANALYZE meridian_lds.places, meridian_lds.place_names, meridian_lds.areas, meridian_lds.area_parts, meridian_lds.postcodes, " +
 			"meridian_lds.addresses, meridian_lds.streets, meridian_lds.edges",
 	} {
 		if _, err := l.conn.Exec(ctx, q); err != nil {
@@ -278,6 +279,13 @@ func (l *Loader) loadAdmin(ctx context.Context, path, kind string) error {
 		}
 		l.progress(stage, total, total)
 		l.logf("%s: %d loaded from %s", stage, n, path)
+		if _, err := tx.Exec(ctx, `DELETE FROM meridian_lds.area_parts WHERE kind = $1`, kind); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO meridian_lds.area_parts (area_id, kind, name, country_code, geom)
+			SELECT id, kind, name, country_code, ST_Subdivide(geom, 128) FROM meridian_lds.areas WHERE kind = $1`, kind); err != nil {
+			return fmt.Errorf("cutting %s areas: %w", kind, err)
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO meridian_lds.sources (name, file, rows) VALUES ($1, $2, $3)
 			ON CONFLICT (name) DO UPDATE SET file = EXCLUDED.file, rows = EXCLUDED.rows, loaded_at = now()`, kind, path, n)
 		return err

@@ -65,6 +65,16 @@ CREATE TABLE IF NOT EXISTS meridian_lds.areas (
 	country_code text NOT NULL,
 	geom         geometry(MultiPolygon, 4326) NOT NULL
 );
+-- area_parts: the areas cut into pieces of at most 128 vertices
+-- (ST_Subdivide), so that "which state is this point in" tests a few
+-- small polygons instead of a whole coastline.
+CREATE TABLE IF NOT EXISTS meridian_lds.area_parts (
+	area_id      bigint NOT NULL,
+	kind         text NOT NULL,
+	name         text NOT NULL,
+	country_code text NOT NULL,
+	geom         geometry(Polygon, 4326) NOT NULL
+);
 -- postcodes: GeoNames postal codes.
 CREATE TABLE IF NOT EXISTS meridian_lds.postcodes (
 	country_code text NOT NULL,
