@@ -456,38 +456,66 @@ func (s *Service) batch(w http.ResponseWriter, r *http.Request, c call) error {
 	w.WriteHeader(http.StatusOK)
 	rc := http.NewResponseController(w)
 	io.WriteString(w, "[")
-	const chunk = 64
-	out := make([]entry, chunk)
-	for start := 0; start < len(raw); start += chunk {
-		end := min(start+chunk, len(raw))
-		var wg sync.WaitGroup
-		next := make(chan int)
-		for range min(s.cfg.BatchWorkers, end-start) {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := range next {
-					out[i-start] = s.batchOne(r.Context(), raw[i], defCountry, defLimit)
-				}
-			}()
-		}
-		for i := start; i < end; i++ {
-			next <- i
-		}
-		close(next)
-		wg.Wait()
-		for i := start; i < end; i++ {
-			if i > 0 {
-				io.WriteString(w, ",")
+	// Workers take entries as they come free; the writer answers them in
+	// input order. At most window entries are in flight or waiting to be
+	// written, so memory stays flat whatever the batch size, and a slow
+	// entry holds up only the writer, never the other workers.
+	const window = 256
+	ctx := r.Context()
+	type job struct {
+		i   int
+		out chan entry
+	}
+	jobs := make(chan job)
+	order := make(chan chan entry, window)
+	go func() {
+		defer close(order)
+		defer close(jobs)
+		for i := range raw {
+			out := make(chan entry, 1)
+			select {
+			case order <- out:
+			case <-ctx.Done():
+				return
 			}
-			b, _ := json.Marshal(out[i-start])
-			w.Write(b)
-			raw[i] = nil
+			select {
+			case jobs <- job{i, out}:
+			case <-ctx.Done():
+				return
+			}
 		}
-		if r.Context().Err() != nil {
+	}()
+	var wg sync.WaitGroup
+	for range min(s.cfg.BatchWorkers, len(raw)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range jobs {
+				j.out <- s.batchOne(ctx, raw[j.i], defCountry, defLimit)
+				raw[j.i] = nil
+			}
+		}()
+	}
+	defer wg.Wait()
+	i := 0
+	for out := range order {
+		var e entry
+		select {
+		case e = <-out:
+		case <-ctx.Done():
 			return nil
 		}
-		rc.Flush()
+		if i > 0 {
+			io.WriteString(w, ",")
+		}
+		b, _ := json.Marshal(e)
+		w.Write(b)
+		if i++; i%64 == 0 {
+			rc.Flush()
+		}
+	}
+	if ctx.Err() != nil {
+		return nil
 	}
 	io.WriteString(w, "]\n")
 	return nil
