@@ -355,6 +355,8 @@ try {
     await page.locator('[data-testid="sql-run"]').click();
     const error = await page.locator('[data-testid="sql-error"]').innerText();
     await page.reload({waitUntil: 'load'});
+    // The page renders after its script runs; read the history once it has.
+    await page.locator('[data-testid="sql-run"]:not([disabled])').waitFor();
     const history = await page.locator('select[name="history"] option').allInnerTexts();
     return {summary, csvLines: csv.trim().split('\n').length, csvHeader: csv.split('\n')[0], features: geojson.features?.length ?? -1, error, history: history.slice(0, 3)};
   });

@@ -335,9 +335,15 @@ func TestFetchMapCompat(t *testing.T) {
 	})
 	admin.must(t, 200, "PATCH", "/workspace-api/maps/"+vector, map[string]any{"title": "World v2"})
 	admin.must(t, 200, "POST", "/workspace-api/maps/"+vector+"/publish", nil)
+	last := ""
 	waitFor(t, 10*time.Second, "the republished title at the edge", func() bool {
-		_, _, raw := anon.do(t, "GET", "/api/v3/maps/public/"+vector+"?v=3.4&client=deck-gl-carto", nil)
-		return strings.Contains(string(raw), `"title":"World v2"`)
+		st, h, raw := anon.do(t, "GET", "/api/v3/maps/public/"+vector+"?v=3.4&client=deck-gl-carto", nil)
+		ok := strings.Contains(string(raw), `"title":"World v2"`)
+		if seen := fmt.Sprintf("%d %q age %q v2 %v", st, h.Get("Cache-Status"), h.Get("Age"), ok); seen != last {
+			t.Logf("%s after republishing: %s", time.Now().Format("15:04:05.000"), seen)
+			last = seen
+		}
+		return ok
 	})
 
 	// A private map's document is never stored; its tiles need its token.
@@ -378,8 +384,13 @@ func TestFetchMapCompat(t *testing.T) {
 	admin.must(t, 200, "DELETE", "/workspace-api/maps/"+index+"/publish", nil)
 	// (The purge crosses the broker; under CI's load, with every package's
 	// tests running at once, that has taken over 10 s.)
+	last = ""
 	waitFor(t, 30*time.Second, "the unpublished document gone from the edge", func() bool {
-		st, _, _ := anon.do(t, "GET", "/api/v3/maps/public/"+index, nil)
+		st, h, _ := anon.do(t, "GET", "/api/v3/maps/public/"+index, nil)
+		if seen := fmt.Sprintf("%d %q age %q", st, h.Get("Cache-Status"), h.Get("Age")); seen != last {
+			t.Logf("%s after unpublishing: %s", time.Now().Format("15:04:05.000"), seen)
+			last = seen
+		}
 		return st == 404
 	})
 	waitFor(t, 30*time.Second, "the revoked map token refused at the edge", func() bool {

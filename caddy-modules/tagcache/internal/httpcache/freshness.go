@@ -240,12 +240,15 @@ func storedHeader(h http.Header, bodyLen int, status int) http.Header {
 }
 
 // mergeNotModified applies the fields of a 304 to a stored header
-// (RFC 9111 §3.2), except Content-Length and the fields never stored.
+// (RFC 9111 §3.2), except Content-Length and the fields never stored. The
+// 304's tags (cachetag.Header) are kept in the result, so that the
+// freshened entry is planned, and purgeable, with them; storedHeader
+// drops them again before anything is stored or served.
 func mergeNotModified(stored, h304 http.Header) http.Header {
 	out := stored
 	delete(out, "Age")
 	for k, v := range h304 {
-		if k == "Content-Length" || k == cachetag.Header || k == "Cache-Status" || len(v) == 0 ||
+		if k == "Content-Length" || k == "Cache-Status" || len(v) == 0 ||
 			strings.HasPrefix(k, http.TrailerPrefix) || slices.Contains(hopByHop[:], k) {
 			continue
 		}

@@ -246,3 +246,40 @@ func TestPurgeQuarantine(t *testing.T) {
 		t.Errorf("/a again: %q, want hit", r.cacheStatus())
 	}
 }
+
+// A response freshened by a 304 stays reachable by its tags, whether the
+// 304 repeats them (the origin's tags replace the stored ones) or not
+// (the stored ones are kept). A 304 carrying tags once lost them all, so
+// a purge left the freshened response served for its whole lifetime.
+func TestPurgeReachesRevalidatedEntry(t *testing.T) {
+	for _, repeat := range []bool{true, false} {
+		t.Run(fmt.Sprintf("304 repeats tags %v", repeat), func(t *testing.T) {
+			e := newEnv(t, Config{})
+			e.handle(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=10")
+				if repeat || r.Header.Get("If-None-Match") == "" {
+					w.Header().Set("Surrogate-Key", "map:m1 org:o1")
+				}
+				w.Header().Set("ETag", `"e1"`)
+				if r.Header.Get("If-None-Match") == `"e1"` {
+					w.Header().Set("Cache-Control", "max-age=100")
+					w.WriteHeader(http.StatusNotModified)
+					return
+				}
+				fmt.Fprint(w, "doc")
+			})
+			e.get("/doc")
+			e.clock.Advance(20 * time.Second)
+			if r := e.get("/doc"); r.cacheStatus() != "meridian; fwd=stale; fwd-status=304" {
+				t.Fatalf("second request: %q, want a revalidation", r.cacheStatus())
+			}
+			if r := e.get("/doc"); !r.isHit() {
+				t.Fatalf("after the 304: %q, want a hit", r.cacheStatus())
+			}
+			e.store.PurgeTags([]string{"map:m1"}, false)
+			if r := e.get("/doc"); r.isHit() {
+				t.Errorf("after purging map:m1: %q, want a miss", r.cacheStatus())
+			}
+		})
+	}
+}
