@@ -27,6 +27,7 @@ import (
 	"github.com/meridian-gis/meridian/control/lds"
 	"github.com/meridian-gis/meridian/control/maps"
 	"github.com/meridian-gis/meridian/control/openapi"
+	"github.com/meridian-gis/meridian/control/platform"
 	"github.com/meridian-gis/meridian/control/sso"
 	"github.com/meridian-gis/meridian/control/tokens"
 	"github.com/meridian-gis/meridian/internal/broker"
@@ -34,7 +35,6 @@ import (
 	"github.com/meridian-gis/meridian/internal/dataconn"
 	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/httpserver"
-	"github.com/meridian-gis/meridian/internal/identity"
 	"github.com/meridian-gis/meridian/internal/invalidate"
 	"github.com/meridian-gis/meridian/internal/jobspec"
 	"github.com/meridian-gis/meridian/internal/obs"
@@ -205,7 +205,7 @@ func New(cfg Config, d Deps) (*Server, error) {
 	if single != nil {
 		ssoName = single.Name()
 	}
-	accounts.Routes(s.mux, cfg.Accounts, accounts.Deps{Log: d.Log.With("api", "accounts"), Meta: d.Meta, Auth: s.auth, Tokens: d.TokenStore, Mailer: d.Mailer, SSOName: ssoName})
+	accts := accounts.Routes(s.mux, cfg.Accounts, accounts.Deps{Log: d.Log.With("api", "accounts"), Meta: d.Meta, Auth: s.auth, Tokens: d.TokenStore, Mailer: d.Mailer, SSOName: ssoName})
 	if d.TokenStore != nil {
 		tokens.Routes(s.mux, tokens.Deps{Log: d.Log.With("api", "tokens"), Meta: d.Meta, Tokens: d.TokenStore, ClientIP: s.auth.ClientIP})
 	}
@@ -233,6 +233,14 @@ func New(cfg Config, d Deps) (*Server, error) {
 		}
 		ldsSvc.Register(s.mux)
 		s.lds = ldsSvc
+	}
+	pd := platform.Deps{Log: d.Log.With("api", "platform"), Meta: d.Meta, Require: adminOnly(cfg.AdminToken),
+		Invites: accts, ClientIP: s.auth.ClientIP, Timeout: cfg.RequestTimeout.D()}
+	if s.lds != nil {
+		pd.Quotas = s.lds
+	}
+	if err := platform.Routes(s.mux, pd); err != nil {
+		return nil, err
 	}
 	if d.Broker != nil {
 		if err := admin.Mount(s.mux, admin.Deps{Log: d.Log.With("api", "admin"), Meta: d.Meta, Broker: d.Broker,
@@ -292,14 +300,17 @@ func ldsAuthorize(w http.ResponseWriter, r *http.Request) (string, bool) {
 	return tok.OrgID, true
 }
 
-// adminOnly lets through signed-in admins (session or user token) and,
-// for operators' scripts, callers presenting the admin bearer secret.
+// adminOnly lets through signed-in platform administrators (session or
+// user token) and, for operators' scripts, callers presenting the admin
+// bearer secret. An organization's admin manages their organization
+// through the workspace API, not the install: the console's purges,
+// broker and configuration span every organization.
 func adminOnly(secret string) func(http.Handler) http.Handler {
 	bySecret := admin.BearerSecret(secret)
 	return func(next http.Handler) http.Handler {
 		fallback := bySecret(next)
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if p, ok := authn.Caller(r); ok && p.IsUser() && p.Role == identity.RoleAdmin {
+			if p, ok := authn.Caller(r); ok && p.IsUser() && p.PlatformAdmin {
 				next.ServeHTTP(w, r)
 				return
 			}

@@ -26,8 +26,11 @@ func init() {
 		Long: `Creates a user with a generated password, printed once on stdout, e.g. the
 first administrator of an install that must not leave sign-up open:
 
-  meridian user create --email admin@example.com --role admin
-  meridian user list`,
+  meridian user create --email admin@example.com --role admin --platform-admin
+  meridian user list
+
+A platform admin runs the install: the admin console, every organization,
+their quotas. An organization's admin (--role admin) manages only theirs.`,
 		CobraFunc: userCommand,
 	})
 }
@@ -40,6 +43,7 @@ func userCommand(cmd *cobra.Command) {
 		c.Flags().String("org", identity.DefaultOrg, "organization id")
 		c.Flags().String("name", "", "display name")
 		c.Flags().Bool("if-absent", false, "print nothing and succeed when the email already has an account")
+		c.Flags().Bool("platform-admin", false, "the user also administers the platform (admin console, every organization)")
 	})
 	sub(cmd, "list", "List users", n, userList, nil)
 }
@@ -51,6 +55,7 @@ func userCreate(ctx context.Context, cfg *Config, _ []string) error {
 	org, _ := f.GetString("org")
 	name, _ := f.GetString("name")
 	ifAbsent, _ := f.GetBool("if-absent")
+	platform, _ := f.GetBool("platform-admin")
 	if email == "" {
 		return errors.New("--email is required")
 	}
@@ -74,11 +79,11 @@ func userCreate(ctx context.Context, cfg *Config, _ []string) error {
 	defer nd.close()
 	err = pgx.BeginFunc(ctx, nd.meta, func(tx pgx.Tx) error {
 		var id string
-		if err := tx.QueryRow(ctx, `INSERT INTO users (org_id, email, name, role, password_hash, email_verified_at)
-			VALUES ($1, $2, $3, $4, $5, now()) RETURNING id`, org, email, name, role, hash).Scan(&id); err != nil {
+		if err := tx.QueryRow(ctx, `INSERT INTO users (org_id, email, name, role, password_hash, email_verified_at, platform_admin)
+			VALUES ($1, $2, $3, $4, $5, now(), $6) RETURNING id`, org, email, name, role, hash, platform).Scan(&id); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `INSERT INTO audit_log (org_id, actor_id, action, target, detail) VALUES ($1, 'cli', 'user.created', $2, jsonb_build_object('role', $3::text))`, org, id, string(role))
+		_, err := tx.Exec(ctx, `INSERT INTO audit_log (org_id, actor_id, action, target, detail) VALUES ($1, 'cli', 'user.created', $2, jsonb_build_object('role', $3::text, 'platform_admin', $4::bool))`, org, id, string(role), platform)
 		return err
 	})
 	var pe *pgconn.PgError
@@ -104,21 +109,21 @@ func userList(ctx context.Context, cfg *Config, _ []string) error {
 		return err
 	}
 	defer nd.close()
-	rows, err := nd.meta.Query(ctx, `SELECT id, org_id, email, role, created_at, disabled_at IS NOT NULL FROM users ORDER BY org_id, lower(email)`)
+	rows, err := nd.meta.Query(ctx, `SELECT id, org_id, email, role, platform_admin, created_at, disabled_at IS NOT NULL FROM users ORDER BY org_id, lower(email)`)
 	if err != nil {
 		return fmt.Errorf("listing users: %w", err)
 	}
 	defer rows.Close()
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(w, "ID\tORG\tEMAIL\tROLE\tCREATED\tDISABLED")
+	fmt.Fprintln(w, "ID\tORG\tEMAIL\tROLE\tPLATFORM ADMIN\tCREATED\tDISABLED")
 	for rows.Next() {
 		var id, org, email, role string
 		var created time.Time
-		var disabled bool
-		if err := rows.Scan(&id, &org, &email, &role, &created, &disabled); err != nil {
+		var platform, disabled bool
+		if err := rows.Scan(&id, &org, &email, &role, &platform, &created, &disabled); err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%v\n", id, org, email, role, created.UTC().Format(time.RFC3339), disabled)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%s\t%v\n", id, org, email, role, platform, created.UTC().Format(time.RFC3339), disabled)
 	}
 	if err := rows.Err(); err != nil {
 		return err

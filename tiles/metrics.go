@@ -9,6 +9,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/meridian-gis/meridian/internal/tile"
+	"github.com/meridian-gis/meridian/tiles/internal/spatialindex"
 )
 
 // metrics are the server's Prometheus metrics (the tile path has its
@@ -28,6 +29,11 @@ type metrics struct {
 	// observer per zoom the tile parser accepts, resolved here so that
 	// the warm path neither allocates nor looks a label up.
 	tileSeconds [2][tile.MaxZoom + 1]prometheus.Observer
+	// indexSeconds[kind][cached][res] observes
+	// meridian_tiles_index_tile_seconds for spatial-index tiles (kind 0
+	// h3, 1 quadbin) by the resolution of the tile's cell (a quadbin
+	// tile's is its zoom), resolved here likewise.
+	indexSeconds [2][2][27]prometheus.Observer
 
 	// Cache-Control values, built once from the config.
 	ccLong, ccShort string
@@ -54,10 +60,20 @@ func newMetrics(reg *prometheus.Registry, s *Server) *metrics {
 		m.tileSeconds[0][z] = tileSeconds.WithLabelValues(zs, "miss")
 		m.tileSeconds[1][z] = tileSeconds.WithLabelValues(zs, "hit")
 	}
+	indexSeconds := prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: ns + "index_tile_seconds",
+		Help:    "Time to answer a spatial-index (h3, quadbin) tile, from the request's arrival at the handler to its response, by index, by the resolution of the tile's cell (a quadbin tile's is its zoom), and by cache as for tile_seconds.",
+		Buckets: tileBuckets}, []string{"index", "res", "cache"})
+	for k, kind := range []spatialindex.Kind{spatialindex.H3, spatialindex.Quadbin} {
+		for r := 0; r <= kind.MaxRes(); r++ {
+			rs := strconv.Itoa(r)
+			m.indexSeconds[k][0][r] = indexSeconds.WithLabelValues(string(kind), rs, "miss")
+			m.indexSeconds[k][1][r] = indexSeconds.WithLabelValues(string(kind), rs, "hit")
+		}
+	}
 	if reg == nil {
 		return m
 	}
-	reg.MustRegister(tiles, m.errors, m.clientGone, tileSeconds)
+	reg.MustRegister(tiles, m.errors, m.clientGone, tileSeconds, indexSeconds)
 	return m
 }
 
@@ -76,4 +92,21 @@ func (m *metrics) observeTile(z uint32, cached bool, start time.Time) {
 		i = 1
 	}
 	m.tileSeconds[i][z].Observe(time.Since(start).Seconds())
+}
+
+// observeIndexTile records the latency of a spatial-index tile whose
+// cell has resolution res. It does not allocate.
+func (m *metrics) observeIndexTile(kind spatialindex.Kind, res int, cached bool, start time.Time) {
+	k := 0
+	if kind == spatialindex.Quadbin {
+		k = 1
+	}
+	if res < 0 || res > kind.MaxRes() {
+		return
+	}
+	i := 0
+	if cached {
+		i = 1
+	}
+	m.indexSeconds[k][i][res].Observe(time.Since(start).Seconds())
 }

@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meridian-gis/meridian/internal/grant"
 	"github.com/meridian-gis/meridian/internal/tile"
+	"github.com/meridian-gis/meridian/tiles/internal/spatialindex"
 )
 
 // Tiles fetched at two zooms show up in /metrics under
@@ -68,4 +70,36 @@ func TestObserveTileAllocatesNothing(t *testing.T) {
 		t.Errorf("observeTile: %v allocations, want 0", n)
 	}
 	m.observeTile(tile.MaxZoom+1, false, start) // out of range: ignored, no panic
+}
+
+// Spatial-index tiles show up under meridian_tiles_index_tile_seconds by
+// index and by their cell's resolution, a miss and then a hit.
+func TestIndexTileSecondsByRes(t *testing.T) {
+	e := newEnv(t)
+	loadIndexTables(t, e)
+	tok := e.is.token(t, []grant.API{grant.APIMaps}, "public.cells_h3")
+	tj := e.instantiate("table", tok, "name", "cells_h3", "spatialDataColumn", "h3", "spatialDataType", "h3",
+		"aggregationExp", "count(*) AS n", "aggregationResLevel", "2")
+	tmpl := e.get(tj, bearer(tok)).json(t)["tiles"].([]any)[0].(string)
+	for range 2 { // a miss, then a hit
+		if r := e.get(expandCell(tmpl, "85283083fffffff"), bearer(tok)); r.status != 200 {
+			t.Fatalf("h3 tile: %d %s", r.status, r.body)
+		}
+	}
+	body := e.get("/metrics").body
+	for _, cache := range []string{"miss", "hit"} {
+		want := `meridian_tiles_index_tile_seconds_count{cache="` + cache + `",index="h3",res="5"} 1`
+		if !bytes.Contains(body, []byte(want+"\n")) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	if !bytes.Contains(body, []byte(`meridian_tiles_index_tile_seconds_count{cache="miss",index="quadbin",res="26"} 0`)) {
+		t.Errorf("/metrics lacks the quadbin series down to resolution 26")
+	}
+	m := newMetrics(nil, &Server{cfg: Config{}})
+	start := time.Now()
+	if n := testing.AllocsPerRun(100, func() { m.observeIndexTile(spatialindex.Quadbin, 12, true, start) }); n != 0 {
+		t.Errorf("observeIndexTile: %v allocations, want 0", n)
+	}
+	m.observeIndexTile(spatialindex.H3, 16, false, start) // out of range: ignored, no panic
 }

@@ -10,6 +10,7 @@ package tiles
 import (
 	"bytes"
 	"net/http"
+	"time"
 
 	"github.com/valyala/fasthttp"
 
@@ -92,6 +93,7 @@ func (s *Server) indexTileJSON(rc *fasthttp.RequestCtx, c *compiled) {
 
 // indexTile answers GET /v3/maps/{conn}/{type}/{i} (CARTO_API.md §2.3).
 func (s *Server) indexTile(rc *fasthttp.RequestCtx, conn, typ, cellHex []byte) {
+	start := time.Now()
 	asJSON := false
 	switch f := string(rc.QueryArgs().Peek("formatTiles")); f {
 	case "", "binary":
@@ -131,4 +133,5 @@ func (s *Server) indexTile(rc *fasthttp.RequestCtx, conn, typ, cellHex []byte) {
 		ct = "application/json"
 	}
 	s.writeTileAs(rc, c, t, versioned(rc, c), ct)
+	s.metrics.observeIndexTile(ix.Kind, ix.Kind.Res(cell), ok, start)
 }

@@ -153,13 +153,16 @@ type User struct {
 	EmailVerified bool       `json:"emailVerified"`
 	CreatedAt     time.Time  `json:"createdAt"`
 	DisabledAt    *time.Time `json:"disabledAt,omitempty"`
+	// PlatformAdmin: the user operates the install (admin console, every
+	// organization).
+	PlatformAdmin bool `json:"platformAdmin"`
 }
 
-const userCols = `id, email, name, role, org_id, email_verified_at IS NOT NULL, created_at, disabled_at`
+const userCols = `id, email, name, role, org_id, email_verified_at IS NOT NULL, created_at, disabled_at, platform_admin`
 
 func scanUser(row pgx.Row) (User, error) {
 	var u User
-	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.OrgID, &u.EmailVerified, &u.CreatedAt, &u.DisabledAt)
+	err := row.Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.OrgID, &u.EmailVerified, &u.CreatedAt, &u.DisabledAt, &u.PlatformAdmin)
 	return u, err
 }
 
@@ -263,10 +266,11 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
 	if err := tx.QueryRow(ctx, `SELECT (SELECT count(*) FROM users), signup_policy, default_role FROM organizations WHERE id = $1`, identity.DefaultOrg).Scan(&users, &policy, &defaultRole); err != nil {
 		return fmt.Errorf("accounts: sign-up: %w", err)
 	}
-	org, role, via := identity.DefaultOrg, "", ""
+	org, role, via, platform := identity.DefaultOrg, "", "", false
 	switch {
 	case users == 0:
-		role, via = string(identity.RoleAdmin), "first_user"
+		// The first user of a fresh install runs it.
+		role, via, platform = string(identity.RoleAdmin), "first_user", true
 	case req.Invite != "":
 		var inviteEmail, inviteID string
 		err := tx.QueryRow(ctx, `UPDATE invites SET used_at = now()
@@ -287,8 +291,8 @@ func (a *API) signup(w http.ResponseWriter, r *http.Request) error {
 	default:
 		return httpapi.Forbidden("sign-up is by invitation only; ask an administrator for an invite")
 	}
-	u, err := scanUser(tx.QueryRow(ctx, `INSERT INTO users (org_id, email, name, role, password_hash) VALUES ($1, $2, $3, $4, $5) RETURNING `+userCols,
-		org, email, name, role, hash))
+	u, err := scanUser(tx.QueryRow(ctx, `INSERT INTO users (org_id, email, name, role, password_hash, platform_admin) VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+userCols,
+		org, email, name, role, hash, platform))
 	if isUniqueViolation(err) {
 		return httpapi.Conflict("an account with this email exists; sign in or reset the password")
 	}
@@ -331,7 +335,7 @@ func (a *API) login(w http.ResponseWriter, r *http.Request) error {
 	var u User
 	var hash string
 	err := a.db.QueryRow(ctx, `SELECT `+userCols+`, password_hash FROM users WHERE lower(email) = $1`, email).
-		Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.OrgID, &u.EmailVerified, &u.CreatedAt, &u.DisabledAt, &hash)
+		Scan(&u.ID, &u.Email, &u.Name, &u.Role, &u.OrgID, &u.EmailVerified, &u.CreatedAt, &u.DisabledAt, &u.PlatformAdmin, &hash)
 	if errors.Is(err, pgx.ErrNoRows) {
 		identity.DummyVerify(ctx, req.Password)
 	} else if err != nil {

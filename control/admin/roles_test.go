@@ -10,14 +10,16 @@ import (
 	"github.com/meridian-gis/meridian/internal/identity"
 )
 
-// Through the real control plane: an organization's admin (session or
-// user token) may use the admin API, an editor may not, and an admin's
-// purge is in their organization's audit log under their name.
+// Through the real control plane: a platform admin (session or user
+// token) may use the admin API; an editor may not, nor an organization's
+// admin who does not administer the platform; a purge is in the admin's
+// organization's audit log under their name.
 func TestAdminRoleThroughControl(t *testing.T) {
 	e := controltest.Start(t, nil)
 	org := e.NewOrg(t, "ops")
-	adm := e.NewUser(t, org, identity.RoleAdmin)
+	adm := e.NewPlatformAdmin(t, org)
 	ed := e.NewUser(t, org, identity.RoleEditor)
+	orgAdmin := e.NewUser(t, org, identity.RoleAdmin)
 
 	if res, body := adm.Do(t, "GET", "/api/admin/nodes", nil); res.StatusCode != http.StatusOK {
 		t.Errorf("admin (session) GET /api/admin/nodes = %d %s", res.StatusCode, body)
@@ -25,15 +27,15 @@ func TestAdminRoleThroughControl(t *testing.T) {
 	if res, body := adm.DoToken(t, "GET", "/api/admin/config", nil); res.StatusCode != http.StatusOK {
 		t.Errorf("admin (user token) GET /api/admin/config = %d %s", res.StatusCode, body)
 	}
-	for _, do := range []func(testing.TB, string, string, any) (*http.Response, []byte){ed.Do, ed.DoToken} {
+	for _, do := range []func(testing.TB, string, string, any) (*http.Response, []byte){ed.Do, ed.DoToken, orgAdmin.Do, orgAdmin.DoToken} {
 		if res, _ := do(t, "GET", "/api/admin/nodes", nil); res.StatusCode != http.StatusUnauthorized && res.StatusCode != http.StatusForbidden {
-			t.Errorf("editor GET /api/admin/nodes = %d, want 401/403", res.StatusCode)
+			t.Errorf("editor or organization admin GET /api/admin/nodes = %d, want 401/403", res.StatusCode)
 		}
 	}
 	for _, tc := range []struct {
 		do   func(testing.TB, string, string, any) (*http.Response, []byte)
 		want string
-	}{{adm.Do, `{"admin":true}`}, {ed.Do, `{"admin":false}`}} {
+	}{{adm.Do, `{"admin":true}`}, {ed.Do, `{"admin":false}`}, {orgAdmin.Do, `{"admin":false}`}} {
 		if res, body := tc.do(t, "GET", "/api/admin/session", nil); res.StatusCode != 200 || strings.TrimSpace(string(body)) != tc.want {
 			t.Errorf("GET /api/admin/session = %d %s, want 200 %s", res.StatusCode, body, tc.want)
 		}

@@ -185,11 +185,11 @@ func (a *Authenticator) session(ctx context.Context, h []byte) (identity.Princip
 	var p identity.Principal
 	var role string
 	var lastSeen time.Time
-	err := a.db.QueryRow(ctx, `SELECT u.id, u.org_id, u.email, u.role, s.last_seen_at
+	err := a.db.QueryRow(ctx, `SELECT u.id, u.org_id, u.email, u.role, u.platform_admin, s.last_seen_at
 		FROM sessions s JOIN users u ON u.id = s.user_id
 		WHERE s.id_hash = $1 AND s.revoked_at IS NULL AND s.expires_at > now()
 		  AND s.last_seen_at > now() - make_interval(secs => $2) AND u.disabled_at IS NULL`,
-		h, a.cfg.SessionIdle.D().Seconds()).Scan(&p.UserID, &p.OrgID, &p.Email, &role, &lastSeen)
+		h, a.cfg.SessionIdle.D().Seconds()).Scan(&p.UserID, &p.OrgID, &p.Email, &role, &p.PlatformAdmin, &lastSeen)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return p, errNoCredential
 	}
@@ -210,12 +210,12 @@ func (a *Authenticator) session(ctx context.Context, h []byte) (identity.Princip
 func (a *Authenticator) userToken(ctx context.Context, tok string) (identity.Principal, error) {
 	var p identity.Principal
 	var role string
-	err := a.db.QueryRow(ctx, `SELECT u.id, u.org_id, u.email, u.role
+	err := a.db.QueryRow(ctx, `SELECT u.id, u.org_id, u.email, u.role, u.platform_admin
 		FROM user_tokens t JOIN users u ON u.id = t.user_id
 		LEFT JOIN oauth_clients c ON c.id = t.client_id
 		WHERE t.id_hash = $1 AND t.revoked_at IS NULL AND t.expires_at > now() AND u.disabled_at IS NULL
 		  AND (t.client_id IS NULL OR c.revoked_at IS NULL)`,
-		identity.HashSecret(tok)).Scan(&p.UserID, &p.OrgID, &p.Email, &role)
+		identity.HashSecret(tok)).Scan(&p.UserID, &p.OrgID, &p.Email, &role, &p.PlatformAdmin)
 	if err != nil {
 		if !errors.Is(err, pgx.ErrNoRows) {
 			a.log.Warn("resolving user token", "err", err)

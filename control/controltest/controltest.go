@@ -186,6 +186,17 @@ func (e *Env) NewUser(t testing.TB, org string, role identity.Role) *User {
 	return u
 }
 
+// NewPlatformAdmin is NewUser with the admin role who also administers
+// the platform (the admin console and API).
+func (e *Env) NewPlatformAdmin(t testing.TB, org string) *User {
+	t.Helper()
+	u := e.NewUser(t, org, identity.RoleAdmin)
+	if _, err := e.DB.Pool.Exec(context.Background(), `UPDATE users SET platform_admin = true WHERE id = $1`, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
 func itoa(n int) string {
 	b, _ := json.Marshal(n)
 	return string(b)

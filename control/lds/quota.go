@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -104,4 +105,67 @@ func (q *quotas) used(ctx context.Context, org, service string) (int64, error) {
 		return 0, fmt.Errorf("reading usage: %w", err)
 	}
 	return used, nil
+}
+
+// Usage is an organization's use of one service this month.
+type Usage struct {
+	Service string `json:"service"`
+	// MonthlyQuota is what the organization may use this month.
+	MonthlyQuota int64 `json:"monthlyQuota"`
+	// Used is what it used this month (UTC).
+	Used int64 `json:"used"`
+	// Override is set when the quota is the organization's own, not the
+	// configured default.
+	Override bool `json:"override"`
+}
+
+// Usage reports org's quotas and use this month, per service.
+func (s *Service) Usage(ctx context.Context, org string) ([]Usage, error) {
+	rows, err := s.quotas.meta.Query(ctx, `SELECT service, monthly_quota FROM lds_quotas WHERE org_id = $1`, org)
+	if err != nil {
+		return nil, fmt.Errorf("lds: quotas of %s: %w", org, err)
+	}
+	own, err := pgx.CollectRows(rows, pgx.RowToStructByPos[struct {
+		Service string
+		Quota   int64
+	}])
+	if err != nil {
+		return nil, fmt.Errorf("lds: quotas of %s: %w", org, err)
+	}
+	out := make([]Usage, 0, len(services))
+	for _, svc := range services {
+		u := Usage{Service: svc, MonthlyQuota: s.quotas.defaults[svc]}
+		for _, o := range own {
+			if o.Service == svc {
+				u.MonthlyQuota, u.Override = o.Quota, true
+			}
+		}
+		if u.Used, err = s.quotas.used(ctx, org, svc); err != nil {
+			return nil, err
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// ErrUnknownService: SetQuota was given a service that is not counted.
+var ErrUnknownService = errors.New("unknown service (geocoding, routing or isolines)")
+
+// SetQuota sets org's monthly quota for service; nil returns it to the
+// configured default. Use counted so far this month stays.
+func (s *Service) SetQuota(ctx context.Context, org, service string, monthly *int64) error {
+	if !slices.Contains(services, service) {
+		return fmt.Errorf("lds: quota %q: %w", service, ErrUnknownService)
+	}
+	var err error
+	if monthly == nil {
+		_, err = s.quotas.meta.Exec(ctx, `DELETE FROM lds_quotas WHERE org_id = $1 AND service = $2`, org, service)
+	} else {
+		_, err = s.quotas.meta.Exec(ctx, `INSERT INTO lds_quotas (org_id, service, monthly_quota) VALUES ($1, $2, $3)
+			ON CONFLICT (org_id, service) DO UPDATE SET monthly_quota = EXCLUDED.monthly_quota`, org, service, *monthly)
+	}
+	if err != nil {
+		return fmt.Errorf("lds: setting the %s quota of %s: %w", service, org, err)
+	}
+	return nil
 }

@@ -22,7 +22,7 @@ const (
 	Public = "public" // no credentials
 	User   = "user"   // session cookie (+ CSRF) or user OAuth token
 	API    = "api"    // API access token (grants)
-	Admin  = "admin"  // a signed-in admin, or the admin bearer secret
+	Admin  = "admin"  // a signed-in platform admin, or the admin bearer secret
 )
 
 // Op is one documented operation.
@@ -154,6 +154,17 @@ var Ops = []Op{
 	{"POST", "/api/admin/broker/subscriptions/{name}/dead-letters/{id}/replay", "admin", "Replay a dead letter", Admin, "", 0},
 	{"DELETE", "/api/admin/broker/subscriptions/{name}/dead-letters/{id}", "admin", "Drop a dead letter", Admin, "", 204},
 	{"GET", "/api/admin/config", "admin", "The effective configuration, secrets redacted", Admin, "", 0},
+	{"GET", "/api/admin/orgs", "admin", "Every organization: members, admins, pending invites, LDS use and quotas", Admin, "", 0},
+	{"POST", "/api/admin/orgs", "admin", "Create an organization and invite its first admin (adminEmail)", Admin, "json", 201},
+	{"GET", "/api/admin/orgs/{id}", "admin", "One organization", Admin, "", 0},
+	{"GET", "/api/admin/orgs/{id}/users", "admin", "An organization's users", Admin, "", 0},
+	{"POST", "/api/admin/orgs/{id}/invites", "admin", "Invite someone into an organization (default role admin)", Admin, "json", 201},
+	{"GET", "/api/admin/orgs/{id}/quotas", "admin", "An organization's LDS quotas and use this month", Admin, "", 0},
+	{"PUT", "/api/admin/orgs/{id}/quotas/{service}", "admin", "Set an organization's monthly LDS quota (null: the default)", Admin, "json", 0},
+	{"DELETE", "/api/admin/orgs/{id}/quotas/{service}", "admin", "Return an organization's LDS quota to the default", Admin, "", 0},
+	{"GET", "/api/admin/platform-admins", "admin", "The platform administrators", Admin, "", 0},
+	{"GET", "/api/admin/users/{id}", "admin", "Any user", Admin, "", 0},
+	{"PATCH", "/api/admin/users/{id}", "admin", "Make a user a platform administrator or not (the last one stays)", Admin, "json", 0},
 }
 
 var paramRE = regexp.MustCompile(`\{([A-Za-z_][A-Za-z0-9_]*)\}`)

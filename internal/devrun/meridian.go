@@ -137,7 +137,7 @@ const adminEmail = "admin@localhost"
 // its password was not made here).
 func (m *meridianBin) ensureAdmin(ctx context.Context, stateDir string) (string, error) {
 	path := filepath.Join(stateDir, "admin-password")
-	out, err := m.run(ctx, "user create", "user", "create", "--email", adminEmail, "--role", "admin", "--name", "Administrator", "--if-absent")
+	out, err := m.run(ctx, "user create", "user", "create", "--email", adminEmail, "--role", "admin", "--platform-admin", "--name", "Administrator", "--if-absent")
 	if err != nil {
 		return "", err
 	}

@@ -80,6 +80,10 @@ type Principal struct {
 	Role Role
 	// Via is how the caller authenticated (ViaSession, …).
 	Via string
+	// PlatformAdmin is set for a signed-in operator of the install, who
+	// uses the admin console and manages every organization (whatever
+	// Role says about their own organization).
+	PlatformAdmin bool
 }
 
 // IsUser reports whether p is a signed-in user (session or user token),
