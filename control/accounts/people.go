@@ -61,10 +61,14 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer tx.Rollback(ctx)
 	var old string
-	if err := tx.QueryRow(ctx, `SELECT role FROM users WHERE id = $1 AND org_id = $2 FOR UPDATE`, id, p.OrgID).Scan(&old); errors.Is(err, pgx.ErrNoRows) {
+	var platform bool
+	if err := tx.QueryRow(ctx, `SELECT role, platform_admin FROM users WHERE id = $1 AND org_id = $2 FOR UPDATE`, id, p.OrgID).Scan(&old, &platform); errors.Is(err, pgx.ErrNoRows) {
 		return httpapi.NotFound("user")
 	} else if err != nil {
 		return fmt.Errorf("accounts: role: %w", err)
+	}
+	if platform && !p.PlatformAdmin {
+		return errPlatformAdmin
 	}
 	if old == string(identity.RoleAdmin) && role != identity.RoleAdmin {
 		if err := a.keepAnAdmin(r, tx, p.OrgID, id); err != nil {
@@ -90,6 +94,10 @@ func (a *API) updateUser(w http.ResponseWriter, r *http.Request) error {
 	httpapi.WriteJSON(w, http.StatusOK, u)
 	return nil
 }
+
+// errPlatformAdmin: an organization's admin changes no platform admin's
+// role, and nobody removes one who still is.
+var errPlatformAdmin = httpapi.Forbidden("this user administers the platform; a platform admin changes them, and removes them only once they no longer are one")
 
 // keepAnAdmin refuses a change that would leave org with no active admin
 // but the user id being changed.
@@ -123,10 +131,16 @@ func (a *API) removeUser(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer tx.Rollback(ctx)
 	var role, email string
-	if err := tx.QueryRow(ctx, `SELECT role, email FROM users WHERE id = $1 AND org_id = $2 FOR UPDATE`, id, p.OrgID).Scan(&role, &email); errors.Is(err, pgx.ErrNoRows) {
+	var platform bool
+	if err := tx.QueryRow(ctx, `SELECT role, email, platform_admin FROM users WHERE id = $1 AND org_id = $2 FOR UPDATE`, id, p.OrgID).Scan(&role, &email, &platform); errors.Is(err, pgx.ErrNoRows) {
 		return httpapi.NotFound("user")
 	} else if err != nil {
 		return fmt.Errorf("accounts: remove user: %w", err)
+	}
+	if platform {
+		// A platform admin first stops being one (PATCH
+		// /api/admin/users/{id}), which keeps the last one.
+		return errPlatformAdmin
 	}
 	if role == string(identity.RoleAdmin) {
 		if err := a.keepAnAdmin(r, tx, p.OrgID, id); err != nil {

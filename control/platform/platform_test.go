@@ -9,6 +9,7 @@ import (
 
 	"github.com/meridian-gis/meridian/control/controltest"
 	"github.com/meridian-gis/meridian/internal/grant"
+	"github.com/meridian-gis/meridian/internal/identity"
 	"github.com/meridian-gis/meridian/internal/tokenstore"
 )
 
@@ -125,6 +126,16 @@ func TestPlatformAdmin(t *testing.T) {
 	controltest.Want(t, "reset quota", res, raw, http.StatusOK)
 	if q := geocodingQuota(t, e, acmeTok); q == 7 {
 		t.Errorf("Acme's geocoding quota after resetting it is still 7")
+	}
+
+	// An organization's admin neither demotes nor removes a platform admin
+	// of their organization.
+	deputy := e.NewUser(t, identity.DefaultOrg, identity.RoleAdmin)
+	if res, raw := deputy.Do(t, "PATCH", "/workspace-api/users/"+rootID, map[string]string{"role": "viewer"}); res.StatusCode != http.StatusForbidden {
+		t.Errorf("an org admin demotes the platform admin: %d %s, want 403", res.StatusCode, raw)
+	}
+	if res, raw := deputy.Do(t, "DELETE", "/workspace-api/users/"+rootID+"?receiver="+deputy.ID, nil); res.StatusCode != http.StatusForbidden {
+		t.Errorf("an org admin removes the platform admin: %d %s, want 403", res.StatusCode, raw)
 	}
 
 	// Platform admins: the last cannot go; a second can be made, and then
