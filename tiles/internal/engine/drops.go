@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/meridian-gis/meridian/tiles/internal/mvt"
-	"github.com/meridian-gis/meridian/tiles/internal/overview"
 	"github.com/meridian-gis/meridian/tiles/internal/render"
 )
 
@@ -24,9 +23,8 @@ const dropTimeout = 20 * time.Second
 // tiles leave out. It is computed from the source's rows (a repeatable
 // sample of a large table), so every node answers the same, and once per
 // compiled source (its generation). Two rules drop lines and polygons:
-// the cull of features smaller than a pixel, counted exactly (polygons
-// rendered from their table are kept as a pixel instead; from an
-// overview they are culled), and the per-tile feature cap, counted as the
+// the cull of lines smaller than a pixel, counted exactly (polygons are
+// kept as a pixel instead), and the per-tile feature cap, counted as the
 // features beyond the cap of every tile of the zoom (4^z tiles: a lower
 // bound). Points are aggregated, not dropped: zeros.
 func (e *Engine) DropFractions(ctx context.Context, src *Source, maxZoom int) []float64 {
@@ -50,9 +48,9 @@ func (e *Engine) DropFractions(ctx context.Context, src *Source, maxZoom int) []
 		}
 		return out // not kept: the next TileJSON tries again
 	}
-	if st, ok := e.OverviewStatus(src); src.Layer.KeepSmall && !(ok && st == overview.Ready) {
-		// Rendered from the table, polygons under a pixel are kept as a
-		// pixel: only the cap drops (an overview holds no such polygons).
+	if src.Layer.KeepSmall {
+		// Polygons under a pixel are kept as a pixel, from the table or
+		// its overview: only the cap drops.
 		clear(culledFrom)
 	}
 	if total > 0 {

@@ -184,8 +184,7 @@ type Layer struct {
 	// KeepSmall keeps the polygons smaller than a pixel (culled
 	// otherwise) as a one-pixel square at their centroid, so that a layer
 	// of small polygons (a city's districts at a world zoom) is not an
-	// empty tile. Overviews do not hold such polygons: BuildOverview
-	// ignores it.
+	// empty tile. Build and BuildOverview both honour it.
 	KeepSmall bool
 	// Key is the table's single-column primary key, if any. Aggregated
 	// points then take the properties of the row with the smallest key
@@ -631,7 +630,8 @@ func (ov Overview) Band(z, extent int) int {
 // BuildOverview returns the statement rendering table layer l at the
 // zooms of band band of its overview ov (one statement a band, so each
 // plans against one table). It returns the same three columns as Build, and keeps the
-// same features in the same order: culled under a pixel, the biggest
+// same features in the same order: culled under a pixel (or kept as one,
+// KeepSmall), the biggest
 // first up to the cap (the sizes are the whole feature's, as Build's). A
 // feature's pieces in the tile are collected and clipped together, and
 // ST_AsMVTGeom joins them back into one geometry. Filters, query sources
@@ -656,10 +656,14 @@ func BuildOverview(l Layer, ov Overview, band int) (string, error) {
 	}
 	_, _, _, lod := l.Args()
 
+	keepSmall := l.KeepSmall && l.Shape == catalog.ShapePolygon
 	var b strings.Builder
 	l.writeFeaturesHead(&b)
 	b.WriteString("FROM (\n  SELECT f.__mg")
 	l.writeProps(&b, "g")
+	if keepSmall {
+		b.WriteString(", f.__w, f.__h")
+	}
 	b.WriteString(", f.__mn\n  FROM (\n    SELECT o.key AS __mk, ST_Collect(o.geom) AS __mg, min(o.w) AS __w, min(o.h) AS __h, min(o.x0) AS __x0, min(o.y0) AS __y0")
 	if l.MaxFeatures > 0 {
 		b.WriteString(", count(*) OVER () AS __mn")
@@ -668,7 +672,9 @@ func BuildOverview(l Layer, ov Overview, band int) (string, error) {
 	}
 	b.WriteString("\n    FROM " + pgx.Identifier{ov.Schema, ov.BandTable(band)}.Sanitize() + " o")
 	b.WriteString("\n    WHERE o.geom && " + l.bufferedEnvelope(1, 3857))
-	b.WriteString("\n      AND greatest(o.w, o.h) >= " + l.pixel(perWorld))
+	if !keepSmall {
+		b.WriteString("\n      AND greatest(o.w, o.h) >= " + l.pixel(perWorld))
+	}
 	b.WriteString("\n    GROUP BY o.key")
 	if l.MaxFeatures > 0 {
 		b.WriteString("\n    ORDER BY ")
@@ -684,6 +690,13 @@ func BuildOverview(l Layer, ov Overview, band int) (string, error) {
 	b.WriteString("\n) s\nCROSS JOIN LATERAL (SELECT ")
 	tol := "(" + l.pixel(40075016.685578488) + " * 0.5 * 2.0::float8 ^ " + lod + ")"
 	clipped := "ST_Simplify(ST_ClipByBox2D(s.__mg, (SELECT " + l.bufferedEnvelope(2, 3857) + ")), " + tol + ", true)"
+	if keepSmall {
+		// A polygon under a pixel is a one-pixel square at its centre, as
+		// Build draws it; the coarser bands hold such polygons as that
+		// centre (overview.BuildSQL).
+		clipped = "CASE WHEN greatest(s.__w, s.__h) < " + l.pixel(perWorld) + " THEN ST_Expand(ST_Centroid(s.__mg), " +
+			l.pixel(40075016.685578488) + " * 0.5) ELSE " + clipped + " END"
+	}
 	b.WriteString(l.asMVTGeom(clipped))
 	b.WriteString(" AS __mvt_geom")
 	for _, p := range l.Props {

@@ -123,8 +123,15 @@ func prefix(t Table) string {
 	return "o" + strconv.FormatUint(uint64(t.OID), 10) + "_" + fmt.Sprintf("%08x", h.Sum32()) + "_"
 }
 
-// Name is the stem of the names of t's band tables in Schema.
-func Name(t Table) string { return prefix(t) + fmt.Sprintf("%016x", t.Fingerprint) }
+// Name is the stem of the names of t's band tables in Schema. It carries
+// the version of their layout (formatVersion), so that a copy of an
+// earlier layout is dropped and built again like a stale one.
+func Name(t Table) string { return prefix(t) + formatVersion + fmt.Sprintf("%016x", t.Fingerprint) }
+
+// formatVersion is the version of the band tables' contents: "v2" added
+// the centres of polygons under a band's pixel.
+const formatVersion = "v2"
+
 
 // Status of a copy.
 type Status int
@@ -507,14 +514,28 @@ FROM (
   CROSS JOIN LATERAL (SELECT postgis_getbbox(`+g+`) AS b) b
   WHERE `+g+` IS NOT NULL AND NOT ST_IsEmpty(`+g+`)
 ) f`)
-	fill := func(band int, from string) {
+	// The centre of every polygon, which the coarser bands hold for the
+	// polygons smaller than their pixel: the tiles draw them as a
+	// one-pixel square (mvt.Layer.KeepSmall). Lines under a pixel are not
+	// drawn: their bands leave them out.
+	const centres = "__meridian_ov_centres"
+	if t.Shape == catalog.ShapePolygon {
+		stmts = append(stmts, `CREATE TEMP TABLE `+centres+` ON COMMIT DROP AS
+SELECT p.key, p.w, p.h, p.x0, p.y0, ST_PointOnSurface(p.geom) AS geom FROM `+prev+` p`)
+	}
+	fill := func(band int, from, pixelSrc string) {
 		bt := pgx.Identifier{Schema, ov.BandTable(band)}.Sanitize()
 		stmts = append(stmts,
-			"INSERT INTO "+bt+" (key, geom, w, h, x0, y0) SELECT p.key, ST_Subdivide(p.geom, "+strconv.Itoa(maxVertices)+"), p.w, p.h, p.x0, p.y0 FROM "+from+" p WHERE NOT ST_IsEmpty(p.geom)",
+			"INSERT INTO "+bt+" (key, geom, w, h, x0, y0) SELECT p.key, ST_Subdivide(p.geom, "+strconv.Itoa(maxVertices)+"), p.w, p.h, p.x0, p.y0 FROM "+from+" p WHERE NOT ST_IsEmpty(p.geom)")
+		if pixelSrc != "" && t.Shape == catalog.ShapePolygon {
+			stmts = append(stmts, "INSERT INTO "+bt+" (key, geom, w, h, x0, y0) SELECT c.key, c.geom, c.w, c.h, c.x0, c.y0 FROM "+centres+
+				" c WHERE greatest(c.w, c.h) < "+pixelSrc+" AND NOT ST_IsEmpty(c.geom)")
+		}
+		stmts = append(stmts,
 			"CREATE INDEX ON "+bt+" USING gist (geom)",
 			"ANALYZE "+bt)
 	}
-	fill(ov.Bands, prev)
+	fill(ov.Bands, prev, "")
 	for band := ov.Bands - 1; band >= 0; band-- {
 		// A pixel of a 512-unit tile at zoom band, in source units (the
 		// culling) and in metres (the simplification).
@@ -526,7 +547,7 @@ SELECT s.key, s.w, s.h, s.x0, s.y0, `+valid("s.geom")+` AS geom
 FROM (SELECT p.key, p.w, p.h, p.x0, p.y0, ST_Simplify(p.geom, `+tol+`, true) AS geom FROM `+prev+` p
       WHERE greatest(p.w, p.h) >= `+pixelSrc+`) s`,
 			"DROP TABLE "+prev)
-		fill(band, cur)
+		fill(band, cur, pixelSrc)
 		prev = cur
 	}
 	return stmts

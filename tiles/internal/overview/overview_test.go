@@ -94,7 +94,9 @@ func summarize(layers mvt.Layers, prop string) summary {
 
 // The overview renders the same tiles as the table: the same features
 // (compared by name) with the same area or length within a few percent,
-// at every band, on polygons (NE admin-1) and lines (NE rivers).
+// at every band, on polygons (NE admin-1) and lines (NE rivers), and on
+// polygons kept as a pixel when under one (KeepSmall: the same provinces,
+// many more of them at z0-2 than culled).
 func TestOverviewRendersTheSameTiles(t *testing.T) {
 	db := geotest.New(t)
 	ctx := context.Background()
@@ -102,22 +104,25 @@ func TestOverviewRendersTheSameTiles(t *testing.T) {
 	type tileAt struct{ z, x, y int }
 	// z0, z2 over Europe, z4 over the US, z6 Québec, z9 Paris, z12 Ottawa.
 	tiles := []tileAt{{0, 0, 0}, {2, 2, 1}, {4, 4, 6}, {6, 19, 21}, {9, 259, 176}, {12, 1186, 1466}}
+	culled := map[tileAt]int{} // names at each tile of admin-1 without KeepSmall
 	for _, c := range []struct {
 		table, prop string
 		shape       catalog.Shape
 		props       []tilemvt.Prop
+		keepSmall   bool
 	}{
-		{geotest.Admin1, "name", catalog.ShapePolygon, []tilemvt.Prop{{Name: "name"}, {Name: "iso_3166_2"}}},
-		{geotest.Rivers, "name", catalog.ShapeLine, []tilemvt.Prop{{Name: "name"}, {Name: "scalerank", Kind: tilemvt.PropInt}}},
+		{geotest.Admin1, "name", catalog.ShapePolygon, []tilemvt.Prop{{Name: "name"}, {Name: "iso_3166_2"}}, false},
+		{geotest.Admin1, "name", catalog.ShapePolygon, []tilemvt.Prop{{Name: "name"}, {Name: "iso_3166_2"}}, true},
+		{geotest.Rivers, "name", catalog.ShapeLine, []tilemvt.Prop{{Name: "name"}, {Name: "scalerank", Kind: tilemvt.PropInt}}, false},
 	} {
-		t.Run(c.table, func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s keepSmall=%v", c.table, c.keepSmall), func(t *testing.T) {
 			tb := tableOf(t, ctx, db.Pool, c.table)
 			ov, st := await(t, m, tb)
 			if st != overview.Ready {
 				t.Fatalf("status %v, want ready", st)
 			}
 			l := tilemvt.Layer{Schema: "public", Table: c.table, Geom: tb.Geom, SRID: tb.SRID, Shape: c.shape,
-				Props: c.props, Extent: 512, Buffer: 8, MaxFeatures: 5000}
+				Props: c.props, Extent: 512, Buffer: 8, MaxFeatures: 5000, KeepSmall: c.keepSmall}
 			base, err := tilemvt.Build(l)
 			if err != nil {
 				t.Fatal(err)
@@ -132,6 +137,13 @@ func TestOverviewRendersTheSameTiles(t *testing.T) {
 				got := summarize(tileOf(t, db.Pool, fromOv, at.z, at.x, at.y), c.prop)
 				if len(want.names) == 0 {
 					t.Fatalf("tile %v: empty from the table; pick another tile", at)
+				}
+				if c.shape == catalog.ShapePolygon && !c.keepSmall {
+					culled[at] = len(got.names)
+				} else if c.keepSmall && at.z <= 2 && len(got.names) <= culled[at] {
+					t.Errorf("tile %v: %d provinces kept as pixels from the overview, %d culled: want more", at, len(got.names), culled[at])
+				} else if c.keepSmall {
+					t.Logf("tile %v band %d: %d provinces from the overview keeping small ones, %d culling them", at, band, len(got.names), culled[at])
 				}
 				missing, extra := 0, 0
 				for n := range want.names {
