@@ -132,7 +132,6 @@ func Name(t Table) string { return prefix(t) + formatVersion + fmt.Sprintf("%016
 // the centres of polygons under a band's pixel.
 const formatVersion = "v2"
 
-
 // Status of a copy.
 type Status int
 
