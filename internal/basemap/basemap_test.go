@@ -142,7 +142,7 @@ func TestStyle(t *testing.T) {
 		if s.Version != 8 || s.Glyphs != "http://127.0.0.1:1/basemap/fonts/{fontstack}/{range}.pbf" || len(s.Layers) < 8 {
 			t.Errorf("%s: %s", name, b)
 		}
-		for _, l := range basemap.Layers {
+		for _, l := range append(basemap.Layers, basemap.Layer{Name: "roads"}) {
 			src, ok := s.Sources[l.Name]
 			if !ok {
 				t.Errorf("%s: no source %s", name, l.Name)
@@ -201,7 +201,7 @@ func TestLoad(t *testing.T) {
 	if ok, err := basemap.Loaded(ctx, conn); !ok || err != nil {
 		t.Fatalf("not loaded after Load: %v", err)
 	}
-	if len(seen) != len(basemap.Layers) {
+	if len(seen) != len(basemap.Layers)+1 || seen[len(seen)-1] != "roads" {
 		t.Errorf("progress for %v", seen)
 	}
 	want := map[string][2]int{"land": {200, 300}, "lakes": {1000, 1400}, "rivers": {1000, 1600}, "coastline": {3000, 5000}, "admin1": {4000, 5000}, "places": {7000, 7400}}
@@ -222,6 +222,35 @@ func TestLoad(t *testing.T) {
 	if err := conn.QueryRow(ctx, `SELECT count(*) FROM meridian_basemap.places WHERE name = 'Paris' AND capital AND scalerank <= 2
 		AND ST_DWithin(geom, ST_SetSRID(ST_MakePoint(2.35, 48.86), 4326), 0.2)`).Scan(&paris); err != nil || paris != 1 {
 		t.Errorf("Paris: %d %v", paris, err)
+	}
+	var roads int
+	if err := conn.QueryRow(ctx, `SELECT count(*) FROM meridian_basemap.roads`).Scan(&roads); err != nil || roads != 0 {
+		t.Errorf("roads without an LDS road graph: %d %v, want an empty table", roads, err)
+	}
+
+	// An LDS road graph loaded afterwards (meridian lds load; its edges
+	// table, as ldsload makes it, in short) makes the basemap stale; the
+	// next load draws its roads, by rank, without paths.
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA meridian_lds;
+		CREATE TABLE meridian_lds.edges (id bigserial PRIMARY KEY, highway text NOT NULL, name text, geom geometry(LineString, 4326) NOT NULL);
+		INSERT INTO meridian_lds.edges (highway, name, geom) VALUES
+			('motorway', 'I 95', 'SRID=4326;LINESTRING(-75.6 39.6, -75.5 39.7)'),
+			('residential', 'Main Street', 'SRID=4326;LINESTRING(-75.55 39.74, -75.54 39.75)'),
+			('footway', NULL, 'SRID=4326;LINESTRING(-75.55 39.74, -75.55 39.745)')`); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := basemap.Loaded(ctx, conn); ok || err != nil {
+		t.Fatalf("loaded = %v (%v) with roads to draw, want a reload", ok, err)
+	}
+	if err := basemap.Load(ctx, conn, dir, nil); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := basemap.Loaded(ctx, conn); !ok || err != nil {
+		t.Fatalf("not loaded after the reload: %v", err)
+	}
+	var ranks string
+	if err := conn.QueryRow(ctx, `SELECT string_agg(class || ':' || rank, ',' ORDER BY rank) FROM meridian_basemap.roads`).Scan(&ranks); err != nil || ranks != "motorway:1,residential:5" {
+		t.Errorf("roads: %q %v, want motorway:1,residential:5", ranks, err)
 	}
 	var leftover bool
 	if err := conn.QueryRow(ctx, `SELECT to_regnamespace('meridian_basemap_load') IS NOT NULL`).Scan(&leftover); err != nil || leftover {

@@ -1,6 +1,7 @@
 // Package basemap is Meridian's offline basemap: Natural Earth land,
-// lakes, rivers, coastline, admin-1 boundaries and populated places loaded
-// into schema meridian_basemap of a data database (Load), served as vector
+// lakes, rivers, coastline, admin-1 boundaries and populated places, and
+// the OSM roads of the regions `meridian lds load` loaded into the same
+// database, loaded into schema meridian_basemap of a data database (Load), served as vector
 // tiles by the tiles engine like any table, drawn by MapLibre styles
 // (Style: meridian-light, meridian-dark) whose labels use glyphs rendered
 // here from the Go fonts (Glyphs). No CDN is needed: Builder maps use
@@ -27,7 +28,12 @@ const Schema = "meridian_basemap"
 
 // version marks a complete load (the schema's comment); a change of the
 // layers below bumps it so that the next run reloads.
-const version = "meridian basemap v1"
+const version = "meridian basemap v2"
+
+// roadsFrom is the road graph of the Location Data Services (meridian lds
+// load: OSM extracts) whose ways the basemap draws as its roads layer,
+// when that graph is in the same database.
+const roadsFrom = "meridian_lds.edges"
 
 const loadSchema = "meridian_basemap_load"
 
@@ -83,7 +89,59 @@ func Loaded(ctx context.Context, conn *pgx.Conn) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("basemap: checking %s: %w", Schema, err)
 	}
-	return comment != nil && *comment == version, nil
+	if comment == nil || *comment != version {
+		return false, nil
+	}
+	// Roads loaded since the basemap was: load it again to draw them.
+	var stale bool
+	err = conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL AND NOT EXISTS (SELECT 1 FROM `+pgx.Identifier{Schema, "roads"}.Sanitize()+`)`,
+		roadsFrom).Scan(&stale)
+	if err != nil {
+		return false, fmt.Errorf("basemap: checking its roads: %w", err)
+	}
+	return !stale, nil
+}
+
+// roadRank orders OSM highway classes for the roads layer (1 the
+// biggest); the classes left out are not drawn (paths, tracks, steps).
+const roadRank = `CASE
+		WHEN highway IN ('motorway', 'motorway_link', 'trunk', 'trunk_link') THEN 1
+		WHEN highway IN ('primary', 'primary_link') THEN 2
+		WHEN highway IN ('secondary', 'secondary_link') THEN 3
+		WHEN highway IN ('tertiary', 'tertiary_link') THEN 4
+		WHEN highway IN ('residential', 'unclassified', 'living_street', 'road', 'pedestrian') THEN 5
+		WHEN highway = 'service' THEN 6
+	END`
+
+// loadRoads makes the roads layer from the LDS road graph when it is in
+// this database, else an empty one (the styles draw nothing then).
+func loadRoads(ctx context.Context, conn *pgx.Conn, progress Progress) error {
+	tbl := pgx.Identifier{loadSchema, "roads"}.Sanitize()
+	var present bool
+	if err := conn.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, roadsFrom).Scan(&present); err != nil {
+		return fmt.Errorf("basemap: roads: %w", err)
+	}
+	create := "CREATE TABLE " + tbl + " (cartodb_id bigint PRIMARY KEY, class text NOT NULL, rank int NOT NULL, name text, geom geometry(LineString, 4326) NOT NULL)"
+	if present {
+		create = "CREATE TABLE " + tbl + " AS SELECT e.id AS cartodb_id, e.highway AS class, r.rank, e.name, e.geom FROM " + roadsFrom + " e " +
+			"CROSS JOIN LATERAL (SELECT " + strings.ReplaceAll(roadRank, "highway", "e.highway") + " AS rank) r WHERE r.rank IS NOT NULL"
+	}
+	stmts := []string{create}
+	if present {
+		stmts = append(stmts, "ALTER TABLE "+tbl+" ADD PRIMARY KEY (cartodb_id)")
+	}
+	stmts = append(stmts, "CREATE INDEX ON "+tbl+" USING gist (geom)", "ANALYZE "+tbl)
+	for _, q := range stmts {
+		if _, err := conn.Exec(ctx, q); err != nil {
+			return fmt.Errorf("basemap: building roads: %w", err)
+		}
+	}
+	var n int64
+	if err := conn.QueryRow(ctx, "SELECT count(*) FROM "+tbl).Scan(&n); err != nil {
+		return fmt.Errorf("basemap: roads: %w", err)
+	}
+	progress("roads", n, n)
+	return nil
 }
 
 // Load builds the basemap from the Natural Earth files below dataDir into
@@ -110,6 +168,9 @@ func Load(ctx context.Context, conn *pgx.Conn, dataDir string, progress Progress
 		if err := loadLayer(ctx, conn, filepath.Join(dataDir, l.File), l, progress); err != nil {
 			return err
 		}
+	}
+	if err := loadRoads(ctx, conn, progress); err != nil {
+		return err
 	}
 	return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		final := pgx.Identifier{Schema}.Sanitize()

@@ -13,13 +13,16 @@ var Styles = []string{"meridian-light", "meridian-dark"}
 // palette is one style's colours.
 type palette struct {
 	water, land, border, admin1, coast, river, lake, label, halo, dot string
+	road, roadMajor                                                   string
 }
 
 var palettes = map[string]palette{
 	"meridian-light": {water: "#d4e3ec", land: "#f7f5f0", border: "#bdb6ab", admin1: "#d9d3c8", coast: "#a7bfcc",
-		river: "#b3cddb", lake: "#d4e3ec", label: "#4a4640", halo: "#ffffff", dot: "#7a7368"},
+		river: "#b3cddb", lake: "#d4e3ec", label: "#4a4640", halo: "#ffffff", dot: "#7a7368",
+		road: "#e4ded3", roadMajor: "#eac79a"},
 	"meridian-dark": {water: "#18212b", land: "#2b2e34", border: "#4f545d", admin1: "#3d4148", coast: "#33465a",
-		river: "#2a3d52", lake: "#18212b", label: "#c9ccd1", halo: "#1b1d21", dot: "#9aa0a8"},
+		river: "#2a3d52", lake: "#18212b", label: "#c9ccd1", halo: "#1b1d21", dot: "#9aa0a8",
+		road: "#3a3e45", roadMajor: "#6b5b43"},
 }
 
 // StyleOptions say where the style's tiles and glyphs are.
@@ -58,6 +61,17 @@ func Style(name string, o StyleOptions) ([]byte, error) {
 	lineWidth := func(a, b float64) []any {
 		return []any{"interpolate", []any{"linear"}, []any{"zoom"}, 0, a, 8, b}
 	}
+	// OSM roads (where loaded): the bigger classes from lower zooms,
+	// wider as the map zooms in.
+	road := func(id string, minRank, maxRank, minzoom int, color string, w0, w1 float64) map[string]any {
+		return map[string]any{
+			"id": id, "type": "line", "source": "roads", "source-layer": "default", "minzoom": minzoom,
+			"filter": []any{"all", []any{">=", []any{"get", "rank"}, minRank}, []any{"<=", []any{"get", "rank"}, maxRank}},
+			"layout": map[string]any{"line-cap": "round", "line-join": "round"},
+			"paint": map[string]any{"line-color": color,
+				"line-width": []any{"interpolate", []any{"exponential", 1.6}, []any{"zoom"}, minzoom, w0, 16, w1}},
+		}
+	}
 	label := func(id string, minRank, maxRank, minzoom, size int) map[string]any {
 		return map[string]any{
 			"id": id, "type": "symbol", "source": "places", "source-layer": "default", "minzoom": minzoom,
@@ -80,6 +94,7 @@ func Style(name string, o StyleOptions) ([]byte, error) {
 			"coastline": src("coastline"),
 			"admin1":    src("admin1"),
 			"places":    src("places", "name", "scalerank"),
+			"roads":     src("roads", "rank"),
 		},
 		"layers": []any{
 			map[string]any{"id": "water", "type": "background", "paint": map[string]any{"background-color": p.water}},
@@ -93,6 +108,10 @@ func Style(name string, o StyleOptions) ([]byte, error) {
 				"paint": map[string]any{"line-color": p.admin1, "line-width": lineWidth(0.4, 1), "line-dasharray": []float64{3, 2}}},
 			map[string]any{"id": "borders", "type": "line", "source": "land", "source-layer": "default",
 				"paint": map[string]any{"line-color": p.border, "line-width": lineWidth(0.5, 1.4)}},
+			road("roads-service", 6, 6, 14, p.road, 0.5, 2),
+			road("roads-street", 5, 5, 12, p.road, 0.5, 5),
+			road("roads-tertiary", 4, 4, 9, p.road, 0.5, 7),
+			road("roads-major", 1, 3, 6, p.roadMajor, 0.5, 9),
 			map[string]any{"id": "places-dot", "type": "circle", "source": "places", "source-layer": "default", "minzoom": 3,
 				"filter": []any{"<=", []any{"get", "scalerank"}, 6},
 				"paint":  map[string]any{"circle-radius": 2, "circle-color": p.dot}},

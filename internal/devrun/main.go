@@ -194,17 +194,18 @@ func run(parent context.Context, o options, sigc <-chan os.Signal, out io.Writer
 		// Location Data Services: the gazetteer and road graph in the
 		// data database, built once (meridian lds load; a minute or two).
 		bin.env = append(bin.env, "MERIDIAN_LDS_DATABASE_URL="+db.dataURL)
-		// The offline basemap (Natural Earth) in the same database; a
-		// no-op when loaded (meridian basemap load; under a minute).
-		if _, err := bin.run(ctx, "basemap load", "basemap", "load", o.DataDir); err != nil {
-			return err
-		}
 		if loaded, err := ldsLoaded(ctx, db.dataURL); err != nil {
 			return err
 		} else if !loaded {
 			if _, err := bin.run(ctx, "lds load", "lds", "load", o.DataDir); err != nil {
 				return err
 			}
+		}
+		// The offline basemap (Natural Earth, and the OSM roads of the
+		// road graph just loaded) in the same database; a no-op when
+		// loaded (meridian basemap load; under a minute).
+		if _, err := bin.run(ctx, "basemap load", "basemap", "load", o.DataDir); err != nil {
+			return err
 		}
 	}
 	return superviseUp(ctx, upRun{
