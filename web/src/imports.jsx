@@ -21,7 +21,7 @@ export function ImportDialog({token, onClose, onImported}) {
   const [ifExists, setIfExists] = useState('fail');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState('');
-  const [upload, setUpload] = useState(null);
+  const [sending, setSending] = useState(null); // {sent, total} while the file uploads
   const [dragging, setDragging] = useState(false);
   const input = useRef(null);
 
@@ -77,8 +77,8 @@ export function ImportDialog({token, onClose, onImported}) {
         const form = new FormData();
         for (const [k, v] of Object.entries(fields)) form.append(k, v);
         form.append('file', file);
-        setUpload({sent: 0, total: file.size});
-        imp = await upload('/api/v3/imports', form, {token, onProgress: (sent, total) => setUpload({sent, total: total || file.size})});
+        setSending({sent: 0, total: file.size});
+        imp = await upload('/api/v3/imports', form, {token, onProgress: (sent, total) => setSending({sent, total: total || file.size})});
       } else {
         imp = await call('/api/v3/imports', {method: 'POST', token, body: {...fields, url}});
       }
@@ -88,7 +88,7 @@ export function ImportDialog({token, onClose, onImported}) {
       setError(err.message);
     } finally {
       setBusy('');
-      setUpload(null);
+      setSending(null);
     }
   };
 
@@ -109,7 +109,7 @@ export function ImportDialog({token, onClose, onImported}) {
             onBlur={() => { if (url && !file) { setDest(tableName(url.split('/').pop() || 'import')); describe(null, url, ''); } }} /></label>
         </div>
         {busy && <p class="muted" role="status">{busy}</p>}
-        {upload && <progress data-testid="upload-progress" max={upload.total || 1} value={upload.sent} />}
+        {sending && <progress data-testid="upload-progress" max={sending.total || 1} value={sending.sent} />}
         {preview && <div class="preview" data-testid="import-preview">
           <p><b>{preview.format}</b>{preview.geometry?.kind ? ` · geometry: ${preview.geometry.kind}${preview.geometry.column ? ' ' + preview.geometry.column : ''}${preview.geometry.latitude ? ` (${preview.geometry.longitude}, ${preview.geometry.latitude})` : ''}` : ''}</p>
           {preview.layers?.length > 1 && <label>Layer
