@@ -21,9 +21,8 @@ import (
 // static`); common/ holds what they all use (the icon). Pages name their
 // files by relative paths (../common/favicon.svg, dist/admin.js).
 var (
-	// webAppPages maps each app's page to where it is served, and names
-	// its bundle's script.
-	webAppPages = []struct{ src, dst, bundle, name string }{
+	// webAppPages are the apps' pages.
+	webAppPages = []webAppPage{
 		{"workspace/index.html", "index.html", "workspace/dist/workspace.js", "The workspace"},
 		{"accounts/index.html", "acc/index.html", "accounts/dist/accounts.js", "The accounts app"},
 		{"admin/index.html", "admin/index.html", "admin/dist/admin.js", "The admin console"},
@@ -32,6 +31,10 @@ var (
 	// webAssetDirs are the folders whose other files become assets.
 	webAssetDirs = []string{"common", "workspace", "accounts", "admin", "builder"}
 )
+
+// webAppPage is an app's page (src), where it is served (dst), its
+// bundle's script and the app's name.
+type webAppPage struct{ src, dst, bundle, name string }
 
 // notBuilt stands in for an app's page when its bundle was not built
 // (the dist/ folders come from web/ by `make static`).
@@ -78,7 +81,7 @@ func BuildWebApps(fsys fs.FS) (fs.FS, error) {
 				return err
 			}
 			if path.Ext(p) == ".html" {
-				if !slices.ContainsFunc(webAppPages, func(pg struct{ src, dst, bundle, name string }) bool { return pg.src == p }) {
+				if !slices.ContainsFunc(webAppPages, func(pg webAppPage) bool { return pg.src == p }) {
 					return fmt.Errorf("%s: only the apps' index.html files are pages", p)
 				}
 				return nil
