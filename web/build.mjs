@@ -12,7 +12,7 @@
 //
 //   maplibre-gl-worker.js     MapLibre's worker (of its CSP build), as published
 //   *-worker.js               loaders.gl's and @deck.gl/carto's tile parsers
-//   licenses.txt              the licences of what the bundle redistributes
+//   licenses.txt              the licences of what the bundles redistribute
 //
 // `node build.mjs --watch` rebuilds on change.
 import * as esbuild from 'esbuild';
