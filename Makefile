@@ -10,8 +10,9 @@
 #
 #   make static the web front ends: MapLibre GL JS for the preview page
 #               (`npm ci` in compat/, copied into static/preview/vendor/) and
-#               the Builder (`npm ci` in web/, bundled by esbuild into
-#               static/builder/dist/); both embedded by the next Go build;
+#               the web apps: the Builder, the workspace, the accounts app
+#               and the admin console (`npm ci` in web/, bundled by esbuild
+#               into static/<app>/dist/); all embedded by the next Go build;
 #               run and test do it first
 
 GO       ?= go
@@ -32,9 +33,11 @@ NPM      ?= npm
 COMPAT   := compat
 MAPLIBRE := $(COMPAT)/node_modules/maplibre-gl
 VENDOR   := static/preview/vendor
-# The Builder: an npm project (web/) bundled by esbuild (web/build.mjs).
+# The web apps: an npm project (web/) bundled by esbuild (web/build.mjs);
+# one bundle stands for all (one build writes them all).
 WEB      := web
 BUILDER  := static/builder/dist/builder.js
+WEBSRC   := $(shell find $(WEB)/src $(WEB)/examples -name dist -prune -o -type f -print 2>/dev/null)
 
 .PHONY: all build run test bench deps static fmt lint clean
 
@@ -59,7 +62,7 @@ static: $(COMPAT)/node_modules/.package-lock.json $(BUILDER)
 $(WEB)/node_modules/.package-lock.json: $(WEB)/package.json $(WEB)/package-lock.json
 	$(NPM) ci --prefix $(WEB) --no-audit --no-fund
 
-$(BUILDER): $(WEB)/node_modules/.package-lock.json $(WEB)/build.mjs $(wildcard $(WEB)/src/* $(WEB)/examples/*.js)
+$(BUILDER): $(WEB)/node_modules/.package-lock.json $(WEB)/build.mjs $(WEBSRC)
 	cd $(WEB) && node build.mjs
 
 build:

@@ -20,6 +20,7 @@
 //   USER_EMAIL      the administrator's email (with SESSION_COOKIE)
 //   CHROMIUM        the browser executable (default: /usr/bin/chromium)
 //   TIMEOUT_MS      how long each step may wait (default: 30000)
+//   SCREENSHOT_DIR  where to keep screenshots (optional)
 
 import {mkdtempSync, readFileSync, rmSync} from 'node:fs';
 import {tmpdir} from 'node:os';
@@ -47,6 +48,7 @@ const sessionCookie = env('SESSION_COOKIE', '');
 const userEmail = env('USER_EMAIL', '');
 const executablePath = env('CHROMIUM', '/usr/bin/chromium');
 const timeout = Number(env('TIMEOUT_MS', '30000'));
+const shots = env('SCREENSHOT_DIR', '');
 
 const watchdog = setTimeout(() => {
   process.stderr.write('admin.mjs: watchdog expired\n');
@@ -83,6 +85,14 @@ async function step(name, fn) {
   return out.ok;
 }
 
+// shot keeps a screenshot of the whole page, scrolled to the top (the
+// tables' sticky headers stay in place).
+async function shot(page, name) {
+  if (!shots) return;
+  await page.evaluate(() => window.scrollTo(0, 0)).catch(() => {});
+  await page.screenshot({path: join(shots, `${name}.png`), fullPage: true}).catch(() => {});
+}
+
 const userDataDir = mkdtempSync(join(tmpdir(), 'meridian-chromium-'));
 let context;
 try {
@@ -109,6 +119,8 @@ try {
   const go = async () => {
     if (!(await step('signIn', async () => {
       await page.goto(base + '/admin/', {waitUntil: 'load'});
+      await page.locator('#token').waitFor();
+      await shot(page, 'admin-signin');
       await page.locator('#token').fill(token);
       await page.locator('#signin-form button[type=submit]').click();
       await page.locator('#console').waitFor();
@@ -149,6 +161,7 @@ try {
     });
 
     await step('config', async () => ({config: redact(await page.locator('#config').innerText())}));
+    await shot(page, 'admin-token');
 
     if (!sessionCookie) return;
     await context.addCookies([{name: 'meridian_session', value: sessionCookie, url: base}]);
@@ -176,6 +189,7 @@ try {
       await tab.waitForFunction(() => !document.querySelector('#work').textContent.includes('SQL job'), null, {timeout});
       return {row: what, message: await tab.locator('#work-msg').innerText()};
     });
+    await shot(tab, 'admin-session');
     await step('auditedPurge', async () => {
       await tab.locator('#purge-tags').fill(purgeTags);
       await tab.locator('#purge-form button[type=submit]').click();

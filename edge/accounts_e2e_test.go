@@ -26,6 +26,8 @@ func TestAccountsInBrowser(t *testing.T) {
 	if chromium == "" {
 		chromium = needTool(t, "chromium")
 	}
+	appBuilt(t, "acc/index.html", "accounts")
+	appBuilt(t, "index.html", "workspace")
 	op, oerr := mockoidc.Run()
 	if oerr != nil {
 		t.Fatal(oerr)

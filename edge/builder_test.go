@@ -36,15 +36,19 @@ type builderLayer struct {
 	Tiles  string `json:"tiles"`
 }
 
-func builderBuilt(t *testing.T) {
+func builderBuilt(t *testing.T) { appBuilt(t, "builder/index.html", "builder") }
+
+// appBuilt skips (or fails) the test when the app served at page was
+// built without its bundle (assets/<app>.*.js).
+func appBuilt(t *testing.T, page, app string) {
 	t.Helper()
 	apps, err := static.WebApps()
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := fs.ReadFile(apps, "builder/index.html")
-	if err != nil || !strings.Contains(string(b), "/assets/builder.") {
-		skipOrFail(t, "this test binary was built without the Builder bundle: run make static first")
+	b, err := fs.ReadFile(apps, page)
+	if err != nil || !strings.Contains(string(b), "/assets/"+app+".") {
+		skipOrFail(t, "this test binary was built without the %s bundle: run make static first", app)
 	}
 }
 

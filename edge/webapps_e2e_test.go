@@ -98,6 +98,8 @@ func TestWebAppsThroughUp(t *testing.T) {
 		if chromium == "" {
 			chromium = needTool(t, "chromium")
 		}
+		appBuilt(t, "acc/index.html", "accounts")
+		appBuilt(t, "index.html", "workspace")
 		dir := compatDir(t)
 		tok := u.token(t, grant.APIMaps, grant.APISQL, grant.APIImports)
 		count := func(sql string) int {

@@ -1,9 +1,11 @@
 // Package static holds Meridian's web assets, embedded in the binary: the
 // source preview page (preview/), which the tiles engine serves at
 // {prefix}/v3/maps/{conn}/preview, and the web apps the edge serves: the
-// workspace (workspace/) at / and the accounts app (accounts/) at /acc/,
-// with what both share in common/ (see WebApps). The apps are plain HTML,
-// CSS and JavaScript: there is no build step.
+// workspace (workspace/) at /, the accounts app (accounts/) at /acc/, the
+// admin console (admin/) at /admin/ and the Builder (builder/) at /maps,
+// /map/{id} and /data, with what they share in common/ (see WebApps).
+// Each app is a page naming its bundle (dist/), which `make static` builds
+// from the npm project in web/ (Preact, bundled by esbuild).
 //
 // The page uses MapLibre GL JS, which is not committed: `make static`
 // copies its build (maplibre-gl.mjs, maplibre-gl-worker.mjs,
@@ -36,7 +38,8 @@ var files embed.FS
 
 // Files returns the embedded sources: preview/index.html,
 // preview/preview.js and preview/vendor/… when built; workspace/,
-// accounts/ and common/ (served as WebApps).
+// accounts/, admin/, builder/ (with their dist/ when built) and common/
+// (served as WebApps).
 func Files() fs.FS { return files }
 
 // Page is a prebuilt HTML document.

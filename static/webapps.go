@@ -16,41 +16,49 @@ import (
 	"time"
 )
 
-// The web apps' sources: each app's folder holds its index.html and its
-// own scripts; common/ holds what both use. Pages name their files by
-// relative paths (../common/meridian.js), so the folders also open from
-// disk as they are.
+// The web apps' sources: each app's folder holds its index.html and the
+// bundle of its scripts and styles (dist/, built from web/ by `make
+// static`); common/ holds what they all use (the icon). Pages name their
+// files by relative paths (../common/favicon.svg, dist/admin.js).
 var (
-	// webAppPages maps each app's page to where it is served.
-	webAppPages = []struct{ src, dst string }{
-		{"workspace/index.html", "index.html"},
-		{"accounts/index.html", "acc/index.html"},
-		{"admin/index.html", "admin/index.html"},
-		{"builder/index.html", "builder/index.html"},
+	// webAppPages are the apps' pages.
+	webAppPages = []webAppPage{
+		{"workspace/index.html", "index.html", "workspace/dist/workspace.js", "The workspace"},
+		{"accounts/index.html", "acc/index.html", "accounts/dist/accounts.js", "The accounts app"},
+		{"admin/index.html", "admin/index.html", "admin/dist/admin.js", "The admin console"},
+		{"builder/index.html", "builder/index.html", "builder/dist/builder.js", "The Builder"},
 	}
 	// webAssetDirs are the folders whose other files become assets.
 	webAssetDirs = []string{"common", "workspace", "accounts", "admin", "builder"}
 )
 
-// builderMissing stands in for the Builder's page when its bundle was not
-// built (builder/dist/ comes from web/ by `make static`).
-const builderMissing = `<!doctype html><html lang="en"><meta charset="utf-8"><title>Meridian · Builder</title>
-<body style="font:15px system-ui;margin:40px"><h1>The Builder is not built into this binary</h1>
-<p>Run <code>make static</code> (npm ci and the esbuild bundle in web/), then build again.</p></body></html>`
+// webAppPage is an app's page (src), where it is served (dst), its
+// bundle's script and the app's name.
+type webAppPage struct{ src, dst, bundle, name string }
+
+// notBuilt stands in for an app's page when its bundle was not built
+// (the dist/ folders come from web/ by `make static`).
+func notBuilt(name string) []byte {
+	return []byte(`<!doctype html><html lang="en"><meta charset="utf-8"><title>Meridian</title>
+<body><h1>` + name + ` is not built into this binary</h1>
+<p>Run <code>make static</code> (npm ci and the esbuild bundles in web/), then build again.</p></body></html>`)
+}
 
 // AssetDir is the folder of the versioned assets in WebApps.
 const AssetDir = "assets"
 
-// WebApps returns the workspace and accounts web apps laid out as the
-// edge serves them, one path per URL path:
+// WebApps returns the web apps laid out as the edge serves them, one path
+// per URL path:
 //
 //	index.html                      the workspace app, at /
 //	acc/index.html                  the accounts app, at /acc/
+//	admin/index.html                the admin console, at /admin/
+//	builder/index.html              the Builder, at /maps, /map/{id} and /data
 //	assets/<name>.<hash>.<ext>      every script, style sheet and image
 //
 // An asset's name carries a hash of its content, and the pages name the
 // assets by those names, so a changed file gets a new URL: assets may be
-// cached for good, the two pages must be revalidated. The result is built
+// cached for good, the pages must be revalidated. The result is built
 // once and shared.
 func WebApps() (fs.FS, error) { return webApps() }
 
@@ -60,9 +68,10 @@ var webApps = sync.OnceValues(func() (fs.FS, error) { return BuildWebApps(files)
 var assetRef = regexp.MustCompile(`(\s(?:src|href)=")([^"]*)(")`)
 
 // BuildWebApps builds WebApps from fsys, laid out as this package's
-// sources (workspace/, accounts/, common/). It fails when a page names a
-// relative file that does not exist, and on any HTML other than the two
-// pages.
+// sources (workspace/, accounts/, admin/, builder/, common/). It fails
+// when a page names a relative file that does not exist, and on any HTML
+// other than the apps' pages. An app whose bundle is missing gets a page
+// saying how to build it.
 func BuildWebApps(fsys fs.FS) (fs.FS, error) {
 	out := &memFS{files: map[string][]byte{}}
 	served := map[string]string{} // source path -> served path
@@ -72,7 +81,7 @@ func BuildWebApps(fsys fs.FS) (fs.FS, error) {
 				return err
 			}
 			if path.Ext(p) == ".html" {
-				if !slices.ContainsFunc(webAppPages, func(pg struct{ src, dst string }) bool { return pg.src == p }) {
+				if !slices.ContainsFunc(webAppPages, func(pg webAppPage) bool { return pg.src == p }) {
 					return fmt.Errorf("%s: only the apps' index.html files are pages", p)
 				}
 				return nil
@@ -98,8 +107,8 @@ func BuildWebApps(fsys fs.FS) (fs.FS, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the web apps: %w", err)
 		}
-		if pg.src == "builder/index.html" && !builderBuilt(fsys) {
-			out.files[pg.dst] = []byte(builderMissing)
+		if _, err := fs.Stat(fsys, pg.bundle); err != nil {
+			out.files[pg.dst] = notBuilt(pg.name)
 			continue
 		}
 		if out.files[pg.dst], err = linkAssets(b, path.Dir(pg.src), served); err != nil {
@@ -108,12 +117,6 @@ func BuildWebApps(fsys fs.FS) (fs.FS, error) {
 	}
 	out.index()
 	return out, nil
-}
-
-// builderBuilt reports whether the Builder's bundle is in fsys.
-func builderBuilt(fsys fs.FS) bool {
-	_, err := fs.Stat(fsys, "builder/dist/builder.js")
-	return err == nil
 }
 
 // versioned inserts a hash of b before name's extension:

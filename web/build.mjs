@@ -1,12 +1,18 @@
-// build.mjs bundles the Builder (src/main.jsx) with esbuild into
-// ../static/builder/dist/, which the Go build embeds (static/webapps.go):
+// build.mjs bundles Meridian's web apps with esbuild, each into the dist/
+// folder beside its page in ../static/, which the Go build embeds
+// (static/webapps.go):
 //
-//   builder.js                the app, an ES module (deck.gl, @deck.gl/carto,
-//                             @carto/api-client, MapLibre GL JS, Preact)
-//   builder.css               MapLibre's style sheet and the app's
+//   builder/dist/             the Builder (src/main.jsx)
+//   accounts/dist/            the accounts app (src/accounts/)
+//   admin/dist/               the admin console (src/admin/)
+//   workspace/dist/           the workspace (src/workspace/)
+//
+// Each holds <app>.js, the app as an ES module, and <app>.css, its style
+// sheet. The Builder's also holds:
+//
 //   maplibre-gl-worker.js     MapLibre's worker (of its CSP build), as published
 //   *-worker.js               loaders.gl's and @deck.gl/carto's tile parsers
-//   licenses.txt              the licences of what the bundle redistributes
+//   licenses.txt              the licences of what the bundles redistribute
 //
 // `node build.mjs --watch` rebuilds on change.
 import * as esbuild from 'esbuild';
@@ -18,9 +24,12 @@ const here = dirname(fileURLToPath(import.meta.url));
 const out = join(here, '..', 'static', 'builder', 'dist');
 mkdirSync(out, {recursive: true});
 
+// apps maps each app to its entry point under src/.
+const apps = {builder: 'main.jsx', accounts: 'accounts/main.jsx', admin: 'admin/main.jsx', workspace: 'workspace/main.jsx'};
+
 const options = {
-  entryPoints: {builder: join(here, 'src', 'main.jsx')},
-  outdir: out,
+  entryPoints: Object.fromEntries(Object.entries(apps).map(([app, src]) => [`${app}/dist/${app}`, join(here, 'src', src)])),
+  outdir: join(here, '..', 'static'),
   bundle: true,
   format: 'esm',
   target: 'es2022',
@@ -78,5 +87,5 @@ if (process.argv.includes('--watch')) {
   const res = await esbuild.build({...options, metafile: true});
   await buildExamples();
   const sizes = Object.entries(res.metafile.outputs).map(([f, o]) => `${f.split('/').pop()} ${(o.bytes / 1024).toFixed(0)} KiB`);
-  console.log('builder:', sizes.join(', '));
+  console.log('web apps:', sizes.join(', '));
 }

@@ -1,7 +1,9 @@
-// api.js: the Builder's calls to Meridian. The workspace and accounts APIs
-// take the browser session (a same-origin cookie); the data APIs (maps,
-// SQL, stats, widgets) take a short-lived data token the session exchanges
-// for (POST /accounts-api/session/token), as @carto/api-client sends it.
+// api.js: the web apps' calls to Meridian. The workspace, accounts and
+// admin APIs take the browser session (a same-origin cookie, which CSRF
+// protection lets through); the data APIs (maps, SQL, stats, widgets,
+// imports) take an access token: a short-lived data token the session
+// exchanges for (POST /accounts-api/session/token), as @carto/api-client
+// sends it, or a pasted one (session.js).
 
 export class APIError extends Error {
   constructor(message, status, code) {
@@ -17,27 +19,33 @@ export const apiBaseUrl = () => location.origin + '/api';
 
 async function answer(res) {
   if (res.status === 204) return null;
-  const text = await res.text();
+  return parse(res.status, res.statusText, await res.text());
+}
+
+// parse returns an answer's JSON body, or throws an APIError carrying the
+// server's message ({"error", "status", "code"}).
+function parse(status, statusText, text) {
   let body = null;
   try {
     body = text ? JSON.parse(text) : null;
   } catch {
     // not JSON: reported below
   }
-  if (!res.ok) {
-    throw new APIError(body?.error || `${res.status} ${res.statusText}`.trim(), res.status, body?.code);
+  if (status < 200 || status > 299) {
+    throw new APIError(body?.error || `${status} ${statusText || ''}`.trim(), status, body?.code);
   }
   return body;
 }
 
-// call sends a request with the session cookie: body is JSON, a Blob or
-// FormData; params become the query string.
-export async function call(path, {method = 'GET', body, params, signal, headers = {}} = {}) {
+// call sends a request with the session cookie, or with token as bearer:
+// body is JSON, a Blob or FormData; params become the query string.
+export async function call(path, {method = 'GET', body, params, signal, token, headers = {}} = {}) {
   const url = new URL(path, location.origin);
   for (const [k, v] of Object.entries(params || {})) {
     if (v !== undefined && v !== null && v !== '') url.searchParams.set(k, v);
   }
   const h = {Accept: 'application/json', ...headers};
+  if (token) h.Authorization = `Bearer ${token}`;
   let payload = body;
   if (body !== undefined && !(body instanceof Blob) && !(body instanceof FormData)) {
     h['Content-Type'] = 'application/json';
@@ -53,6 +61,27 @@ export async function call(path, {method = 'GET', body, params, signal, headers 
     throw new APIError(`The server did not answer (${err.message}).`, 0, 'NETWORK');
   }
   return answer(res);
+}
+
+// upload POSTs form to path with token, reporting upload progress to
+// onProgress(sent, total) (fetch cannot), and returns the JSON answer.
+export function upload(path, form, {token, onProgress} = {}) {
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', path);
+    if (token) xhr.setRequestHeader('Authorization', `Bearer ${token}`);
+    xhr.setRequestHeader('Accept', 'application/json');
+    xhr.upload.addEventListener('progress', (e) => onProgress?.(e.loaded, e.lengthComputable ? e.total : 0));
+    xhr.addEventListener('load', () => {
+      try {
+        resolve(parse(xhr.status, xhr.statusText, xhr.responseText));
+      } catch (err) {
+        reject(err);
+      }
+    });
+    xhr.addEventListener('error', () => reject(new APIError('The upload failed: the server did not answer.', 0, 'NETWORK')));
+    xhr.send(form);
+  });
 }
 
 // session is the signed-in user ({user, org}) or null.

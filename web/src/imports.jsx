@@ -4,46 +4,9 @@
 // layer and the table; the upload shows its bytes, then a banner follows
 // the import job until it ends, with its warnings, and offers a map.
 import {useEffect, useRef, useState} from 'preact/hooks';
-import {APIError, catalog} from './api.js';
+import {call, catalog, upload} from './api.js';
 import {formatValue} from './mapview.jsx';
-
-// tableName turns a file name into a table name the importer accepts.
-export function tableName(filename) {
-  let n = filename.replace(/\.[^.]*$/, '').toLowerCase().replace(/[^a-z0-9_]+/g, '_').replace(/^_+|_+$/g, '').slice(0, 60);
-  if (!/^[a-z_]/.test(n)) n = 't_' + n;
-  return n === 't_' ? '' : n;
-}
-
-// send posts form to path with the data token, reporting upload bytes to
-// onProgress(sent, total) (fetch cannot), and returns the JSON answer.
-function send(token, path, form, onProgress) {
-  return new Promise((resolve, reject) => {
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', path);
-    xhr.setRequestHeader('Authorization', `Bearer ${token}`);
-    xhr.setRequestHeader('Accept', 'application/json');
-    xhr.upload.addEventListener('progress', (e) => onProgress?.(e.loaded, e.lengthComputable ? e.total : 0));
-    xhr.addEventListener('load', () => {
-      let body = null;
-      try {
-        body = JSON.parse(xhr.responseText);
-      } catch {
-        // reported below
-      }
-      if (xhr.status >= 200 && xhr.status < 300 && body) resolve(body);
-      else reject(new APIError(body?.error || `${xhr.status} ${xhr.statusText}`, xhr.status, body?.code));
-    });
-    xhr.addEventListener('error', () => reject(new APIError('The upload failed: the server did not answer.', 0, 'NETWORK')));
-    xhr.send(form);
-  });
-}
-
-async function getJSON(token, path) {
-  const res = await fetch(path, {headers: {Authorization: `Bearer ${token}`, Accept: 'application/json'}, cache: 'no-store'});
-  const body = await res.json().catch(() => null);
-  if (!res.ok) throw new APIError(body?.error || `${res.status}`, res.status, body?.code);
-  return body;
-}
+import {tableName} from './format.js';
 
 const bytes = (n) => (n >= 1048576 ? `${(n / 1048576).toFixed(1)} MB` : n >= 1024 ? `${(n / 1024).toFixed(0)} KB` : `${n} B`);
 
@@ -58,7 +21,7 @@ export function ImportDialog({token, onClose, onImported}) {
   const [ifExists, setIfExists] = useState('fail');
   const [error, setError] = useState('');
   const [busy, setBusy] = useState('');
-  const [upload, setUpload] = useState(null);
+  const [sending, setSending] = useState(null); // {sent, total} while the file uploads
   const [dragging, setDragging] = useState(false);
   const input = useRef(null);
 
@@ -78,12 +41,9 @@ export function ImportDialog({token, onClose, onImported}) {
         const form = new FormData();
         if (lyr) form.append('layer', lyr);
         form.append('file', f);
-        p = await send(token, '/api/v3/imports/preview', form);
+        p = await upload('/api/v3/imports/preview', form, {token});
       } else {
-        const res = await fetch('/api/v3/imports/preview', {method: 'POST', headers: {Authorization: `Bearer ${token}`, 'Content-Type': 'application/json'},
-          body: JSON.stringify({url: u, ...(lyr ? {layer: lyr} : {})})});
-        p = await res.json();
-        if (!res.ok) throw new APIError(p?.error || `${res.status}`, res.status);
+        p = await call('/api/v3/imports/preview', {method: 'POST', token, body: {url: u, ...(lyr ? {layer: lyr} : {})}});
       }
       setPreview(p);
       setLayer(p.layer || '');
@@ -117,12 +77,10 @@ export function ImportDialog({token, onClose, onImported}) {
         const form = new FormData();
         for (const [k, v] of Object.entries(fields)) form.append(k, v);
         form.append('file', file);
-        setUpload({sent: 0, total: file.size});
-        imp = await send(token, '/api/v3/imports', form, (sent, total) => setUpload({sent, total: total || file.size}));
+        setSending({sent: 0, total: file.size});
+        imp = await upload('/api/v3/imports', form, {token, onProgress: (sent, total) => setSending({sent, total: total || file.size})});
       } else {
-        const res = await fetch('/api/v3/imports', {method: 'POST', headers: {Authorization: `Bearer ${token}`, 'Content-Type': 'application/json'}, body: JSON.stringify({...fields, url})});
-        imp = await res.json();
-        if (!res.ok) throw new APIError(imp?.error || `${res.status}`, res.status);
+        imp = await call('/api/v3/imports', {method: 'POST', token, body: {...fields, url}});
       }
       onImported(imp);
       onClose();
@@ -130,7 +88,7 @@ export function ImportDialog({token, onClose, onImported}) {
       setError(err.message);
     } finally {
       setBusy('');
-      setUpload(null);
+      setSending(null);
     }
   };
 
@@ -151,7 +109,7 @@ export function ImportDialog({token, onClose, onImported}) {
             onBlur={() => { if (url && !file) { setDest(tableName(url.split('/').pop() || 'import')); describe(null, url, ''); } }} /></label>
         </div>
         {busy && <p class="muted" role="status">{busy}</p>}
-        {upload && <progress data-testid="upload-progress" max={upload.total || 1} value={upload.sent} />}
+        {sending && <progress data-testid="upload-progress" max={sending.total || 1} value={sending.sent} />}
         {preview && <div class="preview" data-testid="import-preview">
           <p><b>{preview.format}</b>{preview.geometry?.kind ? ` · geometry: ${preview.geometry.kind}${preview.geometry.column ? ' ' + preview.geometry.column : ''}${preview.geometry.latitude ? ` (${preview.geometry.longitude}, ${preview.geometry.latitude})` : ''}` : ''}</p>
           {preview.layers?.length > 1 && <label>Layer
@@ -190,7 +148,7 @@ export function ImportBanner({token, imp, onDone, onCreateMap, onClose}) {
     let timer;
     const tick = async () => {
       try {
-        const j = await getJSON(token, `/api/v3/imports/${encodeURIComponent(imp.id)}`);
+        const j = await call(`/api/v3/imports/${encodeURIComponent(imp.id)}`, {token});
         if (stop) return;
         setJob(j);
         if (['success', 'failure', 'cancelled'].includes(j.status)) {

@@ -4,12 +4,11 @@
 // point as a layer of the map (a query dataset holding the polygons, so
 // the published map and fetchMap draw them too).
 import {useState} from 'preact/hooks';
+import {call} from './api.js';
 import {jumpTo} from './mapview.jsx';
 
 async function lds(token, path, params) {
-  const res = await fetch(`/api/v3/lds/${path}?${new URLSearchParams(params)}`, {headers: {Authorization: `Bearer ${token}`, Accept: 'application/json'}});
-  const body = await res.json().catch(() => null);
-  if (!res.ok) throw new Error(body?.error || `${res.status}`);
+  const body = await call(`/api/v3/lds/${path}`, {token, params});
   const first = body?.[0];
   if (first?.error) throw new Error(first.error);
   return first?.value;
