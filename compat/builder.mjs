@@ -245,6 +245,56 @@ try {
     return {title: await card.locator('.map-card-title').innerText(), thumbnail: true};
   });
 
+  // SQL parameters: defined in their tab, used as :min_pop by a query
+  // layer, bound to its queryParameters (saved, and what fetchMap sends
+  // once published); a new value redraws the layer, and a formula widget
+  // on it counts the rows of the new value.
+  await step('params', async () => {
+    await page.goto(`${base}/maps/${mapId}`, {waitUntil: 'load'});
+    await waitDrawn(page, 2);
+    await page.getByRole('tab', {name: 'Parameters'}).click();
+    await page.locator('input[name="param-name"]').fill('min_pop');
+    await page.locator('input[name="param-value"]').fill('100000000');
+    await page.getByRole('button', {name: 'Add parameter'}).click();
+    await page.locator('[data-param="min_pop"]').waitFor();
+    await saved(page);
+    await page.getByRole('tab', {name: 'Layers'}).click();
+    await page.getByRole('button', {name: 'Add source'}).click();
+    await page.getByRole('tab', {name: 'SQL query'}).click();
+    await page.locator('textarea[name="query"]').fill(`SELECT cartodb_id, name, ${numeric}, geom FROM ${table} WHERE ${numeric} > :min_pop`);
+    await page.getByRole('dialog').getByRole('button', {name: 'Add'}).click();
+    await page.getByRole('dialog').waitFor({state: 'detached'});
+    await waitDrawn(page, 3);
+    const doc = async () => page.evaluate(async (id) => (await (await fetch(`/workspace-api/maps/${id}`)).json()), mapId);
+    const ds = (await doc()).datasets.find((d) => d.source.includes(':min_pop'));
+    await page.getByRole('tab', {name: 'Widgets'}).click();
+    await page.locator('select[name="widget-dataset"]').selectOption(ds.id);
+    await page.locator('select[name="widget-type"]').selectOption('formula');
+    await page.locator('select[name="widget-column"]').selectOption(numeric);
+    await page.getByRole('button', {name: 'Add widget'}).click();
+    const formula = page.locator('[data-widget="formula"] [data-testid="formula-value"]');
+    await formula.waitFor();
+    const countBefore = await formula.innerText();
+    const tilesBefore = (await deckState(page)).layers.map((l) => l.tiles);
+    await page.getByRole('tab', {name: 'Parameters'}).click();
+    await page.locator('input[name="param-min_pop"]').fill('300000000');
+    await page.locator('input[name="param-min_pop"]').press('Tab');
+    await page.waitForFunction((before) => {
+      const v = document.querySelector('[data-widget="formula"] [data-testid="formula-value"]');
+      return v && v.innerText !== before;
+    }, countBefore);
+    await page.waitForFunction((tb) => {
+      const ls = window.__meridianOverlay?._deck?.props.layers || [];
+      return ls.some((l, i) => String(l.props.data?.tiles?.[0]) !== tb[i]);
+    }, tilesBefore);
+    await waitDrawn(page, 3);
+    await saved(page);
+    const after = (await doc()).datasets.find((d) => d.id === ds.id);
+    await shot(page, 'builder-params');
+    return {boundBefore: ds.queryParameters, boundAfter: after.queryParameters, countBefore, countAfter: await formula.innerText(),
+      params: (await doc()).keplerMapConfig.config.sqlParameters.map((p) => `${p.name}=${p.value}`)};
+  });
+
   // A map whose table was dropped: its layer is off with a message naming
   // the source, the other layer is drawn, and the map still saves.
   if (brokenMap) {
@@ -393,7 +443,7 @@ try {
     await signIn(v, viewer);
     await vp.goto(`${base}/maps/${mapId}`, {waitUntil: 'load'});
     await vp.waitForURL(`${base}/map/${mapId}`);
-    await waitDrawn(vp, 2);
+    await waitDrawn(vp, 3);
     viewerLayers = (await deckState(vp)).layers;
     const editUI = await vp.locator('.sidebar, [data-testid="save-state"]').count();
     const patch = await v.request.patch(`${base}/workspace-api/maps/${mapId}`, {data: {title: 'hijacked'}, headers: {Origin: base}});
@@ -421,7 +471,7 @@ try {
     watch(pp, 'public');
     current = pp;
     const res = await pp.goto(link, {waitUntil: 'load'});
-    await waitDrawn(pp, 2);
+    await waitDrawn(pp, 3);
     const st = await deckState(pp);
     const session = await (await p.request.get(base + '/accounts-api/session')).json();
     await shot(pp, 'builder-public');

@@ -201,6 +201,18 @@ func TestBuilderInBrowser(t *testing.T) {
 		t.Errorf("after a reload: %+v", reload)
 	}
 
+	var params struct {
+		BoundBefore, BoundAfter map[string]any
+		CountBefore, CountAfter string
+		Params                  []string
+	}
+	step("params", &params)
+	over1, over3 := u.count(t, "SELECT count(*) FROM public.countries WHERE pop_est > 100000000"), u.count(t, "SELECT count(*) FROM public.countries WHERE pop_est > 300000000")
+	if params.BoundBefore["min_pop"] != 1e8 || params.BoundAfter["min_pop"] != 3e8 || params.CountBefore != strconv.Itoa(over1) ||
+		params.CountAfter != strconv.Itoa(over3) || !slices.Equal(params.Params, []string{"min_pop=300000000"}) {
+		t.Errorf("SQL parameters: %+v (want :min_pop bound to 1e8 then 3e8, counting %d then %d countries)", params, over1, over3)
+	}
+
 	var viewer struct {
 		Layers      []string
 		EditUI      int
@@ -208,7 +220,7 @@ func TestBuilderInBrowser(t *testing.T) {
 		Listed      bool
 	}
 	step("viewerOpens", &viewer)
-	if len(viewer.Layers) != 2 || viewer.EditUI != 0 || (viewer.PatchStatus != 403 && viewer.PatchStatus != 404) || !viewer.Listed {
+	if len(viewer.Layers) != 3 || viewer.EditUI != 0 || (viewer.PatchStatus != 403 && viewer.PatchStatus != 404) || !viewer.Listed {
 		t.Errorf("the viewer: %+v (want the map drawn, no editor, edits refused, listed as shared)", viewer)
 	}
 

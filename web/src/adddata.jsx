@@ -3,6 +3,7 @@
 // probes it read-only) before the editor adds it.
 import {useEffect, useState} from 'preact/hooks';
 import {catalog, sql} from './api.js';
+import {namesIn, paramValues} from './params.js';
 
 const newID = () => 'ds-' + Math.random().toString(36).slice(2, 8);
 
@@ -33,7 +34,8 @@ const queryLabel = (q) => {
   return from ? `Query on ${from.replace(/"/g, '')}` : 'SQL query';
 };
 
-export function AddData({token, onAdd, onClose}) {
+// params are the map's SQL parameters: a query may use them as :name.
+export function AddData({token, params = [], onAdd, onClose}) {
   const [conns, setConns] = useState(null);
   const [conn, setConn] = useState('');
   const [kind, setKind] = useState('table');
@@ -78,8 +80,10 @@ export function AddData({token, onAdd, onClose}) {
       } else {
         const q = query.trim().replace(/;\s*$/, '');
         if (!q) throw new Error('Write a query first.');
+        const unknown = [...namesIn(q)].filter((n) => !params.some((p) => p.name === n));
+        if (unknown.length) throw new Error(`The query uses ${unknown.map((n) => ':' + n).join(', ')}: add ${unknown.length > 1 ? 'these parameters' : 'this parameter'} in the Parameters tab first.`);
         // The query's columns, without running it in full.
-        const res = await sql(token, conn, `SELECT * FROM (${q}) AS _q LIMIT 0`);
+        const res = await sql(token, conn, `SELECT * FROM (${q}) AS _q LIMIT 0`, {params: paramValues(params)});
         const fields = (res.schema || res.fields || []).map((f) => f.name);
         const geoName = geo.includes(':') ? geo.split(':')[1] : geo;
         if (!fields.includes(geoName)) throw new Error(`The query has no column "${geoName}" (it has ${fields.join(', ') || 'none'}).`);
@@ -121,6 +125,7 @@ export function AddData({token, onAdd, onClose}) {
                 onKeyDown={(e) => { if ((e.ctrlKey || e.metaKey) && e.key === 'Enter') add(e); }}
                 placeholder="SELECT name, pop_est, geom FROM countries WHERE continent = 'Africa'" />
             </label>
+            {params.length > 0 && <p class="muted small" data-testid="param-hint">Parameters: {params.map((p) => ':' + p.name).join(', ')}</p>}
             <label>Geometry or spatial index column
               <input type="text" name="geo" value={geo} onInput={(e) => setGeo(e.currentTarget.value)} placeholder="geom, h3:h3 or quadbin:quadbin" />
             </label>

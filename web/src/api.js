@@ -106,13 +106,16 @@ export async function dataToken() {
   }
 }
 
-// sql runs a query on a connection with the data token.
-export async function sql(token, conn, q, {signal} = {}) {
+// sql runs a query on a connection with the data token; params, an
+// object, binds the query's :name and @name placeholders.
+export async function sql(token, conn, q, {signal, params} = {}) {
   const path = `/api/v3/sql/${encodeURIComponent(conn)}/query`;
   const init = {headers: {Authorization: `Bearer ${token}`, Accept: 'application/json'}, cache: 'no-store', signal};
+  const bound = params && Object.keys(params).length ? params : undefined;
+  const query = {q, ...(bound && {queryParameters: JSON.stringify(bound)})};
   const res = q.length > 4000
-    ? await fetch(path, {...init, method: 'POST', headers: {...init.headers, 'Content-Type': 'application/json'}, body: JSON.stringify({q})})
-    : await fetch(path + '?' + new URLSearchParams({q}), init);
+    ? await fetch(path, {...init, method: 'POST', headers: {...init.headers, 'Content-Type': 'application/json'}, body: JSON.stringify({q, ...(bound && {queryParameters: bound})})})
+    : await fetch(path + '?' + new URLSearchParams(query), init);
   return answer(res);
 }
 

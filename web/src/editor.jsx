@@ -14,6 +14,8 @@ import {Widget, WIDGET_TYPES} from './widgets.jsx';
 import {Legend} from './legend.jsx';
 import {SharePanel} from './share.jsx';
 import {AddressSearch, fetchIsolines, isolineDataset} from './lds.jsx';
+import {ParametersPanel} from './paramspanel.jsx';
+import {bindParams} from './params.js';
 
 const SAVE_DELAY = 600;
 
@@ -162,6 +164,7 @@ export function Editor({id, me}) {
     const fields = (ds.columns || []).slice(0, 3).map((name) => ({name, format: null}));
     const next = structuredClone(map);
     next.datasets.push(ds);
+    bindParams(next.datasets, next.keplerMapConfig.config.sqlParameters);
     next.keplerMapConfig.config.visState.layers.unshift(l);
     next.keplerMapConfig.config.visState.interactionConfig.tooltip.fieldsToShow[ds.id] = fields;
     // Checked by the server (the source must exist and be readable) before it is kept.
@@ -208,7 +211,7 @@ export function Editor({id, me}) {
         </div>
         {save === 'error' && <div class="note error" role="alert" data-testid="save-error">{saveError} <button type="button" class="small" onClick={() => { pending.current = pending.current || map; flush(); }}>Retry</button></div>}
         <nav class="tabs" role="tablist">
-          {['layers', 'widgets', 'map', 'share'].map((p) => <button key={p} type="button" role="tab" aria-selected={panel === p} onClick={() => setPanel(p)}>{p[0].toUpperCase() + p.slice(1)}</button>)}
+          {['layers', 'widgets', 'parameters', 'map', 'share'].map((p) => <button key={p} type="button" role="tab" aria-selected={panel === p} onClick={() => setPanel(p)}>{p[0].toUpperCase() + p.slice(1)}</button>)}
         </nav>
         {panel === 'layers' && <section class="panel">
           <div class="panel-head"><h2>Layers</h2><button type="button" class="primary small" onClick={() => setAdding(true)}>Add source</button></div>
@@ -232,6 +235,7 @@ export function Editor({id, me}) {
           </ol>
         </section>}
         {panel === 'widgets' && <WidgetsPanel map={map} datasetOf={datasetOf} update={update} />}
+        {panel === 'parameters' && <ParametersPanel map={map} update={update} />}
         {panel === 'map' && <section class="panel">
           <h2>Basemap</h2>
           <div class="basemaps">
@@ -279,7 +283,7 @@ export function Editor({id, me}) {
           })}
         </div>
       </div>
-      {adding && <AddData token={token} onAdd={addDataset} onClose={() => setAdding(false)} />}
+      {adding && <AddData token={token} params={cfg.sqlParameters || []} onAdd={addDataset} onClose={() => setAdding(false)} />}
     </div>
   );
 }
