@@ -3,7 +3,9 @@ package widget
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/paulmach/orb"
@@ -12,6 +14,7 @@ import (
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
 	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
 	"github.com/meridian-gis/meridian/tiles/internal/filter"
+	"github.com/meridian-gis/meridian/tiles/internal/spatialindex"
 )
 
 // MaxSpatialFilterBytes bounds one spatial filter's GeoJSON.
@@ -28,21 +31,31 @@ type Scope struct {
 	// Spatial keeps rows whose geometry intersects a polygon; several are
 	// ANDed.
 	Spatial []SpatialFilter
+	// Mode is how the cells of a spatial-index source meet the spatial
+	// filters (spatialFiltersMode; geometries always intersect).
+	Mode spatialindex.Mode
 }
 
-// SpatialFilter is a polygon filter on a geometry column.
+// SpatialFilter is a polygon filter on a geometry or cell column.
 type SpatialFilter struct {
 	// Column is the geometry column as the client named it.
 	Column string
 	// GeoJSON is the Polygon or MultiPolygon, in lon/lat (EPSG:4326).
 	GeoJSON string
+	// Polygons is the same geometry.
+	Polygons orb.MultiPolygon
 }
 
-// ParseScope reads the filters, filtersLogicalOperator and spatialFilters
-// parameters (JSON values; GET's JSON strings already decoded, nil when
-// absent).
-func ParseScope(filters json.RawMessage, logicalOp string, spatial json.RawMessage) (Scope, error) {
+// ParseScope reads the filters, filtersLogicalOperator, spatialFilters
+// and spatialFiltersMode parameters (JSON values; GET's JSON strings
+// already decoded, nil when absent).
+func ParseScope(filters json.RawMessage, logicalOp string, spatial json.RawMessage, spatialMode string) (Scope, error) {
 	var sc Scope
+	mode, err := spatialindex.ParseMode(strings.ToLower(strings.TrimSpace(spatialMode)))
+	if err != nil {
+		return sc, invalid("spatialFiltersMode: %w", err)
+	}
+	sc.Mode = mode
 	f, err := filter.Parse(filters)
 	if err != nil {
 		return sc, err
@@ -84,18 +97,21 @@ func parseSpatial(raw json.RawMessage) ([]SpatialFilter, error) {
 			Indexes json.RawMessage `json:"indexes"`
 		}
 		if json.Unmarshal(g, &probe) == nil && probe.Indexes != nil {
-			return nil, clienterr.Errorf(ErrNotSupported, ": spatial-index filters (indexes) need an h3 or quadbin source; this server serves geometry sources only")
+			return nil, clienterr.Errorf(ErrNotSupported, ": spatial filters given as cell lists (indexes) are not supported: send a Polygon or MultiPolygon")
 		}
 		geom, err := geojson.UnmarshalGeometry(g)
 		if err != nil {
 			return nil, invalid("spatialFilters[%q] is not a GeoJSON geometry: %v", col, err)
 		}
+		var mp orb.MultiPolygon
 		switch p := geom.Geometry().(type) {
 		case orb.Polygon:
 			if len(p) == 0 || len(p[0]) < 4 {
 				return nil, invalid("spatialFilters[%q]: a polygon needs a ring of at least 4 positions", col)
 			}
+			mp = orb.MultiPolygon{p}
 		case orb.MultiPolygon:
+			mp = p
 			if len(p) == 0 {
 				return nil, invalid("spatialFilters[%q]: empty MultiPolygon", col)
 			}
@@ -111,7 +127,7 @@ func parseSpatial(raw json.RawMessage) ([]SpatialFilter, error) {
 		if err != nil {
 			return nil, invalid("spatialFilters[%q]: %v", col, err)
 		}
-		out = append(out, SpatialFilter{Column: col, GeoJSON: string(b)})
+		out = append(out, SpatialFilter{Column: col, GeoJSON: string(b), Polygons: mp})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Column < out[j].Column })
 	return out, nil
@@ -124,6 +140,9 @@ func (b *builder) spatial(sf SpatialFilter) (string, error) {
 	c, err := b.src.column(sf.Column)
 	if err != nil {
 		return "", err
+	}
+	if b.src.Index != nil {
+		return b.cellSpatial(c, sf)
 	}
 	var g *catalog.GeomColumn
 	for i := range b.src.Geoms {
@@ -144,4 +163,50 @@ func (b *builder) spatial(sf SpatialFilter) (string, error) {
 		poly = "ST_Transform(ST_SetSRID(" + poly + ", 4326), " + b.bind(int32(g.SRID)) + "::int)"
 	}
 	return "ST_Intersects(" + ref(c) + ", " + poly + ")", nil
+}
+
+// MaxFilterCells bounds the cell id ranges a spatial filter on a
+// spatial-index source may cover (and, four times over, the cells walked
+// to find them).
+const MaxFilterCells = 100_000
+
+// cellSpatial renders a spatial filter on the cell column c of a
+// spatial-index source: the cells that meet the polygons in scope's mode
+// (spatialindex.Cover), as a bound int8multirange of their ids, with the
+// range of all of them first (a btree on a bigint cell column serves it).
+// Hex text cells are read as bigint as the tile statement reads them.
+func (b *builder) cellSpatial(c catalog.Column, sf SpatialFilter) (string, error) {
+	ix := b.src.Index
+	if !strings.EqualFold(c.Name, ix.Column) {
+		return "", invalid("spatialFilters: column %q is not the source's %s column %q", sf.Column, ix.Kind, ix.Column)
+	}
+	if ix.DataRes < 0 {
+		return "false", nil
+	}
+	ranges, err := ix.Kind.Cover(sf.Polygons, ix.DataRes, b.scope.Mode, MaxFilterCells)
+	switch {
+	case errors.Is(err, spatialindex.ErrNoH3):
+		return "", clienterr.Errorf(ErrNotSupported, ": %w", err)
+	case err != nil:
+		return "", invalid("spatialFilters[%q]: %w", sf.Column, err)
+	case len(ranges) == 0:
+		return "false", nil
+	}
+	var m strings.Builder
+	m.WriteByte('{')
+	for i, r := range ranges {
+		if i > 0 {
+			m.WriteByte(',')
+		}
+		m.WriteString("[" + strconv.FormatInt(int64(r.Lo), 10) + "," + strconv.FormatInt(int64(r.Hi), 10) + "]")
+	}
+	m.WriteByte('}')
+	cell := ref(c)
+	bounds := ""
+	if ix.Text {
+		cell = "('x' || lpad(" + cell + ", 16, '0'))::bit(64)::int8"
+	} else {
+		bounds = cell + " BETWEEN " + b.bind(int64(ranges[0].Lo)) + "::int8 AND " + b.bind(int64(ranges[len(ranges)-1].Hi)) + "::int8 AND "
+	}
+	return "(" + bounds + b.bind(m.String()) + "::text::int8multirange @> " + cell + "::int8)", nil
 }

@@ -1,0 +1,119 @@
+//go:build cgo
+
+package spatialindex
+
+import (
+	"math"
+
+	"github.com/paulmach/orb"
+	"github.com/paulmach/orb/planar"
+	"github.com/uber/h3-go/v4"
+)
+
+// h3Cover walks the H3 hierarchy from the resolution-0 cells, as
+// quadbinCover walks the quadtree. A cell's descendants stray outside its
+// hexagon, by less than one edge of the cell; so a cell is whole (its
+// descendants at res all in, or all out, as its centre is) when no
+// polygon edge meets its bounding box grown by two average edges (the
+// largest cells' edges are under twice the average). Other cells are split
+// down to res, where each is tested against the edges: Intersects keeps
+// the cells an edge meets or whose centre is inside, Contains the cells
+// whose centre is inside and no edge meets, Center the cells whose centre
+// is inside. Longitudes of cells across the antimeridian are moved past
+// 180 (polygons are taken in [-180, 180]).
+func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, error) {
+	var out []Range
+	visited := 0
+	var walk func(c h3.Cell, r int, es []segment) error
+	walk = func(c h3.Cell, r int, es []segment) error {
+		if visited++; visited > 4*maxCells {
+			return tooMany(H3, res, maxCells)
+		}
+		ring := cellRing(c)
+		b := grow(ring.Bound(), 2*h3.HexagonEdgeLengthAvgKm(r)/111.32)
+		var in []segment
+		for _, s := range es {
+			if segmentMeetsBound(s, b) {
+				in = append(in, s)
+			}
+		}
+		centre := cellCentre(c, ring)
+		whole := func() {
+			lo, hi := H3.ChildRange(uint64(c), res)
+			out = append(out, Range{lo, hi})
+		}
+		if len(in) == 0 {
+			if planar.MultiPolygonContains(mp, centre) {
+				whole()
+			}
+			return nil
+		}
+		if r == res {
+			meets := false
+			for _, s := range in {
+				if meets = segmentMeetsRing(s, ring); meets {
+					break
+				}
+			}
+			inside := planar.MultiPolygonContains(mp, centre)
+			if mode == Intersects && (meets || inside) || mode == Contains && inside && !meets || mode == Center && inside {
+				whole()
+			}
+			if len(out) > maxCells {
+				return tooMany(H3, res, maxCells)
+			}
+			return nil
+		}
+		for _, ch := range c.Children(r + 1) {
+			if err := walk(ch, r+1, in); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	es := edges(mp)
+	for _, c := range h3.Res0Cells() {
+		if err := walk(c, 0, es); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// grow returns b grown by d degrees of latitude on every side (more in
+// longitude, by the latitude's shrinking of a degree of longitude).
+func grow(b orb.Bound, d float64) orb.Bound {
+	lat := math.Min(89, math.Max(math.Abs(b.Min[1]), math.Abs(b.Max[1]))+d)
+	dx := d / math.Max(math.Cos(lat*math.Pi/180), 0.01)
+	return orb.Bound{Min: orb.Point{b.Min[0] - dx, b.Min[1] - d}, Max: orb.Point{b.Max[0] + dx, b.Max[1] + d}}
+}
+
+// cellRing is c's boundary as a closed lon/lat ring; a ring across the
+// antimeridian has its western longitudes moved past 180.
+func cellRing(c h3.Cell) orb.Ring {
+	b := h3.CellToBoundary(c)
+	r := make(orb.Ring, 0, len(b)+1)
+	minLon, maxLon := 180.0, -180.0
+	for _, ll := range b {
+		r = append(r, orb.Point{ll.Lng, ll.Lat})
+		minLon, maxLon = math.Min(minLon, ll.Lng), math.Max(maxLon, ll.Lng)
+	}
+	if maxLon-minLon > 180 {
+		for i := range r {
+			if r[i][0] < 0 {
+				r[i][0] += 360
+			}
+		}
+	}
+	return append(r, r[0])
+}
+
+// cellCentre is c's centre, on the same side of the antimeridian as ring.
+func cellCentre(c h3.Cell, ring orb.Ring) orb.Point {
+	ll := h3.CellToLatLng(c)
+	p := orb.Point{ll.Lng, ll.Lat}
+	if p[0] < 0 && ring.Bound().Max[0] > 180 {
+		p[0] += 360
+	}
+	return p
+}
