@@ -47,6 +47,10 @@ type wreq struct {
 	or          bool
 	spatial     string // a GeoJSON polygon on geom, or ""
 	tok         string // "": e.all
+	// sdt and sdc are spatialDataType and spatialDataColumn ("": geo,
+	// geom); mode is spatialFiltersMode, sent with a spatial filter on a
+	// spatial-index source ("": intersects).
+	sdt, sdc, mode string
 }
 
 // model sends r to /model/{model} by GET (JSON-encoded parameters) and
@@ -90,10 +94,21 @@ func (e *env) widgetParams(r wreq) []any {
 	if r.or {
 		op = "or"
 	}
+	sdt, sdc := "geo", "geom"
+	if r.sdt != "" {
+		sdt, sdc = r.sdt, r.sdc
+	}
 	kv := []any{"type", typ, "client", "deck-gl-carto", "source", src, "params", r.params, "queryParameters", qp,
-		"filters", filters, "filtersLogicalOperator", op, "spatialDataType", "geo", "spatialDataColumn", "geom"}
+		"filters", filters, "filtersLogicalOperator", op, "spatialDataType", sdt, "spatialDataColumn", sdc}
 	if r.spatial != "" {
-		kv = append(kv, "spatialFilters", map[string]json.RawMessage{"geom": json.RawMessage(r.spatial)})
+		kv = append(kv, "spatialFilters", map[string]json.RawMessage{sdc: json.RawMessage(r.spatial)})
+		if sdt != "geo" {
+			mode := r.mode
+			if mode == "" {
+				mode = "intersects"
+			}
+			kv = append(kv, "spatialFiltersMode", mode)
+		}
 	}
 	return kv
 }

@@ -108,6 +108,28 @@ func mergeRanges(rs []Range, step uint64) []Range {
 	return out
 }
 
+// maxWork bounds the edge tests of one cover (a cell's test against a
+// polygon edge, a point's against a ring's edge): about a second's work.
+const maxWork = 1 << 25
+
+// budget counts a cover's work: the cells walked and the edge tests.
+type budget struct {
+	kind          Kind
+	res, maxCells int
+	cells, work   int
+}
+
+// spend records a cell walked with n edge tests, and fails past the
+// bounds.
+func (b *budget) spend(n int) error {
+	b.cells++
+	b.work += n
+	if b.cells > 4*b.maxCells || b.work > maxWork {
+		return tooMany(b.kind, b.res, b.maxCells)
+	}
+	return nil
+}
+
 // tooMany is the error of a cover past max cells.
 func tooMany(k Kind, res, max int) error {
 	return clienterr.Errorf(ErrTooManyCells, ": the spatial filter meets more than %d %s cells at resolution %d "+
@@ -194,11 +216,12 @@ func segmentMeetsBound(s segment, b orb.Bound) bool {
 // its parent.
 func quadbinCover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, error) {
 	var out []Range
-	visited := 0
+	bud := budget{kind: Quadbin, res: res, maxCells: maxCells}
+	all := edges(mp)
 	var walk func(c tile.Coord, es []segment) error
 	walk = func(c tile.Coord, es []segment) error {
-		if visited++; visited > 4*maxCells {
-			return tooMany(Quadbin, res, maxCells)
+		if err := bud.spend(len(es)); err != nil {
+			return err
 		}
 		lb := c.LonLatBounds()
 		b := orb.Bound{Min: orb.Point{lb.MinX, lb.MinY}, Max: orb.Point{lb.MaxX, lb.MaxY}}
@@ -214,6 +237,7 @@ func quadbinCover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Rang
 			out = append(out, Range{lo, hi})
 		}
 		if len(in) == 0 {
+			bud.work += len(all)
 			if planar.MultiPolygonContains(mp, b.Center()) {
 				whole()
 			}
@@ -222,6 +246,7 @@ func quadbinCover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Rang
 		if int(c.Z) == res {
 			keep := mode == Intersects
 			if mode == Center {
+				bud.work += len(all)
 				mb := c.Bounds()
 				lon, lat := tile.ToLonLat((mb.MinX+mb.MaxX)/2, (mb.MinY+mb.MaxY)/2)
 				keep = planar.MultiPolygonContains(mp, orb.Point{lon, lat})
@@ -241,7 +266,7 @@ func quadbinCover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Rang
 		}
 		return nil
 	}
-	if err := walk(tile.Coord{}, edges(mp)); err != nil {
+	if err := walk(tile.Coord{}, all); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -23,11 +23,12 @@ import (
 // 180 (polygons are taken in [-180, 180]).
 func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, error) {
 	var out []Range
-	visited := 0
+	bud := budget{kind: H3, res: res, maxCells: maxCells}
+	all := edges(mp)
 	var walk func(c h3.Cell, r int, es []segment) error
 	walk = func(c h3.Cell, r int, es []segment) error {
-		if visited++; visited > 4*maxCells {
-			return tooMany(H3, res, maxCells)
+		if err := bud.spend(len(es)); err != nil {
+			return err
 		}
 		ring := cellRing(c)
 		b := grow(ring.Bound(), 2*h3.HexagonEdgeLengthAvgKm(r)/111.32)
@@ -43,12 +44,14 @@ func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, er
 			out = append(out, Range{lo, hi})
 		}
 		if len(in) == 0 {
+			bud.work += len(all)
 			if planar.MultiPolygonContains(mp, centre) {
 				whole()
 			}
 			return nil
 		}
 		if r == res {
+			bud.work += len(all) + len(in)*len(ring)
 			meets := false
 			for _, s := range in {
 				if meets = segmentMeetsRing(s, ring); meets {
@@ -71,9 +74,8 @@ func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, er
 		}
 		return nil
 	}
-	es := edges(mp)
 	for _, c := range h3.Res0Cells() {
-		if err := walk(c, 0, es); err != nil {
+		if err := walk(c, 0, all); err != nil {
 			return nil, err
 		}
 	}
