@@ -20,7 +20,8 @@ import (
 // the cells an edge meets or whose centre is inside, Contains the cells
 // whose centre is inside and no edge meets, Center the cells whose centre
 // is inside. Longitudes of cells across the antimeridian are moved past
-// 180 (polygons are taken in [-180, 180]).
+// 180, and such cells are tested on both sides (polygons are taken in
+// [-180, 180]).
 func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, error) {
 	var out []Range
 	bud := budget{kind: H3, res: res, maxCells: maxCells}
@@ -32,9 +33,10 @@ func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, er
 		}
 		ring := cellRing(c)
 		b := grow(ring.Bound(), 2*h3.HexagonEdgeLengthAvgKm(r)/111.32)
+		across := b.Max[0] > 180 // ring moved past 180: its west is also at b - 360
 		var in []segment
 		for _, s := range es {
-			if segmentMeetsBound(s, b) {
+			if segmentMeetsBound(s, b) || across && segmentMeetsBound(s, shiftBound(b, -360)) {
 				in = append(in, s)
 			}
 		}
@@ -44,21 +46,21 @@ func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, er
 			out = append(out, Range{lo, hi})
 		}
 		if len(in) == 0 {
+			// Across the antimeridian, a polygon (in [-180, 180]) without
+			// an edge near the cell does not reach it.
 			bud.work += len(all)
-			if planar.MultiPolygonContains(mp, centre) {
+			if !across && planar.MultiPolygonContains(mp, centre) {
 				whole()
 			}
 			return nil
 		}
 		if r == res {
 			bud.work += len(all) + len(in)*len(ring)
-			meets := false
-			for _, s := range in {
-				if meets = segmentMeetsRing(s, ring); meets {
-					break
-				}
+			meets, inside := cellMeets(mp, in, ring, centre)
+			if across {
+				m, i := cellMeets(mp, in, shiftRing(ring, -360), orb.Point{centre[0] - 360, centre[1]})
+				meets, inside = meets || m, inside || i
 			}
-			inside := planar.MultiPolygonContains(mp, centre)
 			if mode == Intersects && (meets || inside) || mode == Contains && inside && !meets || mode == Center && inside {
 				whole()
 			}
@@ -80,6 +82,29 @@ func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, er
 		}
 	}
 	return out, nil
+}
+
+// cellMeets reports whether the edges es meet ring, and whether centre is
+// inside mp.
+func cellMeets(mp orb.MultiPolygon, es []segment, ring orb.Ring, centre orb.Point) (meets, inside bool) {
+	for _, s := range es {
+		if meets = segmentMeetsRing(s, ring); meets {
+			break
+		}
+	}
+	return meets, planar.MultiPolygonContains(mp, centre)
+}
+
+func shiftBound(b orb.Bound, dx float64) orb.Bound {
+	return orb.Bound{Min: orb.Point{b.Min[0] + dx, b.Min[1]}, Max: orb.Point{b.Max[0] + dx, b.Max[1]}}
+}
+
+func shiftRing(r orb.Ring, dx float64) orb.Ring {
+	out := make(orb.Ring, len(r))
+	for i, p := range r {
+		out[i] = orb.Point{p[0] + dx, p[1]}
+	}
+	return out
 }
 
 // grow returns b grown by d degrees of latitude on every side (more in
