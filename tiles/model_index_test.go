@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -183,6 +184,88 @@ func TestModelSpatialIndex(t *testing.T) {
 	t.Run("widgets", func(t *testing.T) { testIndexWidgets(t, e) })
 	t.Run("modes", func(t *testing.T) { testIndexModes(t, e) })
 	t.Run("errors", func(t *testing.T) { testIndexErrors(t, e) })
+	t.Run("picked cells", func(t *testing.T) { testIndexPicked(t, e) })
+}
+
+// testIndexPicked: a spatial filter of picked cells ({indexes, type})
+// keeps the rows in those cells or, for coarser cells, in their
+// descendants (h3-go's Parent, the tiles' quadtree), as hex, h3int and
+// decimal quadbin ids.
+func testIndexPicked(t *testing.T, e *env) {
+	ctx := context.Background()
+	rows, err := e.db.Pool.Query(ctx, "SELECT id, quadbin, h3int FROM idx_places WHERE id % 4 = 0 ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h3Picked, qbPicked []string
+	var h3IDs, qbIDs []int64
+	h3Parents, qbParents := map[h3.Cell]bool{}, map[uint64]bool{}
+	type row struct{ id, qb, h3 int64 }
+	var all []row
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.qb, &r.h3); err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, r)
+	}
+	if err := rows.Err(); err != nil || len(all) < 10 {
+		t.Fatalf("%d rows, %v", len(all), err)
+	}
+	// Every third row's cell itself, every fifth one's parents (h3 res 2,
+	// quadbin level 5).
+	for i, r := range all {
+		switch {
+		case i%5 == 0:
+			p := h3.Cell(r.h3).Parent(2)
+			h3Parents[p] = true
+			q := spatialindex.Quadbin.Parent(uint64(r.qb), 5)
+			qbParents[q] = true
+			h3Picked, qbPicked = append(h3Picked, p.String()), append(qbPicked, fmt.Sprint(q))
+		case i%3 == 0:
+			h3Picked, qbPicked = append(h3Picked, h3.Cell(r.h3).String()), append(qbPicked, spatialindex.Hex(uint64(r.qb)))
+		}
+	}
+	rows, err = e.db.Pool.Query(ctx, "SELECT id, quadbin, h3int FROM idx_places")
+	if err != nil {
+		t.Fatal(err)
+	}
+	picked := func(list []string, s string) bool { return slices.Contains(list, s) }
+	for rows.Next() {
+		var r row
+		if err := rows.Scan(&r.id, &r.qb, &r.h3); err != nil {
+			t.Fatal(err)
+		}
+		if h3Parents[h3.Cell(r.h3).Parent(2)] || picked(h3Picked, h3.Cell(r.h3).String()) {
+			h3IDs = append(h3IDs, r.id)
+		}
+		if qbParents[spatialindex.Quadbin.Parent(uint64(r.qb), 5)] || picked(qbPicked, spatialindex.Hex(uint64(r.qb))) {
+			qbIDs = append(qbIDs, r.id)
+		}
+	}
+	for _, s := range idxSources() {
+		t.Run(s.name, func(t *testing.T) {
+			ids, typ, list := h3IDs, "h3", h3Picked
+			if s.sdt == "quadbin" {
+				ids, typ, list = qbIDs, "quadbin", qbPicked
+			} else if s.sdc == "h3int" {
+				typ, list = "h3int", nil
+				for _, h := range h3Picked {
+					c, _ := spatialindex.H3.Parse(h)
+					list = append(list, fmt.Sprint(c))
+				}
+			}
+			r := wreq{typ: s.typ, source: s.src, queryParams: s.qp, sdt: s.sdt, sdc: s.sdc,
+				params: map[string]any{"column": "pop_max", "operation": "sum"}}
+			kv := e.widgetParams(r)
+			kv = append(kv, "spatialFilters", map[string]any{s.sdc: map[string]any{"indexes": list, "type": typ}})
+			got := num(value1(t, e.get("/api/v3/sql/pg/model/formula?"+q(kv...), bearer(e.all)), "value"))
+			want := num(e.scalar("SELECT sum(pop_max)::float8 FROM idx_places WHERE "+s.where+" AND id = ANY($1)", ids))
+			if !near(got, want) || want == 0 {
+				t.Errorf("picked cells: sum %v, want %v", got, want)
+			}
+		})
+	}
 }
 
 // testIndexWidgets runs every widget model on quadbin and H3 (hex text

@@ -77,6 +77,12 @@ func (k Kind) Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Ra
 	return mergeRanges(rs, k.step(res)), nil
 }
 
+// MergeRanges sorts ranges of ids of cells of k at resolution res and
+// joins those that overlap or touch.
+func MergeRanges(rs []Range, k Kind, res int) []Range {
+	return mergeRanges(rs, k.step(res))
+}
+
 // step is the difference between consecutive ids of resolution res.
 func (k Kind) step(res int) uint64 {
 	if k == H3 {

@@ -44,6 +44,11 @@ type SpatialFilter struct {
 	GeoJSON string
 	// Polygons is the same geometry.
 	Polygons orb.MultiPolygon
+	// Cells, instead of a polygon, are picked cells ({"indexes": […],
+	// "type": h3|h3int|quadbin}) of CellKind: the rows in them (or, for
+	// coarser cells, in their descendants) are kept.
+	Cells    []uint64
+	CellKind spatialindex.Kind
 }
 
 // ParseScope reads the filters, filtersLogicalOperator, spatialFilters
@@ -97,7 +102,12 @@ func parseSpatial(raw json.RawMessage) ([]SpatialFilter, error) {
 			Indexes json.RawMessage `json:"indexes"`
 		}
 		if json.Unmarshal(g, &probe) == nil && probe.Indexes != nil {
-			return nil, clienterr.Errorf(ErrNotSupported, ": spatial filters given as cell lists (indexes) are not supported: send a Polygon or MultiPolygon")
+			sf, err := parseCells(col, g)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sf)
+			continue
 		}
 		geom, err := geojson.UnmarshalGeometry(g)
 		if err != nil {
@@ -133,6 +143,41 @@ func parseSpatial(raw json.RawMessage) ([]SpatialFilter, error) {
 	return out, nil
 }
 
+// parseCells reads a picked-cells filter {"indexes": ["<id>", …], "type":
+// "h3"|"h3int"|"quadbin"}: ids in hex, or in decimal (h3int, and quadbin
+// ids too long for hex).
+func parseCells(col string, raw json.RawMessage) (SpatialFilter, error) {
+	var f struct {
+		Indexes []string `json:"indexes"`
+		Type    string   `json:"type"`
+	}
+	if err := json.Unmarshal(raw, &f); err != nil {
+		return SpatialFilter{}, invalid("spatialFilters[%q]: want {indexes: [cell ids], type}: %v", col, err)
+	}
+	kind, ok := spatialindex.ParseKind(strings.TrimSuffix(f.Type, "int"))
+	if !ok || f.Type == "quadbinint" {
+		return SpatialFilter{}, invalid("spatialFilters[%q].type %q: want h3, h3int or quadbin", col, f.Type)
+	}
+	if len(f.Indexes) > MaxFilterCells {
+		return SpatialFilter{}, invalid("spatialFilters[%q]: more than %d indexes", col, MaxFilterCells)
+	}
+	sf := SpatialFilter{Column: col, CellKind: kind, Cells: make([]uint64, 0, len(f.Indexes))}
+	for _, id := range f.Indexes {
+		c, err := kind.Parse(id)
+		if err != nil && f.Type != "h3" {
+			var n uint64
+			if n, err = strconv.ParseUint(id, 10, 64); err == nil {
+				c, err = n, kind.Check(n)
+			}
+		}
+		if err != nil {
+			return SpatialFilter{}, invalid("spatialFilters[%q]: index %q is not a %s cell", col, id, f.Type)
+		}
+		sf.Cells = append(sf.Cells, c)
+	}
+	return sf, nil
+}
+
 // spatial renders one spatial filter: the polygon (bound as GeoJSON text)
 // moved to the column's SRID; columns of unknown SRID (0) are taken as
 // lon/lat.
@@ -141,8 +186,11 @@ func (b *builder) spatial(sf SpatialFilter) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	if b.src.Index != nil {
+	switch {
+	case b.src.Index != nil:
 		return b.cellSpatial(c, sf)
+	case sf.Cells != nil:
+		return "", clienterr.Errorf(ErrNotSupported, ": spatial filters given as cell lists (indexes) need an h3 or quadbin source")
 	}
 	var g *catalog.GeomColumn
 	for i := range b.src.Geoms {
@@ -172,24 +220,26 @@ const MaxFilterCells = 100_000
 
 // cellSpatial renders a spatial filter on the cell column c of a
 // spatial-index source: the cells that meet the polygons in scope's mode
-// (spatialindex.Cover), as a bound int8multirange of their ids, with the
-// range of all of them first (a btree on a bigint cell column serves it).
-// Hex text cells are read as bigint as the tile statement reads them.
+// (spatialindex.Cover), or the picked cells and their descendants, as a
+// bound int8multirange of their ids, with the range of all of them first
+// (a btree on a bigint cell column serves it). Hex text cells are read as
+// bigint as the tile statement reads them.
 func (b *builder) cellSpatial(c catalog.Column, sf SpatialFilter) (string, error) {
 	ix := b.src.Index
 	if !strings.EqualFold(c.Name, ix.Column) {
 		return "", invalid("spatialFilters: column %q is not the source's %s column %q", sf.Column, ix.Kind, ix.Column)
 	}
+	if sf.Cells != nil && sf.CellKind != ix.Kind {
+		return "", invalid("spatialFilters[%q]: %s indexes on a %s source", sf.Column, sf.CellKind, ix.Kind)
+	}
 	if ix.DataRes < 0 {
 		return "false", nil
 	}
-	ranges, err := ix.Kind.Cover(sf.Polygons, ix.DataRes, b.scope.Mode, MaxFilterCells)
-	switch {
-	case errors.Is(err, spatialindex.ErrNoH3):
-		return "", clienterr.Errorf(ErrNotSupported, ": %w", err)
-	case err != nil:
-		return "", invalid("spatialFilters[%q]: %w", sf.Column, err)
-	case len(ranges) == 0:
+	ranges, err := b.cellRanges(sf)
+	if err != nil {
+		return "", err
+	}
+	if len(ranges) == 0 {
 		return "false", nil
 	}
 	var m strings.Builder
@@ -209,4 +259,29 @@ func (b *builder) cellSpatial(c catalog.Column, sf SpatialFilter) (string, error
 		bounds = cell + " BETWEEN " + b.bind(int64(ranges[0].Lo)) + "::int8 AND " + b.bind(int64(ranges[len(ranges)-1].Hi)) + "::int8 AND "
 	}
 	return "(" + bounds + b.bind(m.String()) + "::text::int8multirange @> " + cell + "::int8)", nil
+}
+
+// cellRanges returns the id ranges, at the source's data resolution, of
+// the cells sf keeps: the polygons' cover, or the picked cells' descendants
+// (picked cells finer than the data hold no row).
+func (b *builder) cellRanges(sf SpatialFilter) ([]spatialindex.Range, error) {
+	ix := b.src.Index
+	if sf.Cells == nil {
+		ranges, err := ix.Kind.Cover(sf.Polygons, ix.DataRes, b.scope.Mode, MaxFilterCells)
+		switch {
+		case errors.Is(err, spatialindex.ErrNoH3):
+			return nil, clienterr.Errorf(ErrNotSupported, ": %w", err)
+		case err != nil:
+			return nil, invalid("spatialFilters[%q]: %w", sf.Column, err)
+		}
+		return ranges, nil
+	}
+	var rs []spatialindex.Range
+	for _, c := range sf.Cells {
+		if ix.Kind.Res(c) <= ix.DataRes {
+			lo, hi := ix.Kind.ChildRange(c, ix.DataRes)
+			rs = append(rs, spatialindex.Range{Lo: lo, Hi: hi})
+		}
+	}
+	return spatialindex.MergeRanges(rs, ix.Kind, ix.DataRes), nil
 }

@@ -224,13 +224,22 @@ func TestSpatialFilter(t *testing.T) {
 		{"not geojson", `{"geom":{"type":"Polygon","coordinates":"x"}}`, ErrInvalid},
 		{"open ring", `{"geom":{"type":"Polygon","coordinates":[[[0,0],[1,1]]]}}`, ErrInvalid},
 		{"not an object", `[1]`, ErrInvalid},
-		{"indexes", `{"h3":{"indexes":["8a2a1072b59ffff"],"type":"h3"}}`, ErrNotSupported},
+		{"indexes of another type", `{"h3":{"indexes":["8a2a1072b59ffff"],"type":"s2"}}`, ErrInvalid},
+		{"indexes not cells", `{"h3":{"indexes":["8a2a1072b59fff0"],"type":"h3"}}`, ErrInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			if _, err := ParseScope(nil, "", json.RawMessage(tt.in), ""); !errors.Is(err, tt.want) {
 				t.Errorf("ParseScope(%s) = %v, want %v", tt.in, err, tt.want)
 			}
 		})
+	}
+	// Picked cells need a spatial-index source.
+	sc, err = ParseScope(nil, "", json.RawMessage(`{"geom":{"indexes":["8a2a1072b59ffff"],"type":"h3"}}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build("formula", json.RawMessage(`{}`), stores(), sc, Limits{}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("indexes on a geometry source: %v, want ErrNotSupported", err)
 	}
 	// A spatial filter on a column that is not a geometry.
 	sc, _ = ParseScope(nil, "", json.RawMessage(`{"name":`+poly+`}`), "")
