@@ -185,6 +185,25 @@ func TestModelSpatialIndex(t *testing.T) {
 	t.Run("modes", func(t *testing.T) { testIndexModes(t, e) })
 	t.Run("errors", func(t *testing.T) { testIndexErrors(t, e) })
 	t.Run("picked cells", func(t *testing.T) { testIndexPicked(t, e) })
+	t.Run("stats", func(t *testing.T) { testIndexStats(t, e) })
+}
+
+// testIndexStats: the Stats API on an h3 table source (as the client
+// calls it for the tilestats of a spatial-index layer) answers as on
+// geometry sources.
+func testIndexStats(t *testing.T, e *env) {
+	for _, sdc := range []string{"h3", "h3int"} {
+		r := e.get("/api/v3/stats/pg/public.idx_places/pop_max?"+q("spatialDataType", "h3", "spatialDataColumn", sdc), bearer(e.all))
+		if r.status != 200 {
+			t.Fatalf("%s: %d %s", sdc, r.status, r.body)
+		}
+		body := r.json(t)
+		for k, sql := range map[string]string{"min": "min(pop_max)", "max": "max(pop_max)", "sum": "sum(pop_max)", "count": "count(pop_max)"} {
+			if w := num(e.scalar("SELECT " + sql + "::float8 FROM idx_places")); !near(num(body[k]), w) {
+				t.Errorf("%s: %s = %v, want %v", sdc, k, body[k], w)
+			}
+		}
+	}
 }
 
 // testIndexPicked: a spatial filter of picked cells ({indexes, type})
@@ -508,7 +527,7 @@ func testIndexErrors(t *testing.T, e *env) {
 	kv := e.widgetParams(r)
 	kv = append(kv, "spatialFilters", map[string]json.RawMessage{"h3int": json.RawMessage(idxFilter)})
 	if got := e.get("/api/v3/sql/pg/model/formula?"+q(kv...), bearer(e.all)); got.status != http.StatusBadRequest ||
-		!strings.Contains(string(got.body), "not the source's h3 column") {
+		!strings.Contains(string(got.body), `neither the source's h3 column \"h3\" nor a geometry column`) {
 		t.Errorf("filter on h3int: %d %s", got.status, got.body)
 	}
 	// Grants: a token for another table is refused, as for geometries.

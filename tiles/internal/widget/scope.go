@@ -178,16 +178,18 @@ func parseCells(col string, raw json.RawMessage) (SpatialFilter, error) {
 	return sf, nil
 }
 
-// spatial renders one spatial filter: the polygon (bound as GeoJSON text)
-// moved to the column's SRID; columns of unknown SRID (0) are taken as
-// lon/lat.
+// spatial renders one spatial filter: on a spatial-index source's cell
+// column, cellSpatial; on a geometry column, the polygon (bound as GeoJSON
+// text) moved to the column's SRID; columns of unknown SRID (0) are taken
+// as lon/lat.
 func (b *builder) spatial(sf SpatialFilter) (string, error) {
 	c, err := b.src.column(sf.Column)
 	if err != nil {
 		return "", err
 	}
+	ix := b.src.Index
 	switch {
-	case b.src.Index != nil:
+	case ix != nil && (sf.Cells != nil || strings.EqualFold(c.Name, ix.Column)):
 		return b.cellSpatial(c, sf)
 	case sf.Cells != nil:
 		return "", clienterr.Errorf(ErrNotSupported, ": spatial filters given as cell lists (indexes) need an h3 or quadbin source")
@@ -198,7 +200,10 @@ func (b *builder) spatial(sf SpatialFilter) (string, error) {
 			g = &b.src.Geoms[i]
 		}
 	}
-	if g == nil {
+	switch {
+	case g == nil && ix != nil:
+		return "", invalid("spatialFilters: column %q is neither the source's %s column %q nor a geometry column", sf.Column, ix.Kind, ix.Column)
+	case g == nil:
 		return "", invalid("spatialFilters: column %q is not a geometry column of the source", sf.Column)
 	}
 	poly := "ST_GeomFromGeoJSON(" + b.bind(sf.GeoJSON) + "::text)"
@@ -227,7 +232,7 @@ const MaxFilterCells = 100_000
 func (b *builder) cellSpatial(c catalog.Column, sf SpatialFilter) (string, error) {
 	ix := b.src.Index
 	if !strings.EqualFold(c.Name, ix.Column) {
-		return "", invalid("spatialFilters: column %q is not the source's %s column %q", sf.Column, ix.Kind, ix.Column)
+		return "", invalid("spatialFilters[%q]: indexes filter the source's %s column %q", sf.Column, ix.Kind, ix.Column)
 	}
 	if sf.Cells != nil && sf.CellKind != ix.Kind {
 		return "", invalid("spatialFilters[%q]: %s indexes on a %s source", sf.Column, sf.CellKind, ix.Kind)
