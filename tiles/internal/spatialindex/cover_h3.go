@@ -12,10 +12,9 @@ import (
 
 // h3Cover walks the H3 hierarchy from the resolution-0 cells, as
 // quadbinCover walks the quadtree. A cell's descendants stray outside its
-// hexagon, by less than one edge of the cell; so a cell is whole (its
+// hexagon by less than half an edge of the cell; so a cell is whole (its
 // descendants at res all in, or all out, as its centre is) when no
-// polygon edge meets its bounding box grown by two average edges (the
-// largest cells' edges are under twice the average). Other cells are split
+// polygon edge meets its bounding box grown by h3Margin average edges. Other cells are split
 // down to res, where each is tested against the edges: Intersects keeps
 // the cells an edge meets or whose centre is inside, Contains the cells
 // whose centre is inside and no edge meets, Center the cells whose centre
@@ -32,7 +31,7 @@ func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, er
 			return err
 		}
 		ring := cellRing(c)
-		b := grow(ring.Bound(), 2*h3.HexagonEdgeLengthAvgKm(r)/111.32)
+		b := grow(ring.Bound(), h3Margin*h3.HexagonEdgeLengthAvgKm(r)/111.32)
 		across := b.Max[0] > 180 // ring moved past 180: its west is also at b - 360
 		var in []segment
 		for _, s := range es {
@@ -144,3 +143,7 @@ func cellCentre(c h3.Cell, ring orb.Ring) orb.Point {
 	}
 	return p
 }
+
+// h3Margin is how far, in average edges of a cell's resolution, its
+// descendants may lie outside its bounding box.
+const h3Margin = 1.0
