@@ -73,7 +73,7 @@ func (s *Server) model(rc *fasthttp.RequestCtx, conn, model string) {
 		s.failModel(rc, err)
 		return
 	}
-	plan, err := widget.Build(model, p.JSON("params"), widgetSource(c), scope, widget.Limits{MaxRows: s.cfg.SQLMaxRows})
+	plan, err := widget.Build(model, p.JSON("params"), widgetSource(c), scope, widget.Limits{MaxRows: s.cfg.SQLMaxRows, Covers: &s.covers})
 	s.answerWidget(ctx, rc, c, plan, err, s.failModel)
 }
 

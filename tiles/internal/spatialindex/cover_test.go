@@ -2,6 +2,7 @@ package spatialindex
 
 import (
 	"errors"
+	"slices"
 	"testing"
 
 	"github.com/paulmach/orb"
@@ -139,5 +140,50 @@ func TestMergeRanges(t *testing.T) {
 		if got[i] != want[i] {
 			t.Fatalf("%v, want %v", got, want)
 		}
+	}
+}
+
+// Covers answers as Cover, keeps the answer (the same slice the next
+// time), computes once for concurrent callers, and drops old covers past
+// its bound.
+func TestCovers(t *testing.T) {
+	var cs Covers
+	mp := coverPolygons["holed and triangle"]
+	const gj = `{"holed":"and triangle"}` // the key only
+	want, err := Quadbin.Cover(mp, 10, Intersects, MaxTestCells)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan []Range)
+	for range 4 {
+		go func() {
+			rs, err := cs.Cover(Quadbin, gj, mp, 10, Intersects, MaxTestCells)
+			if err != nil {
+				t.Error(err)
+			}
+			done <- rs
+		}()
+	}
+	for range 4 {
+		if rs := <-done; !slices.Equal(rs, want) {
+			t.Fatalf("cover differs: %d ranges, want %d", len(rs), len(want))
+		}
+	}
+	a, _ := cs.Cover(Quadbin, gj, mp, 10, Intersects, MaxTestCells)
+	b, _ := cs.Cover(Quadbin, gj, mp, 10, Intersects, MaxTestCells)
+	if &a[0] != &b[0] || len(cs.entries) != 1 {
+		t.Errorf("not kept: %d entries", len(cs.entries))
+	}
+	if c, _ := cs.Cover(Quadbin, gj, mp, 10, Contains, MaxTestCells); slices.Equal(c, a) || len(cs.entries) != 2 {
+		t.Errorf("mode not in the key: %d entries", len(cs.entries))
+	}
+	for i := range 1100 {
+		cs.keep(coverKey{res: i}, []Range{{1, 2}})
+	}
+	if len(cs.entries) != 1024 || len(cs.order) != 1024 {
+		t.Errorf("%d entries, %d in order, want 1024", len(cs.entries), len(cs.order))
+	}
+	if _, err := (*Covers)(nil).Cover(Quadbin, gj, mp, 10, Intersects, MaxTestCells); err != nil {
+		t.Error(err)
 	}
 }

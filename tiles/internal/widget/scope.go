@@ -34,6 +34,8 @@ type Scope struct {
 	// Mode is how the cells of a spatial-index source meet the spatial
 	// filters (spatialFiltersMode; geometries always intersect).
 	Mode spatialindex.Mode
+	// covers is Limits.Covers.
+	covers *spatialindex.Covers
 }
 
 // SpatialFilter is a polygon filter on a geometry or cell column.
@@ -272,7 +274,7 @@ func (b *builder) cellSpatial(c catalog.Column, sf SpatialFilter) (string, error
 func (b *builder) cellRanges(sf SpatialFilter) ([]spatialindex.Range, error) {
 	ix := b.src.Index
 	if sf.Cells == nil {
-		ranges, err := ix.Kind.Cover(sf.Polygons, ix.DataRes, b.scope.Mode, MaxFilterCells)
+		ranges, err := b.scope.covers.Cover(ix.Kind, sf.GeoJSON, sf.Polygons, ix.DataRes, b.scope.Mode, MaxFilterCells)
 		switch {
 		case errors.Is(err, spatialindex.ErrNoH3):
 			return nil, clienterr.Errorf(ErrNotSupported, ": %w", err)

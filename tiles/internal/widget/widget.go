@@ -144,6 +144,9 @@ type Limits struct {
 	// MaxRows caps the rows of category, timeseries and table answers.
 	// Default: 200000.
 	MaxRows int
+	// Covers, when set, shares the covers of spatial filters on
+	// spatial-index sources between requests.
+	Covers *spatialindex.Covers
 }
 
 func (l *Limits) setDefaults() {
