@@ -38,7 +38,8 @@ const (
 	Intersects Mode = "intersects"
 	// Contains keeps the cells wholly inside the polygon.
 	Contains Mode = "contains"
-	// Center keeps the cells whose centre is inside the polygon.
+	// Center keeps the cells whose centre is inside the polygon (a
+	// quadbin's: its tile's centre in Web Mercator; an H3 cell's: h3-go's).
 	Center Mode = "center"
 )
 
