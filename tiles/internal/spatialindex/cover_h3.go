@@ -14,7 +14,8 @@ import (
 // quadbinCover walks the quadtree. A cell's descendants stray outside its
 // hexagon by less than half an edge of the cell; so a cell is whole (its
 // descendants at res all in, or all out, as its centre is) when no
-// polygon edge meets its bounding box grown by h3Margin average edges. Other cells are split
+// polygon edge meets its box (cellBox: around its centre, so that only
+// the cells tested at res need their boundary). Other cells are split
 // down to res, where each is tested against the edges: Intersects keeps
 // the cells an edge meets or whose centre is inside, Contains the cells
 // whose centre is inside and no edge meets, Center the cells whose centre
@@ -25,35 +26,40 @@ func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, er
 	var out []Range
 	bud := budget{kind: H3, res: res, maxCells: maxCells}
 	all := edges(mp)
-	var walk func(c h3.Cell, r int, es []segment) error
+	var walk, walkChildren func(c h3.Cell, r int, es []segment) error
 	walk = func(c h3.Cell, r int, es []segment) error {
 		if err := bud.spend(len(es)); err != nil {
 			return err
 		}
-		ring := cellRing(c)
-		b := grow(ring.Bound(), h3Margin*h3.HexagonEdgeLengthAvgKm(r)/111.32)
-		across := b.Max[0] > 180 // ring moved past 180: its west is also at b - 360
+		centre, b, alt := cellBox(c, r)
 		var in []segment
 		for _, s := range es {
-			if segmentMeetsBound(s, b) || across && segmentMeetsBound(s, shiftBound(b, -360)) {
+			if segmentMeetsBound(s, b) || alt != nil && segmentMeetsBound(s, *alt) {
 				in = append(in, s)
 			}
 		}
-		centre := cellCentre(c, ring)
 		whole := func() {
 			lo, hi := H3.ChildRange(uint64(c), res)
 			out = append(out, Range{lo, hi})
 		}
 		if len(in) == 0 {
-			// Across the antimeridian, a polygon (in [-180, 180]) without
-			// an edge near the cell does not reach it.
+			// Past the antimeridian (alt), a polygon (in [-180, 180])
+			// without an edge near the cell does not reach it: a cell
+			// whose centre is inside is then split.
 			bud.work += len(all)
-			if !across && planar.MultiPolygonContains(mp, centre) {
+			inside := planar.MultiPolygonContains(mp, centre)
+			switch {
+			case inside && (alt == nil || r == res):
 				whole()
+			case inside:
+				return walkChildren(c, r, nil)
 			}
 			return nil
 		}
 		if r == res {
+			ring := cellRing(c)
+			centre := cellCentre(c, ring)
+			across := ring.Bound().Max[0] > 180
 			bud.work += len(all) + len(in)*len(ring)
 			meets, inside := cellMeets(mp, in, ring, centre)
 			if across {
@@ -68,8 +74,11 @@ func h3Cover(mp orb.MultiPolygon, res int, mode Mode, maxCells int) ([]Range, er
 			}
 			return nil
 		}
+		return walkChildren(c, r, in)
+	}
+	walkChildren = func(c h3.Cell, r int, es []segment) error {
 		for _, ch := range c.Children(r + 1) {
-			if err := walk(ch, r+1, in); err != nil {
+			if err := walk(ch, r+1, es); err != nil {
 				return err
 			}
 		}
@@ -145,5 +154,35 @@ func cellCentre(c h3.Cell, ring orb.Ring) orb.Point {
 }
 
 // h3Margin is how far, in average edges of a cell's resolution, its
-// descendants may lie outside its bounding box.
-const h3Margin = 1.0
+// descendants may lie outside its bounding box; h3Reach how far from its
+// centre its vertices may lie (1.27 at most away from the poles).
+const (
+	h3Margin = 1.0
+	h3Reach  = 1.6
+)
+
+// cellBox returns c's centre and a box holding c and its descendants:
+// around the centre, by h3Reach+h3Margin edges (by the boundary near the
+// poles, where a degree of longitude shrinks fast). alt is the box's part
+// past ±180 moved to the other side, nil when there is none.
+func cellBox(c h3.Cell, r int) (centre orb.Point, b orb.Bound, alt *orb.Bound) {
+	edge := h3.HexagonEdgeLengthAvgKm(r) / 111.32
+	ll := h3.CellToLatLng(c)
+	centre = orb.Point{ll.Lng, ll.Lat}
+	if math.Abs(ll.Lat)+(h3Reach+h3Margin)*edge < 75 {
+		b = grow(orb.Bound{Min: centre, Max: centre}, (h3Reach+h3Margin)*edge)
+	} else {
+		ring := cellRing(c)
+		centre = cellCentre(c, ring)
+		b = grow(ring.Bound(), h3Margin*edge)
+	}
+	switch {
+	case b.Max[0] > 180:
+		a := shiftBound(b, -360)
+		alt = &a
+	case b.Min[0] < -180:
+		a := shiftBound(b, 360)
+		alt = &a
+	}
+	return centre, b, alt
+}

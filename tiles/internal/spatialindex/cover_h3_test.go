@@ -16,6 +16,9 @@ func TestH3Cover(t *testing.T) {
 	polys := map[string]orb.MultiPolygon{
 		"antimeridian west": {{{{-179.95, -18.2}, {-178.1, -18.4}, {-178.5, -16.1}, {-179.95, -18.2}}}},
 		"antimeridian east": {{{{178.1, -18.2}, {179.97, -18.4}, {179.5, -16.1}, {178.1, -18.2}}}},
+		"svalbard":          {{{{10.2, 76.3}, {29.6, 76.1}, {27.1, 80.2}, {11.3, 79.9}, {10.2, 76.3}}}},
+		"chukotka west":     {{{{-179.9, 64.2}, {-172.3, 64.6}, {-175.1, 68.3}, {-179.9, 64.2}}}},
+		"chukotka east":     {{{{172.4, 64.1}, {179.95, 64.4}, {176.2, 68.9}, {172.4, 64.1}}}},
 	}
 	for name, mp := range coverPolygons {
 		polys[name] = mp
@@ -34,8 +37,8 @@ func TestH3Cover(t *testing.T) {
 				cover[m] = rs
 			}
 			b := mp.Bound()
-			area := h3.GeoPolygon{GeoLoop: h3.GeoLoop{{Lat: b.Min[1] - 1, Lng: b.Min[0] - 1}, {Lat: b.Min[1] - 1, Lng: b.Max[0] + 1},
-				{Lat: b.Max[1] + 1, Lng: b.Max[0] + 1}, {Lat: b.Max[1] + 1, Lng: b.Min[0] - 1}}}
+			area := h3.GeoPolygon{GeoLoop: h3.GeoLoop{{Lat: b.Min[1] - 1, Lng: b.Min[0] - 4}, {Lat: b.Min[1] - 1, Lng: b.Max[0] + 4},
+				{Lat: b.Max[1] + 1, Lng: b.Max[0] + 4}, {Lat: b.Max[1] + 1, Lng: b.Min[0] - 4}}}
 			n := [3]int{}
 			for _, c := range h3.PolygonToCells(area, res) {
 				ring := cellRing(c)
