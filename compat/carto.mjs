@@ -18,6 +18,12 @@
 //                  query source and query() must then fail with CartoAPIError
 //   QUADBIN_TABLE  optional: a table with a bigint quadbin column named quadbin,
 //                  for the quadbinTableSource check
+//   QUADBIN_QUERY  optional, with QUADBIN_TABLE: a query over it, for widgets on
+//                  a quadbinQuerySource
+//   H3_TABLE, H3_QUERY  optional: a table with a hex text H3 column named h3,
+//                  and a query over it, for widgets on h3 sources
+//   INDEX_POLYGON  the spatial filter of the spatial-index widgets, GeoJSON
+//                  (default: WIDGETS' polygon)
 //   WIDGETS        optional JSON: the widget calls to make through the sources'
 //                  widgetSource (the Model and Stats APIs), on columns of TABLE:
 //                    {"category": "<text column>", "number": "<numeric column>",
@@ -37,6 +43,11 @@
 //   quadbinTableSource  with QUADBIN_TABLE: quadbinTableSource (count(*) AS n,
 //                    aggregationResLevel 4) → TileJSON; the root cell's tile
 //                    fetched from its {i} template and decoded
+//   quadbinWidgets, h3Widgets  with QUADBIN_QUERY, H3_TABLE and H3_QUERY: the
+//                    widgetSource of the table and query sources: count,
+//                    count within INDEX_POLYGON (spatialFilter; the client adds
+//                    spatialFiltersMode intersects), the same on the query
+//                    source, and categories by name within the polygon
 //   with WIDGETS (values as the client returns them, asserted by the caller):
 //   widgetFormula      getFormula: count, sum(number), count within filter, within
 //                      polygon (spatialFilter), and with a filter owned by the widget
@@ -57,7 +68,10 @@
 // report.requests is the wire log: every fetch the client and the script made.
 
 import {readFileSync} from 'node:fs';
-import {vectorTableSource, vectorQuerySource, quadbinTableSource, query, CartoAPIError, WidgetQuerySource} from '@carto/api-client';
+import {
+  vectorTableSource, vectorQuerySource, quadbinTableSource, quadbinQuerySource, h3TableSource, h3QuerySource,
+  query, CartoAPIError, WidgetQuerySource,
+} from '@carto/api-client';
 import {VectorTile} from '@mapbox/vector-tile';
 import {PbfReader} from 'pbf';
 
@@ -100,6 +114,10 @@ const missingTable = env('MISSING_TABLE', 'public.meridian_compat_missing');
 const deniedToken = process.env.DENIED_TOKEN || '';
 const widgets = process.env.WIDGETS ? JSON.parse(process.env.WIDGETS) : null;
 const quadbinTable = process.env.QUADBIN_TABLE || '';
+const quadbinQuery = process.env.QUADBIN_QUERY || '';
+const h3Table = process.env.H3_TABLE || '';
+const h3Query = process.env.H3_QUERY || '';
+const indexPolygon = process.env.INDEX_POLYGON ? JSON.parse(process.env.INDEX_POLYGON) : widgets?.polygon;
 
 // pad makes sql long enough that the client must POST it: a trailing
 // block comment, which the server's grant matching ignores (grants hold
@@ -349,6 +367,32 @@ if (quadbinTable) {
       spatialTile: await fetchSpatialTile(tj, '480fffffffffffff'),
     };
   });
+}
+
+// indexWidgets calls widgets through the widgetSource of a spatial-index
+// table source and query source (see quadbinWidgets).
+async function indexWidgets(tableSource, querySource) {
+  const byTable = (await tableSource).widgetSource;
+  const byQuery = (await querySource).widgetSource;
+  const categories = await byTable.getCategories({column: 'name', operation: 'count', spatialFilter: indexPolygon});
+  return {
+    count: await byTable.getFormula({column: '*', operation: 'count'}),
+    inPolygon: await byTable.getFormula({operation: 'count', spatialFilter: indexPolygon}),
+    queryInPolygon: await byQuery.getFormula({operation: 'count', spatialFilter: indexPolygon}),
+    categories: categories.length,
+  };
+}
+
+if (quadbinTable && quadbinQuery) {
+  await check('quadbinWidgets', () => indexWidgets(
+    quadbinTableSource({...cfg, tableName: quadbinTable, aggregationExp: 'count(*) AS n'}),
+    quadbinQuerySource({...cfg, sqlQuery: quadbinQuery, aggregationExp: 'count(*) AS n'})));
+}
+
+if (h3Table && h3Query) {
+  await check('h3Widgets', () => indexWidgets(
+    h3TableSource({...cfg, tableName: h3Table, aggregationExp: 'count(*) AS n'}),
+    h3QuerySource({...cfg, sqlQuery: h3Query, aggregationExp: 'count(*) AS n'})));
 }
 
 if (widgets) {

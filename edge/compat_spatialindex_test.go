@@ -19,25 +19,32 @@ const compatQuadbinTable = "public.countries_qb"
 // compatQuadbinLevel is the data's quadbin level.
 const compatQuadbinLevel = 8
 
+// compatQuadbinQuery is the quadbinQuerySource of the widget checks.
+const compatQuadbinQuery = "SELECT * FROM " + compatQuadbinTable
+
 // loadQuadbinTable creates compatQuadbinTable, computing the cells in Go
-// (CARTO's quadbin layout), and returns its row count.
-func loadQuadbinTable(t *testing.T, u *upServer) int {
+// (CARTO's quadbin layout), and returns its row count and the rows whose
+// tile envelope (ST_TileEnvelope) intersects compatEurope.
+func loadQuadbinTable(t *testing.T, u *upServer) (rows, inEurope int) {
 	t.Helper()
 	ctx := context.Background()
-	rows, err := u.data.Pool.Query(ctx, "SELECT name, ST_X(p), ST_Y(p) FROM (SELECT name, ST_PointOnSurface(geom) AS p FROM public.countries) s")
+	rs, err := u.data.Pool.Query(ctx, "SELECT name, ST_X(p), ST_Y(p) FROM (SELECT name, ST_PointOnSurface(geom) AS p FROM public.countries) s")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var data [][]any
-	for rows.Next() {
+	var xs, ys []int32
+	for rs.Next() {
 		var name string
 		var lon, lat float64
-		if err := rows.Scan(&name, &lon, &lat); err != nil {
+		if err := rs.Scan(&name, &lon, &lat); err != nil {
 			t.Fatal(err)
 		}
+		x, y := tileAt(lon, lat, compatQuadbinLevel)
+		xs, ys = append(xs, int32(x)), append(ys, int32(y))
 		data = append(data, []any{int64(quadbinAt(lon, lat, compatQuadbinLevel)), name})
 	}
-	if err := rows.Err(); err != nil || len(data) == 0 {
+	if err := rs.Err(); err != nil || len(data) == 0 {
 		t.Fatalf("countries: %d, %v", len(data), err)
 	}
 	if _, err := u.data.Pool.Exec(ctx, "CREATE TABLE "+compatQuadbinTable+" (quadbin bigint NOT NULL, name text)"); err != nil {
@@ -49,24 +56,70 @@ func loadQuadbinTable(t *testing.T, u *upServer) int {
 	if _, err := u.data.Pool.Exec(ctx, "CREATE INDEX ON "+compatQuadbinTable+" (quadbin)"); err != nil {
 		t.Fatal(err)
 	}
-	return len(data)
+	err = u.data.Pool.QueryRow(ctx, `SELECT count(*) FROM unnest($1::int[], $2::int[]) AS c(x, y)
+		WHERE ST_Intersects(ST_Transform(ST_TileEnvelope($3, x, y), 4326), ST_SetSRID(ST_GeomFromGeoJSON($4), 4326))`,
+		xs, ys, compatQuadbinLevel, compatEurope).Scan(&inEurope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(data), inEurope
 }
 
 // quadbinAt is the quadbin of the Web Mercator tile at level z holding
 // lon/lat: header 0x4, mode 1, z in bits 52–56, interleaved y/x bits, ones.
 func quadbinAt(lon, lat float64, z uint32) uint64 {
-	n := float64(uint64(1) << z)
-	lat = math.Max(-85.0511, math.Min(85.0511, lat))
-	fx := (lon + 180) / 360 * n
-	s := math.Sin(lat * math.Pi / 180)
-	fy := (0.5 - math.Log((1+s)/(1-s))/(4*math.Pi)) * n
-	x := uint32(math.Max(0, math.Min(n-1, math.Floor(fx))))
-	y := uint32(math.Max(0, math.Min(n-1, math.Floor(fy))))
+	x, y := tileAt(lon, lat, z)
 	var xy uint64
 	for i := range z {
 		xy = xy<<2 | uint64(y>>(z-1-i)&1)<<1 | uint64(x>>(z-1-i)&1)
 	}
 	return 0x4000000000000000 | 1<<59 | uint64(z)<<52 | xy<<(52-2*z) | (uint64(1)<<52-1)>>(2*z)
+}
+
+// tileAt is the Web Mercator tile at level z holding lon/lat.
+func tileAt(lon, lat float64, z uint32) (x, y uint32) {
+	n := float64(uint64(1) << z)
+	lat = math.Max(-85.0511, math.Min(85.0511, lat))
+	fx := (lon + 180) / 360 * n
+	s := math.Sin(lat * math.Pi / 180)
+	fy := (0.5 - math.Log((1+s)/(1-s))/(4*math.Pi)) * n
+	x = uint32(math.Max(0, math.Min(n-1, math.Floor(fx))))
+	y = uint32(math.Max(0, math.Min(n-1, math.Floor(fy))))
+	return x, y
+}
+
+// checkIndexWidgets checks carto.mjs's quadbinWidgets or h3Widgets: the
+// counts the client got from the widgetSource of the table and query
+// sources, against SQL (wantIn: the rows whose cell intersects
+// compatEurope).
+func checkIndexWidgets(t *testing.T, out []byte, check string, wantRows, wantIn int) {
+	t.Helper()
+	var rep struct {
+		Checks map[string]json.RawMessage `json:"checks"`
+	}
+	var c struct {
+		OK                               bool   `json:"ok"`
+		Problem                          string `json:"problem"`
+		Error                            any    `json:"error"`
+		Count, InPolygon, QueryInPolygon struct{ Value float64 }
+		Categories                       int `json:"categories"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("carto.mjs report: %v", err)
+	}
+	if err := json.Unmarshal(rep.Checks[check], &c); err != nil || !c.OK {
+		t.Fatalf("%s: %v %s %v", check, err, c.Problem, c.Error)
+	}
+	t.Logf("%s: count %v, in the polygon %v (query source %v), %d categories; SQL: %d rows, %d in the polygon",
+		check, c.Count.Value, c.InPolygon.Value, c.QueryInPolygon.Value, c.Categories, wantRows, wantIn)
+	if wantIn == 0 || wantIn == wantRows {
+		t.Fatalf("test data: %d of %d rows in the polygon", wantIn, wantRows)
+	}
+	if c.Count.Value != float64(wantRows) || c.InPolygon.Value != float64(wantIn) || c.QueryInPolygon.Value != float64(wantIn) ||
+		c.Categories != wantIn {
+		t.Errorf("%s: count %v, in polygon %v (query %v), %d categories; want %d rows, %d in the polygon",
+			check, c.Count.Value, c.InPolygon.Value, c.QueryInPolygon.Value, c.Categories, wantRows, wantIn)
+	}
 }
 
 // checkQuadbinReport checks carto.mjs's quadbinTableSource: the TileJSON

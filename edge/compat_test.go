@@ -376,8 +376,13 @@ func TestCartoClientCompat(t *testing.T) {
 	// Grants for the exact texts (a padded copy differs only by a comment,
 	// which grant matching ignores), and for the missing table so that its
 	// answer is a 404, not a 403.
-	tok := u.token(t, mapsSQL, "public.countries", compatQuery, compatSQL, compatMissing, compatTimeQuery, compatQuadbinTable)
-	wantQuadbinRows := loadQuadbinTable(t, u) // compat_spatialindex_test.go
+	grants := []string{"public.countries", compatQuery, compatSQL, compatMissing, compatTimeQuery, compatQuadbinTable, compatQuadbinQuery}
+	if compatH3Table != "" {
+		grants = append(grants, compatH3Table, compatH3Query)
+	}
+	tok := u.token(t, mapsSQL, grants...)
+	wantQuadbinRows, wantQuadbinIn := loadQuadbinTable(t, u) // compat_spatialindex_test.go
+	wantH3Rows, wantH3In := loadCountriesH3(t, u)            // compat_h3_test.go
 	denied := u.token(t, mapsSQL, "public.countries")
 
 	const minPop, continent = 100_000_000, "Africa"
@@ -405,6 +410,10 @@ func TestCartoClientCompat(t *testing.T) {
 		"MISSING_TABLE="+compatMissing,
 		"WIDGETS="+compatWidgets,
 		"QUADBIN_TABLE="+compatQuadbinTable,
+		"QUADBIN_QUERY="+compatQuadbinQuery,
+		"H3_TABLE="+compatH3Table,
+		"H3_QUERY="+compatH3Query,
+		"INDEX_POLYGON="+compatEurope,
 	)
 	saveArtifact(t, "carto-report.json", out)
 	var rep cartoReport
@@ -421,6 +430,10 @@ func TestCartoClientCompat(t *testing.T) {
 		t.Fatalf("carto.mjs: ok=%v exit %v", rep.OK, err)
 	}
 	checkQuadbinReport(t, out, wantQuadbinRows)
+	checkIndexWidgets(t, out, "quadbinWidgets", wantQuadbinRows, wantQuadbinIn)
+	if compatH3Table != "" {
+		checkIndexWidgets(t, out, "h3Widgets", wantH3Rows, wantH3In)
+	}
 
 	// Sources: TileJSON as deck.gl reads it, and one decoded tile each.
 	for _, tt := range []struct {

@@ -185,7 +185,7 @@ func TestFetchMapCompat(t *testing.T) {
 	needTool(t, "node")
 	u := startUp(t)
 	dir := compatDir(t)
-	qbRows := loadQuadbinTable(t, u)
+	qbRows, _ := loadQuadbinTable(t, u)
 	h3Parent := loadH3Table(t, u)
 	if qbRows == 0 {
 		t.Fatal("no quadbin rows")

@@ -57,7 +57,8 @@ func (s *Server) model(rc *fasthttp.RequestCtx, conn, model string) {
 		s.failModel(rc, err)
 		return
 	}
-	scope, err := widget.ParseScope(p.JSON("filters"), p.String("filtersLogicalOperator"), p.JSON("spatialFilters"))
+	scope, err := widget.ParseScope(p.JSON("filters"), p.String("filtersLogicalOperator"), p.JSON("spatialFilters"),
+		p.String("spatialFiltersMode"))
 	if err != nil {
 		s.failModel(rc, widgetError(err))
 		return
@@ -72,7 +73,7 @@ func (s *Server) model(rc *fasthttp.RequestCtx, conn, model string) {
 		s.failModel(rc, err)
 		return
 	}
-	plan, err := widget.Build(model, p.JSON("params"), widgetSource(c), scope, widget.Limits{MaxRows: s.cfg.SQLMaxRows})
+	plan, err := widget.Build(model, p.JSON("params"), widgetSource(c), scope, widget.Limits{MaxRows: s.cfg.SQLMaxRows, Covers: &s.covers})
 	s.answerWidget(ctx, rc, c, plan, err, s.failModel)
 }
 
@@ -113,7 +114,8 @@ func (s *Server) failModel(rc *fasthttp.RequestCtx, err error) {
 
 // widgetSpec builds the Spec of the source a widget or stats request
 // names: a table, or a query with its queryParameters (name is the
-// parameter value naming either), with its spatial column. Filters are not
+// parameter value naming either), with its spatial column and type (a
+// geometry, or h3 or quadbin cells). Filters are not
 // part of it: they change with every widget interaction, while the
 // compiled source is shared.
 func widgetSpec(conn, typ string, name json.RawMessage, p source.Params) (source.Spec, error) {
@@ -140,11 +142,7 @@ func widgetSpec(conn, typ string, name json.RawMessage, p source.Params) (source
 		return source.Spec{}, &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST",
 			msg: "source type " + strconv.Quote(typ) + " is not supported (table or query)"}
 	}
-	spec, err := source.ParseSpec(conn, source.Type(typ), sp)
-	if err == nil && spec.Index != "" {
-		return source.Spec{}, errIndexWidgets // spatialindex.go
-	}
-	return spec, err
+	return source.ParseSpec(conn, source.Type(typ), sp)
 }
 
 // widgetAPI is the API a widget or stats call is checked against, as the
@@ -171,6 +169,9 @@ func allowSpec(claims *grant.Claims, api grant.API, spec source.Spec) error {
 func widgetSource(c *compiled) *widget.Source {
 	src := c.Source
 	ws := &widget.Source{Args: src.Spec.Args()}
+	if ix := src.Index; ix != nil {
+		return indexWidgetSource(src, ix, ws)
+	}
 	if t := src.Table; t != nil {
 		ws.Schema, ws.Table, ws.Columns, ws.Geoms = t.Schema, t.Name, t.Columns, t.Geoms
 		ws.RowIDs = t.Kind == catalog.KindTable || t.Kind == catalog.KindMatView
@@ -183,6 +184,21 @@ func widgetSource(c *compiled) *widget.Source {
 	}
 	ws.Columns = cols
 	ws.Geoms = []catalog.GeomColumn{src.Geom}
+	return ws
+}
+
+// indexWidgetSource completes ws for a spatial-index source: its rows'
+// columns (the cell column among them), not the aggregated ones of its
+// tiles.
+func indexWidgetSource(src *source.Source, ix *source.Index, ws *widget.Source) *widget.Source {
+	ws.Index = &widget.Index{Kind: ix.Kind, Column: ix.Column.Name, Text: ix.Text, DataRes: ix.DataRes}
+	ws.Columns = ix.Columns
+	if t := src.Table; t != nil {
+		ws.Schema, ws.Table, ws.Geoms = t.Schema, t.Name, t.Geoms
+		ws.RowIDs = t.Kind == catalog.KindTable || t.Kind == catalog.KindMatView
+		return ws
+	}
+	ws.Query = src.Spec.SQL()
 	return ws
 }
 

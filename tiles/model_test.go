@@ -47,6 +47,10 @@ type wreq struct {
 	or          bool
 	spatial     string // a GeoJSON polygon on geom, or ""
 	tok         string // "": e.all
+	// sdt and sdc are spatialDataType and spatialDataColumn ("": geo,
+	// geom); mode is spatialFiltersMode, sent with a spatial filter on a
+	// spatial-index source ("": intersects).
+	sdt, sdc, mode string
 }
 
 // model sends r to /model/{model} by GET (JSON-encoded parameters) and
@@ -90,10 +94,21 @@ func (e *env) widgetParams(r wreq) []any {
 	if r.or {
 		op = "or"
 	}
+	sdt, sdc := "geo", "geom"
+	if r.sdt != "" {
+		sdt, sdc = r.sdt, r.sdc
+	}
 	kv := []any{"type", typ, "client", "deck-gl-carto", "source", src, "params", r.params, "queryParameters", qp,
-		"filters", filters, "filtersLogicalOperator", op, "spatialDataType", "geo", "spatialDataColumn", "geom"}
+		"filters", filters, "filtersLogicalOperator", op, "spatialDataType", sdt, "spatialDataColumn", sdc}
 	if r.spatial != "" {
-		kv = append(kv, "spatialFilters", map[string]json.RawMessage{"geom": json.RawMessage(r.spatial)})
+		kv = append(kv, "spatialFilters", map[string]json.RawMessage{sdc: json.RawMessage(r.spatial)})
+		if sdt != "geo" {
+			mode := r.mode
+			if mode == "" {
+				mode = "intersects"
+			}
+			kv = append(kv, "spatialFiltersMode", mode)
+		}
 	}
 	return kv
 }
@@ -646,7 +661,8 @@ func TestModelErrors(t *testing.T) {
 		{name: "pick bad dataType", model: "pick", r: wreq{params: map[string]any{"columns": []string{"name"}, "dataType": "cells", "featureIds": []string{"0123456789abcdef"}}}, status: 400, code: "BAD_REQUEST"},
 		{name: "unknown table", model: "formula", r: wreq{typ: "table", source: "public.nope", params: count}, status: 404, code: "NOT_FOUND"},
 		{name: "bad type", model: "formula", r: wreq{typ: "tileset", source: "x", params: count}, status: 400, code: "BAD_REQUEST"},
-		{name: "h3 source", model: "formula", raw: q("type", "table", "source", "public.places", "params", count, "spatialDataType", "h3"), status: 400, code: "BAD_REQUEST"},
+		{name: "h3 source without its cell column", model: "formula", raw: q("type", "table", "source", "public.places", "params", count, "spatialDataType", "h3"), status: 400, code: "COLUMN_NOT_FOUND"},
+		{name: "h3 source on a non-cell column", model: "formula", raw: q("type", "table", "source", "public.places", "params", count, "spatialDataType", "h3", "spatialDataColumn", "name"), status: 400, code: "BAD_REQUEST"},
 		{name: "query error", model: "formula", r: wreq{typ: "query", source: "SELECT * FROM places WHERE nope", params: count}, status: 400, code: "QUERY_ERROR"},
 		{name: "query writes", model: "formula", r: wreq{typ: "query", source: "SELECT *, nextval('places_id_seq') FROM places", params: count}, status: 400, code: "QUERY_ERROR"},
 		{name: "query parameter missing", model: "formula", r: wreq{typ: "query", source: "SELECT * FROM places WHERE pop_max > $1", params: count}, status: 400, code: "BAD_REQUEST"},

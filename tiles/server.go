@@ -44,6 +44,7 @@ import (
 	"github.com/meridian-gis/meridian/internal/obs"
 	"github.com/meridian-gis/meridian/tiles/internal/engine"
 	"github.com/meridian-gis/meridian/tiles/internal/hangup"
+	"github.com/meridian-gis/meridian/tiles/internal/spatialindex"
 )
 
 // ConnPools gives the pgx pool of a data connection (*dataconn.Pools).
@@ -86,7 +87,8 @@ type Server struct {
 	engine  *engine.Engine
 	metrics *metrics
 	health  *obs.Health
-	hangups hangup.Watcher // clients that leave while their request waits (clientContext)
+	hangups hangup.Watcher      // clients that leave while their request waits (clientContext)
+	covers  spatialindex.Covers // widgets' spatial filters on spatial-index sources, shared
 
 	base    context.Context // lifetime of Run; detached work derives from it
 	stop    context.CancelFunc

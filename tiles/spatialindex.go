@@ -44,9 +44,6 @@ var (
 		msg: "bad tile address: want {z}/{x}/{y} (this source is not a spatial index)"}
 	errIsIndex = &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST",
 		msg: "bad tile address: this spatial-index source takes tiles by cell id ({i})"}
-	// errIndexWidgets: the Model and Stats APIs serve geometry sources only.
-	errIndexWidgets = &apiError{status: http.StatusBadRequest, code: "BAD_REQUEST",
-		msg: "widgets on spatial-index (h3, quadbin) sources are not supported yet"}
 )
 
 // indexTileJSON answers the TileJSON of a spatial-index source.

@@ -86,7 +86,8 @@ func (s *Server) statsAPI(rc *fasthttp.RequestCtx, rest []byte) {
 		}
 		break
 	}
-	scope, err := widget.ParseScope(p.JSON("filters"), p.String("filtersLogicalOperator"), p.JSON("spatialFilters"))
+	scope, err := widget.ParseScope(p.JSON("filters"), p.String("filtersLogicalOperator"), p.JSON("spatialFilters"),
+		p.String("spatialFiltersMode"))
 	if err != nil {
 		s.fail(rc, widgetError(err))
 		return

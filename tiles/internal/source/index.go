@@ -43,6 +43,9 @@ type Index struct {
 	// Column is the cell column; Text when it holds hex text (H3).
 	Column catalog.Column
 	Text   bool
+	// Columns are the source's rows' columns, the cell column among them
+	// (what widgets read).
+	Columns []catalog.Column
 	// DataRes is the resolution of the stored cells, sampled from one
 	// row (the source's cells are assumed to share it); -1 when the
 	// source has no cells.
@@ -143,7 +146,7 @@ func compileIndex(ctx context.Context, env Env, s Spec) (*Source, error) {
 	if !ok {
 		return nil, clienterr.Errorf(catalog.ErrUnknownColumn, " %q: no such %s column", s.Geom, kind)
 	}
-	ix := &Index{Kind: kind, Column: col, ResLevel: s.ResLevel, DataRes: -1}
+	ix := &Index{Kind: kind, Column: col, Columns: cols, ResLevel: s.ResLevel, DataRes: -1}
 	switch {
 	case isIntType(col.PGType):
 	case kind == spatialindex.H3 && col.Type == catalog.TypeString:

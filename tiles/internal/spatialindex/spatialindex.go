@@ -2,8 +2,10 @@
 // (CARTO_API.md §2.4, spatialDataType quadbin and h3): the bit layouts of
 // quadbin and H3 cell ids (parse, resolution, parent, the id range of a
 // cell's descendants), the SQL that aggregates a source's cells to the
-// children of a tile cell, and the encodings of the result (CARTO's
-// spatial-index tile protobuf, and JSON).
+// children of a tile cell, the encodings of the result (CARTO's
+// spatial-index tile protobuf, and JSON), and the covers of widgets'
+// spatial filters: the id ranges of the cells a polygon keeps (cover.go;
+// H3's walk uses h3-go, which needs cgo), which Covers shares.
 //
 // The SQL computes parents with bigint bit arithmetic only, so it runs on
 // PostgreSQL without H3 or quadbin extensions, and selects the data by one

@@ -33,6 +33,7 @@ func Build(model string, params json.RawMessage, src *Source, scope Scope, lim L
 	if len(params) == 0 || params[0] != '{' {
 		return nil, invalid("params: want a JSON object")
 	}
+	scope.covers = lim.Covers
 	b := newBuilder(src, &scope)
 	if err := b.selectFeatures(model, params); err != nil {
 		return nil, err

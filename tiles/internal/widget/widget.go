@@ -31,6 +31,7 @@ import (
 
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
 	"github.com/meridian-gis/meridian/tiles/internal/clienterr"
+	"github.com/meridian-gis/meridian/tiles/internal/spatialindex"
 )
 
 // Errors returned by Build, ParseScope and Plan.Response.
@@ -41,7 +42,7 @@ var (
 	// ErrUnknownModel: no such model.
 	ErrUnknownModel = clienterr.Kind("widget", "unknown model")
 	// ErrNotSupported: a CARTO feature this server does not offer (pick,
-	// featureIds, spatial-index filters).
+	// featureIds, spatial filters given as cell lists).
 	ErrNotSupported = clienterr.Kind("widget", "not supported")
 	// ErrTooManyRows: the answer would hold more rows than Limits.MaxRows.
 	ErrTooManyRows = clienterr.Kind("widget", "too many rows")
@@ -88,6 +89,20 @@ type Source struct {
 	// RowIDs: the relation has ctid (tables and materialized views), used
 	// to make table pages deterministic.
 	RowIDs bool
+	// Index is set for a spatial-index source: spatial filters then keep
+	// the rows whose cell meets the polygon.
+	Index *Index
+}
+
+// Index is a spatial-index source's cell column.
+type Index struct {
+	Kind spatialindex.Kind
+	// Column is the cell column; Text when it holds hex text, else
+	// bigint.
+	Column string
+	Text   bool
+	// DataRes is the resolution of the source's cells (-1: no cells).
+	DataRes int
 }
 
 // Column finds a column by name: the exact name, else the only one equal
@@ -129,6 +144,9 @@ type Limits struct {
 	// MaxRows caps the rows of category, timeseries and table answers.
 	// Default: 200000.
 	MaxRows int
+	// Covers, when set, shares the covers of spatial filters on
+	// spatial-index sources between requests.
+	Covers *spatialindex.Covers
 }
 
 func (l *Limits) setDefaults() {

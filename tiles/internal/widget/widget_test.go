@@ -53,7 +53,7 @@ func build(t *testing.T, model, params string, src *Source, scope Scope) *Plan {
 }
 
 func TestBuildSQL(t *testing.T) {
-	sc, err := ParseScope(json.RawMessage(`{"storetype":{"in":{"values":["Supermarket","Convenience"],"owner":"w"}}}`), "and", nil)
+	sc, err := ParseScope(json.RawMessage(`{"storetype":{"in":{"values":["Supermarket","Convenience"],"owner":"w"}}}`), "and", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +200,7 @@ func TestBuildSQL(t *testing.T) {
 
 func TestSpatialFilter(t *testing.T) {
 	poly := `{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}`
-	sc, err := ParseScope(nil, "", json.RawMessage(`{"geom":`+poly+`,"Area":{"type":"MultiPolygon","coordinates":[[[[0,0],[2,0],[2,2],[0,0]]]]}}`))
+	sc, err := ParseScope(nil, "", json.RawMessage(`{"geom":`+poly+`,"Area":{"type":"MultiPolygon","coordinates":[[[[0,0],[2,0],[2,2],[0,0]]]]}}`), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,23 +224,32 @@ func TestSpatialFilter(t *testing.T) {
 		{"not geojson", `{"geom":{"type":"Polygon","coordinates":"x"}}`, ErrInvalid},
 		{"open ring", `{"geom":{"type":"Polygon","coordinates":[[[0,0],[1,1]]]}}`, ErrInvalid},
 		{"not an object", `[1]`, ErrInvalid},
-		{"indexes", `{"h3":{"indexes":["8a2a1072b59ffff"],"type":"h3"}}`, ErrNotSupported},
+		{"indexes of another type", `{"h3":{"indexes":["8a2a1072b59ffff"],"type":"s2"}}`, ErrInvalid},
+		{"indexes not cells", `{"h3":{"indexes":["8a2a1072b59fff0"],"type":"h3"}}`, ErrInvalid},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := ParseScope(nil, "", json.RawMessage(tt.in)); !errors.Is(err, tt.want) {
+			if _, err := ParseScope(nil, "", json.RawMessage(tt.in), ""); !errors.Is(err, tt.want) {
 				t.Errorf("ParseScope(%s) = %v, want %v", tt.in, err, tt.want)
 			}
 		})
 	}
+	// Picked cells need a spatial-index source.
+	sc, err = ParseScope(nil, "", json.RawMessage(`{"geom":{"indexes":["8a2a1072b59ffff"],"type":"h3"}}`), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Build("formula", json.RawMessage(`{}`), stores(), sc, Limits{}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("indexes on a geometry source: %v, want ErrNotSupported", err)
+	}
 	// A spatial filter on a column that is not a geometry.
-	sc, _ = ParseScope(nil, "", json.RawMessage(`{"name":`+poly+`}`))
+	sc, _ = ParseScope(nil, "", json.RawMessage(`{"name":`+poly+`}`), "")
 	if _, err := Build("formula", json.RawMessage(`{}`), stores(), sc, Limits{}); !errors.Is(err, ErrInvalid) {
 		t.Errorf("spatial filter on name: %v, want ErrInvalid", err)
 	}
 	// SRID 0: the polygon is taken as is.
 	src := stores()
 	src.Geoms[0].SRID = 0
-	sc, _ = ParseScope(nil, "", json.RawMessage(`{"geom":`+poly+`}`))
+	sc, _ = ParseScope(nil, "", json.RawMessage(`{"geom":`+poly+`}`), "")
 	if got := build(t, "formula", `{}`, src, sc).Statements[0].SQL; !strings.Contains(got, "ST_SetSRID(ST_GeomFromGeoJSON($1::text), 0)") {
 		t.Errorf("SRID 0: %s", got)
 	}
@@ -248,7 +257,7 @@ func TestSpatialFilter(t *testing.T) {
 
 func TestBuildErrors(t *testing.T) {
 	scope := func(filters string) Scope {
-		sc, err := ParseScope(json.RawMessage(filters), "", nil)
+		sc, err := ParseScope(json.RawMessage(filters), "", nil, "")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -317,10 +326,10 @@ func TestBuildErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := ParseScope(nil, "xor", nil); !errors.Is(err, ErrInvalid) {
+	if _, err := ParseScope(nil, "xor", nil, ""); !errors.Is(err, ErrInvalid) {
 		t.Errorf("filtersLogicalOperator xor: %v", err)
 	}
-	sc, err := ParseScope(json.RawMessage(`"{\"name\":{\"in\":{\"values\":[\"a\"]}},\"size_m2\":{\"between\":{\"values\":[[1,2]]}}}"`), "OR", nil)
+	sc, err := ParseScope(json.RawMessage(`"{\"name\":{\"in\":{\"values\":[\"a\"]}},\"size_m2\":{\"between\":{\"values\":[[1,2]]}}}"`), "OR", nil, "")
 	if err != nil || !sc.Or || len(sc.Filters) != 2 {
 		t.Fatalf("ParseScope of GET-encoded filters = %+v, %v", sc, err)
 	}
@@ -397,7 +406,7 @@ func TestResponses(t *testing.T) {
 }
 
 func TestStats(t *testing.T) {
-	sc, _ := ParseScope(json.RawMessage(`{"storetype":{"in":{"values":["a"]}}}`), "", nil)
+	sc, _ := ParseScope(json.RawMessage(`{"storetype":{"in":{"values":["a"]}}}`), "", nil, "")
 	tests := []struct {
 		name, column string
 		sql          []string
