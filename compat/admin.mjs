@@ -161,6 +161,27 @@ try {
     });
 
     await step('config', async () => ({config: redact(await page.locator('#config').innerText())}));
+
+    // Organizations: a new one with an invite for its first admin (no
+    // mail server here: the link is shown), then its geocoding quota.
+    await step('orgs', async () => {
+      const name = 'Console Org ' + Date.now().toString(36);
+      await page.locator('#org-name').fill(name);
+      await page.locator('#org-admin').fill('first-admin-' + Date.now().toString(36) + '@example.test');
+      await page.locator('#org-form button[type=submit]').click();
+      await page.waitForFunction(() => /Created|Not created/.test(document.querySelector('#org-msg').textContent), null, {timeout});
+      const link = await page.locator('#org-link').inputValue().catch(() => '');
+      const row = page.locator('#orgs tbody tr', {hasText: name});
+      await row.waitFor();
+      await page.locator('#quota-org').selectOption({label: name});
+      await page.locator('#quota-service').selectOption('geocoding');
+      await page.locator('#quota-value').fill('5');
+      await page.locator('#quota-form button[type=submit]').click();
+      await page.waitForFunction((name) => [...document.querySelectorAll('#orgs tbody tr')]
+        .some((r) => r.textContent.includes(name) && r.textContent.includes('geocoding 0/5*')), name, {timeout});
+      return {message: await page.locator('#org-msg').innerText(), invite: link.includes('/acc/invite?token=miv_'),
+        quota: await page.locator('#quota-msg').innerText(), row: await row.innerText()};
+    });
     await shot(page, 'admin-token');
 
     if (!sessionCookie) return;

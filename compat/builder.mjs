@@ -295,6 +295,59 @@ try {
       params: (await doc()).keplerMapConfig.config.sqlParameters.map((p) => `${p.name}=${p.value}`)};
   });
 
+  // Range, time series and table widgets on a query with a date column
+  // (a country's "since" year, from its id): their numbers, then a range
+  // applied and a year picked, each filtering the others.
+  await step('moreWidgets', async () => {
+    await page.getByRole('tab', {name: 'Layers'}).click();
+    await page.getByRole('button', {name: 'Add source'}).click();
+    await page.getByRole('tab', {name: 'SQL query'}).click();
+    await page.locator('textarea[name="query"]').fill(`SELECT cartodb_id, name, ${numeric}, make_date(2000 + (cartodb_id % 20)::int, 1, 1) AS since, geom FROM ${table} WHERE ${numeric} > 1000000`);
+    await page.getByRole('dialog').getByRole('button', {name: 'Add'}).click();
+    await page.getByRole('dialog').waitFor({state: 'detached'});
+    await waitDrawn(page, 4);
+    const doc = await page.evaluate(async (id) => (await (await fetch(`/workspace-api/maps/${id}`)).json()), mapId);
+    const ds = doc.datasets.find((d) => d.source.includes('AS since'));
+    await page.getByRole('tab', {name: 'Widgets'}).click();
+    await page.locator('select[name="widget-dataset"]').selectOption(ds.id);
+    for (const [type, column] of [['range', numeric], ['timeseries', 'since'], ['table', numeric]]) {
+      await page.locator('select[name="widget-type"]').selectOption(type);
+      await page.locator('select[name="widget-column"]').selectOption(column);
+      await page.getByRole('button', {name: 'Add widget'}).click();
+    }
+    const range = page.locator('[data-widget="range"]');
+    const series = page.locator('[data-widget="timeseries"]');
+    const tbl = page.locator('[data-widget="table"]');
+    await range.locator('[data-testid="range-span"]').waitFor();
+    await series.locator('.hbar').first().waitFor();
+    await tbl.locator('[data-testid="table-total"]').waitFor();
+    await saved(page);
+    const state = async () => ({
+      total: Number(await tbl.locator('[data-testid="table-total"]').getAttribute('data-total')),
+      first: await tbl.locator('tbody tr').first().locator('td').first().innerText(),
+      years: await series.locator('.hbar').evaluateAll((bs) => bs.map((b) => {
+        const n = Number(b.dataset.name);
+        return [new Date(Number.isNaN(n) ? b.dataset.name : n).getUTCFullYear(), Number(b.dataset.count)];
+      })),
+    });
+    const span = range.locator('[data-testid="range-span"]');
+    const before = {...(await state()), min: Number(await span.getAttribute('data-min')), max: Number(await span.getAttribute('data-max'))};
+    // A range: the table and the time series follow.
+    await range.getByLabel('Minimum').fill('50000000');
+    await range.getByLabel('Maximum').fill('2000000000');
+    await range.getByRole('button', {name: 'Apply'}).click();
+    await page.waitForFunction((t) => Number(document.querySelector('[data-widget="table"] [data-testid="table-total"]')?.dataset.total) !== t, before.total);
+    await page.waitForFunction((t) => [...document.querySelectorAll('[data-widget="timeseries"] .hbar')].reduce((n, b) => n + Number(b.dataset.count), 0) === t,
+      Number(await tbl.locator('[data-testid="table-total"]').getAttribute('data-total')));
+    const ranged = await state();
+    // A year: the table follows.
+    await series.locator('.hbar').first().click();
+    await page.waitForFunction((t) => Number(document.querySelector('[data-widget="table"] [data-testid="table-total"]')?.dataset.total) !== t, ranged.total);
+    const year = await state();
+    await shot(page, 'builder-widgets');
+    return {before, ranged, year: {total: year.total, picked: before.years[0][0]}};
+  });
+
   // A map whose table was dropped: its layer is off with a message naming
   // the source, the other layer is drawn, and the map still saves.
   if (brokenMap) {
@@ -443,7 +496,7 @@ try {
     await signIn(v, viewer);
     await vp.goto(`${base}/maps/${mapId}`, {waitUntil: 'load'});
     await vp.waitForURL(`${base}/map/${mapId}`);
-    await waitDrawn(vp, 3);
+    await waitDrawn(vp, 4);
     viewerLayers = (await deckState(vp)).layers;
     const editUI = await vp.locator('.sidebar, [data-testid="save-state"]').count();
     const patch = await v.request.patch(`${base}/workspace-api/maps/${mapId}`, {data: {title: 'hijacked'}, headers: {Origin: base}});
@@ -471,7 +524,7 @@ try {
     watch(pp, 'public');
     current = pp;
     const res = await pp.goto(link, {waitUntil: 'load'});
-    await waitDrawn(pp, 3);
+    await waitDrawn(pp, 4);
     const st = await deckState(pp);
     const session = await (await p.request.get(base + '/accounts-api/session')).json();
     await shot(pp, 'builder-public');

@@ -126,6 +126,9 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 			After   int    `json:"after"`
 			Config  string `json:"config"`
 			Who     string `json:"who"`
+			Invite  bool   `json:"invite"`
+			Quota   string `json:"quota"`
+			Row     string `json:"row"`
 		} `json:"steps"`
 	}
 	if jerr := json.Unmarshal(out, &rep); jerr != nil {
@@ -151,6 +154,10 @@ func TestAdminConsoleInBrowser(t *testing.T) {
 		case "config":
 			if strings.Contains(s.Config, adminToken) || !strings.Contains(s.Config, "REDACTED") {
 				t.Errorf("the console's config shows the admin token, or redacts nothing")
+			}
+		case "orgs":
+			if !strings.HasPrefix(s.Message, "Created Console Org") || !s.Invite || s.Quota != "The geocoding quota is 5 a month." || !strings.Contains(s.Row, "geocoding 0/5*") {
+				t.Errorf("creating an organization in the console: %+v", s)
 			}
 		case "session":
 			if !strings.HasPrefix(s.Who, "administrator") {

@@ -213,6 +213,40 @@ func TestBuilderInBrowser(t *testing.T) {
 		t.Errorf("SQL parameters: %+v (want :min_pop bound to 1e8 then 3e8, counting %d then %d countries)", params, over1, over3)
 	}
 
+	type widgetState struct {
+		Total    int
+		First    string
+		Years    [][2]float64
+		Min, Max float64
+	}
+	var more struct {
+		Before, Ranged widgetState
+		Year           struct {
+			Total  int
+			Picked int
+		}
+	}
+	step("moreWidgets", &more)
+	const over = "FROM public.countries WHERE pop_est > 1000000"
+	yearSum := func(ys [][2]float64) (n int) {
+		for _, y := range ys {
+			n += int(y[1])
+		}
+		return n
+	}
+	all, biggest := u.count(t, "SELECT count(*) "+over), u.text(t, "SELECT cartodb_id::text "+over+" ORDER BY pop_est DESC LIMIT 1")
+	lo, hi := u.count(t, "SELECT floor(min(pop_est))::bigint "+over), u.count(t, "SELECT floor(max(pop_est))::bigint "+over)
+	ranged := u.count(t, "SELECT count(*) "+over+" AND pop_est BETWEEN 50000000 AND 2000000000")
+	firstYear := u.count(t, "SELECT min(2000 + cartodb_id % 20) "+over)
+	inYear := u.count(t, "SELECT count(*) "+over+" AND pop_est BETWEEN 50000000 AND 2000000000 AND 2000 + cartodb_id % 20 = "+strconv.Itoa(firstYear))
+	b, r := more.Before, more.Ranged
+	if b.Total != all || b.First != biggest || int(b.Min) != lo || int(b.Max) != hi || yearSum(b.Years) != all || len(b.Years) != 20 {
+		t.Errorf("range, time series and table widgets: %+v (want %d rows, cartodb_id %s first, %d to %d, 20 years)", b, all, biggest, lo, hi)
+	}
+	if r.Total != ranged || yearSum(r.Years) != ranged || more.Year.Picked != firstYear || more.Year.Total != inYear {
+		t.Errorf("a range then a year: %+v, year %+v (want %d rows in the range, %d of them in %d)", r, more.Year, ranged, inYear, firstYear)
+	}
+
 	var viewer struct {
 		Layers      []string
 		EditUI      int
@@ -220,7 +254,7 @@ func TestBuilderInBrowser(t *testing.T) {
 		Listed      bool
 	}
 	step("viewerOpens", &viewer)
-	if len(viewer.Layers) != 3 || viewer.EditUI != 0 || (viewer.PatchStatus != 403 && viewer.PatchStatus != 404) || !viewer.Listed {
+	if len(viewer.Layers) != 4 || viewer.EditUI != 0 || (viewer.PatchStatus != 403 && viewer.PatchStatus != 404) || !viewer.Listed {
 		t.Errorf("the viewer: %+v (want the map drawn, no editor, edits refused, listed as shared)", viewer)
 	}
 

@@ -295,6 +295,16 @@ func (u *upServer) count(t *testing.T, sql string, args ...any) int {
 	return n
 }
 
+// text runs a query of one text value on the data database.
+func (u *upServer) text(t *testing.T, sql string, args ...any) string {
+	t.Helper()
+	var s string
+	if err := u.data.Pool.QueryRow(context.Background(), sql, args...).Scan(&s); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return s
+}
+
 // The parts of compat/carto.mjs's report the test reads.
 type (
 	cartoReport struct {

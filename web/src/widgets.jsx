@@ -138,7 +138,7 @@ function Range({source, widget, filters, spatialFilter, onFilter}) {
   };
   return (
     <Body s={s}>
-      {s.data && <p class="muted">{fmt(s.data.min)} to {fmt(s.data.max)}</p>}
+      {s.data && <p class="muted" data-testid="range-span" data-min={s.data.min} data-max={s.data.max}>{fmt(s.data.min)} to {fmt(s.data.max)}</p>}
       <form class="range-form" onSubmit={apply}>
         <input type="number" step="any" placeholder="min" value={lo} onInput={(e) => setLo(e.currentTarget.value)} aria-label="Minimum" />
         <input type="number" step="any" placeholder="max" value={hi} onInput={(e) => setHi(e.currentTarget.value)} aria-label="Maximum" />
@@ -154,14 +154,18 @@ function TimeSeries({source, widget, filters, spatialFilter, onFilter}) {
   const rows = s.data?.rows || [];
   const max = Math.max(1, ...rows.map((r) => r.value));
   const sel = selectionOf(filters, widget)?.[0];
+  // A bar's start as epoch milliseconds, what time filters take (the
+  // client names bars by an ISO date).
+  const ms = (v) => (typeof v === 'number' ? v : Date.parse(v));
+  const step = rows.length > 1 ? ms(rows[1].name) - ms(rows[0].name) : 86_400_000;
   const pick = (i) => {
-    const from = rows[i].name, to = rows[i + 1]?.name ?? from + 1;
+    const from = ms(rows[i].name), to = rows[i + 1] ? ms(rows[i + 1].name) : from + step;
     onFilter(setFilter(filters, widget, FilterType.TIME, sel && sel[0] === from ? null : [[from, to - 1]]));
   };
   return (
     <Body s={s}>
       <div class="histogram timeseries">
-        {rows.map((r, i) => <button type="button" key={r.name} class={'hbar' + (sel && sel[0] !== r.name ? ' dim' : '')} title={`${new Date(r.name).toISOString().slice(0, 10)}: ${fmt(r.value)}`} onClick={() => pick(i)}>
+        {rows.map((r, i) => <button type="button" key={r.name} class={'hbar' + (sel && sel[0] !== ms(r.name) ? ' dim' : '')} data-count={r.value} data-name={ms(r.name)} title={`${new Date(r.name).toISOString().slice(0, 10)}: ${fmt(r.value)}`} onClick={() => pick(i)}>
           <span style={{height: `${(100 * r.value) / max}%`}} />
         </button>)}
       </div>
@@ -178,7 +182,7 @@ function Table({source, widget, filters, spatialFilter}) {
       {s.data && <>
         <table class="wtable"><thead><tr>{columns.map((c) => <th key={c}>{c}</th>)}</tr></thead>
           <tbody>{s.data.rows.map((r, i) => <tr key={i}>{columns.map((c) => <td key={c}>{fmt(r[c] ?? r[c.toLowerCase()])}</td>)}</tr>)}</tbody></table>
-        <p class="muted">{fmt(s.data.totalCount)} rows</p>
+        <p class="muted" data-testid="table-total" data-total={s.data.totalCount}>{fmt(s.data.totalCount)} rows</p>
       </>}
     </Body>
   );

@@ -1,6 +1,7 @@
 // The admin console (/admin/): nodes, edge caches, cluster purges, the
-// broker's subscriptions and dead letters (replay, drop), running imports
-// and jobs (cancel), users, the audit log and the effective config.
+// broker's subscriptions and dead letters (replay, drop), organizations
+// (create, quotas), running imports and jobs (cancel), users, the audit
+// log and the effective config.
 // Everything goes through the admin API (/api/admin/, control) with the
 // administrator's bearer secret, kept in sessionStorage for this tab only;
 // or, without one, as the signed-in user (session cookie), who must be an
@@ -14,16 +15,9 @@ import {duration} from '../format.js';
 import {Slot, mount} from '../ui.jsx';
 import {Purge} from './purge.jsx';
 import {Broker} from './broker.jsx';
+import {Orgs} from './orgs.jsx';
+import {Table} from './table.jsx';
 
-// Table is a table of rows (arrays of text or elements) under heads.
-export function Table({heads, rows, id}) {
-  return (
-    <table id={id}>
-      <thead><tr>{heads.map((h, i) => <th key={i}>{h}</th>)}</tr></thead>
-      <tbody>{rows.map((row, i) => <tr key={i}>{row.map((v, j) => <td key={j}>{v ?? ''}</td>)}</tr>)}</tbody>
-    </table>
-  );
-}
 
 function Nodes({nodes}) {
   return (
@@ -121,15 +115,16 @@ async function load(withToken) {
     }
     return {imports, jobs};
   };
-  const [{nodes}, {edges}, {subscriptions}, users, audit, running] = await Promise.all([
+  const [{nodes}, {edges}, {subscriptions}, orgs, users, audit, running] = await Promise.all([
     admin('/api/admin/nodes'),
     admin('/api/admin/cache'),
     admin('/api/admin/broker/subscriptions'),
+    admin('/api/admin/orgs').then((r) => r.organizations, (err) => `Organizations not available (${err.status || err.message}).`),
     org(async () => (await call('/workspace-api/users')).users, 'Users are'),
     org(async () => (await call('/workspace-api/audit', {params: {limit: 50}})).events, 'The audit log is'),
     withToken ? signInFirst : work(),
   ]);
-  return {nodes, edges, subscriptions, users, audit, work: running};
+  return {nodes, edges, subscriptions, orgs, users, audit, work: running};
 }
 
 function Console({withToken, signOut}) {
@@ -160,6 +155,7 @@ function Console({withToken, signOut}) {
       </section>
       <Purge />
       <Broker subscriptions={state?.subscriptions || []} refresh={refresh} />
+      <Orgs orgs={state?.orgs || []} refresh={refresh} />
       <section class="card">
         <h2>Running imports and jobs</h2>
         <Work work={state?.work || ''} refresh={refresh} />
