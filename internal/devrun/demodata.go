@@ -227,7 +227,8 @@ func isGeometryTypeName(s string) bool {
 
 // ldsLoaded reports whether the data database has an LDS gazetteer with
 // at least one OSM region (meridian lds load ran to its end) in the
-// current layout (area_parts: a gazetteer from before it is loaded again).
+// current layout (area_parts and the name indexes: a gazetteer from
+// before them is loaded again).
 func ldsLoaded(ctx context.Context, dataURL string) (bool, error) {
 	conn, err := pgx.Connect(ctx, dataURL)
 	if err != nil {
@@ -240,7 +241,9 @@ func ldsLoaded(ctx context.Context, dataURL string) (bool, error) {
 		return false, err
 	}
 	err = conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM meridian_lds.regions)
-		AND to_regclass('meridian_lds.area_parts') IS NOT NULL`).Scan(&ok)
+		AND to_regclass('meridian_lds.area_parts') IS NOT NULL
+		AND to_regclass('meridian_lds.area_parts_name') IS NOT NULL
+		AND to_regclass('meridian_lds.place_names_country_norm') IS NOT NULL`).Scan(&ok)
 	if err != nil || !ok {
 		return false, err
 	}

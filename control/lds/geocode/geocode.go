@@ -442,6 +442,13 @@ func (g *Geocoder) places(ctx context.Context, name string, p Parsed, cc any, li
 	if p.City != "" && p.Street == "" && p.Postal == "" && p.Free != "" {
 		qualifier = p.City
 	}
+	// With a country, the fuzzy candidates are read from the (country,
+	// trigram) index: a generic "$2 IS NULL OR …" would let the trigram
+	// index alone serve it and filter every country's matches after.
+	fuzzyCountry := "true"
+	if cc != nil {
+		fuzzyCountry = "n.country_code = $2"
+	}
 	rows, err := g.db.Query(ctx, `WITH q AS (SELECT meridian_lds.norm($1) AS norm),
 		st AS MATERIALIZED (SELECT a.geom FROM meridian_lds.place_names sn
 			JOIN meridian_lds.places sp ON sp.id = sn.place_id AND sp.kind = 'state'
@@ -452,7 +459,7 @@ func (g *Geocoder) places(ctx context.Context, name string, p Parsed, cc any, li
 		fuzzy AS MATERIALIZED (SELECT n.place_id, max(similarity(n.norm, q.norm)) AS sim,
 				(array_agg(n.norm ORDER BY similarity(n.norm, q.norm) DESC))[1] AS matched
 			FROM meridian_lds.place_names n, q
-			WHERE (SELECT count(*) FROM exact) < $5 AND n.norm % q.norm AND ($2::text IS NULL OR n.country_code = $2)
+			WHERE (SELECT count(*) FROM exact) < $5 AND n.norm % q.norm AND `+fuzzyCountry+`
 			GROUP BY n.place_id),
 		m AS (SELECT * FROM exact UNION ALL SELECT * FROM fuzzy WHERE place_id NOT IN (SELECT place_id FROM exact))
 		SELECT p.kind, p.name, p.country_code, p.population, m.sim, m.matched, q.norm, ST_X(p.geom), ST_Y(p.geom), x.in_state

@@ -2,10 +2,11 @@
 -- database (never the metadata database). Built by `meridian lds load`
 -- (package ldsload); read by packages geocode and routing.
 -- Extensions: postgis and pgrouting need a superuser (the cluster
--- provisioning creates them); pg_trgm and unaccent are trusted, so the
+-- provisioning creates them); pg_trgm, unaccent and btree_gin are trusted, so the
 -- database owner creates them here.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE EXTENSION IF NOT EXISTS unaccent;
+CREATE EXTENSION IF NOT EXISTS btree_gin;
 CREATE SCHEMA IF NOT EXISTS meridian_lds;
 
 -- norm is the one text normalization of the geocoder, used both when

@@ -4,7 +4,7 @@
 // loaded once by `ldsload` into database meridian_lds_fixture (under an
 // advisory lock, so test packages running at once share one load; about
 // half a minute on two cores) and read by every test afterwards. Tests
-// must treat it as read-only. The marker table meridian_lds.fixture_v4
+// must treat it as read-only. The marker table meridian_lds.fixture_v5
 // says a load completed; bump its version when the schema changes.
 package ldstest
 
@@ -94,7 +94,7 @@ func URL(t testing.TB) string {
 			t.Fatal(err)
 		}
 		var done bool
-		dc.QueryRow(ctx, "SELECT to_regclass('meridian_lds.fixture_v4') IS NOT NULL").Scan(&done)
+		dc.QueryRow(ctx, "SELECT to_regclass('meridian_lds.fixture_v5') IS NOT NULL").Scan(&done)
 		dc.Close(context.Background())
 		if done {
 			return u.String()
@@ -121,7 +121,7 @@ func URL(t testing.TB) string {
 	if err := l.Load(ctx, Options(dataDir)); err != nil {
 		t.Fatalf("loading the LDS fixture: %v", err)
 	}
-	if _, err := dc.Exec(ctx, "CREATE TABLE meridian_lds.fixture_v4 ()"); err != nil {
+	if _, err := dc.Exec(ctx, "CREATE TABLE meridian_lds.fixture_v5 ()"); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("ldstest: fixture loaded in %s", time.Since(start).Round(time.Second))
