@@ -64,7 +64,7 @@ watchdog.unref();
 
 const report = {ok: false, steps: {}, problems: [], console: []};
 const userDirs = [];
-let browser;
+const contexts = []; // every browser context, closed before their folders go
 
 async function newContext() {
   const dir = mkdtempSync(join(tmpdir(), 'meridian-builder-'));
@@ -76,6 +76,7 @@ async function newContext() {
     timeout: 60_000,
   });
   ctx.setDefaultTimeout(45_000);
+  contexts.push(ctx);
   return ctx;
 }
 
@@ -540,5 +541,14 @@ try {
   report.problems.push(String(err?.message ?? err));
   console.log(JSON.stringify(report, null, 1));
 }
-for (const d of userDirs) rmSync(d, {recursive: true, force: true});
+// Chromium may still be writing a profile while it exits: the clean-up
+// retries, and never fails the run.
+for (const c of contexts) await c.close().catch(() => {});
+for (const d of userDirs) {
+  try {
+    rmSync(d, {recursive: true, force: true, maxRetries: 5, retryDelay: 200});
+  } catch (err) {
+    console.error(`leaving ${d}: ${err.message}`);
+  }
+}
 process.exit(report.problems.length ? 1 : 0);

@@ -77,6 +77,14 @@ func loadBasemap(t *testing.T, u *upServer) {
 			}
 			b, _ := io.ReadAll(res.Body)
 			res.Body.Close()
+			if src == "roads" {
+				// OSM roads come from the LDS road graph, which this
+				// database lacks: an empty layer, answered 204.
+				if res.StatusCode != 200 && res.StatusCode != 204 {
+					t.Errorf("basemap roads tile 0/0/0: %d %.200s", res.StatusCode, b)
+				}
+				continue
+			}
 			if res.StatusCode != 200 || len(b) < 100 {
 				t.Errorf("basemap %s tile 0/0/0: %d, %d bytes: %.200s", src, res.StatusCode, len(b), b)
 			}
