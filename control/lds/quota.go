@@ -59,36 +59,33 @@ func (q *quotas) limit(ctx context.Context, org, service string) (int64, error) 
 
 // charge counts n uses of service by org, or returns errQuota (and
 // counts nothing) when they do not fit in what is left this month.
+//
+// It is one round trip: the quota (the organization's own, else the
+// default) is read by the counting statement, and the batch is one
+// implicit transaction that commits without waiting for its WAL flush. A
+// crash may forget the last fraction of a second of use, which a monthly
+// quota tolerates; a call does not wait for a disk flush.
 func (q *quotas) charge(ctx context.Context, org, service string, n int64) error {
-	limit, err := q.limit(ctx, org, service)
-	if err != nil {
-		return err
-	}
-	// The count commits without waiting for its WAL flush: a crash may
-	// forget the last fraction of a second of use, which a monthly quota
-	// tolerates, and a call does not wait for a disk flush.
-	tx, err := q.meta.Begin(ctx)
-	if err != nil {
-		return fmt.Errorf("counting %s use: %w", service, err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, "SET LOCAL synchronous_commit TO off"); err != nil {
-		return fmt.Errorf("counting %s use: %w", service, err)
-	}
-	var used int64
-	err = tx.QueryRow(ctx, `INSERT INTO lds_usage AS u (org_id, service, month, used)
-		SELECT $1::text, $2::text, $3::date, $4::bigint WHERE $4::bigint <= $5::bigint
+	b := &pgx.Batch{}
+	b.Queue(`SELECT set_config('synchronous_commit', 'off', true)`)
+	counted := b.Queue(`WITH lim AS (SELECT coalesce((SELECT monthly_quota FROM lds_quotas WHERE org_id = $1 AND service = $2), $5::bigint) AS q)
+		INSERT INTO lds_usage AS u (org_id, service, month, used)
+		SELECT $1::text, $2::text, $3::date, $4::bigint FROM lim WHERE $4::bigint <= lim.q
 		ON CONFLICT (org_id, service, month) DO UPDATE SET used = u.used + EXCLUDED.used
-		WHERE u.used + EXCLUDED.used <= $5::bigint
-		RETURNING used`, org, service, q.month(), n, limit).Scan(&used)
+		WHERE u.used + EXCLUDED.used <= (SELECT q FROM lim)
+		RETURNING used`, org, service, q.month(), n, q.defaults[service])
+	var used int64
+	counted.QueryRow(func(row pgx.Row) error { return row.Scan(&used) })
+	err := q.meta.SendBatch(ctx, b).Close()
 	if errors.Is(err, pgx.ErrNoRows) {
+		limit, lerr := q.limit(ctx, org, service)
+		if lerr != nil {
+			return lerr
+		}
 		cur, _ := q.used(ctx, org, service)
 		return errQuota{service: service, quota: limit, used: cur, asked: n}
 	}
 	if err != nil {
-		return fmt.Errorf("counting %s use: %w", service, err)
-	}
-	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("counting %s use: %w", service, err)
 	}
 	return nil
