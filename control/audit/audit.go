@@ -96,7 +96,11 @@ func (rc Recorder) Request(r *http.Request, org, actor, action, target string, d
 	if rc.ClientIP != nil {
 		ip = rc.ClientIP(r)
 	}
-	if err := Record(r.Context(), rc.DB, Event{OrgID: org, ActorID: actor, Action: action, Target: target, IP: ip, Detail: detail}); err != nil {
+	// The action happened: a client that hangs up now does not cancel
+	// its record (bounded, so a stuck database does not hold the handler).
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	if err := Record(ctx, rc.DB, Event{OrgID: org, ActorID: actor, Action: action, Target: target, IP: ip, Detail: detail}); err != nil {
 		rc.Log.Error("audit", "err", err)
 	}
 }
