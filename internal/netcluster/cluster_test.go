@@ -317,7 +317,7 @@ func startCluster(t *testing.T, opts ...options) *cluster {
 	}
 	c.waitReady(t, append([]string{"ctl"}, rest...), 90*time.Second)
 	tok, _, err := tokenstore.New(c.meta, mustKeyring(t, c.key), nil).Create(ctx, tokenstore.Spec{Owner: "cluster-test",
-		Grants: []grant.Grant{{Connection: "local", Source: "public.places"}}, APIs: []grant.API{grant.APIMaps, grant.APIImports}})
+		Grants: []grant.Grant{{Connection: "local", Source: "public.places"}, {Connection: "local", Source: "public.outage_places"}}, APIs: []grant.API{grant.APIMaps, grant.APIImports}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -651,10 +651,17 @@ func (c *cluster) upload(t *testing.T, geojson []byte) {
 // e1 and returns the queued import's ID.
 func (c *cluster) sendImport(t *testing.T, geojson []byte) string {
 	t.Helper()
+	return c.sendImportTo(t, "public.places", geojson)
+}
+
+// sendImportTo uploads geojson into table dest (replacing it) through e1
+// and returns the import's id.
+func (c *cluster) sendImportTo(t *testing.T, dest string, geojson []byte) string {
+	t.Helper()
 	var buf bytes.Buffer
 	mw := multipart.NewWriter(&buf)
 	mw.WriteField("connection", "local")
-	mw.WriteField("destination", "public.places")
+	mw.WriteField("destination", dest)
 	mw.WriteField("if_exists", "replace")
 	fw, _ := mw.CreateFormFile("file", "places.geojson")
 	fw.Write(geojson)
