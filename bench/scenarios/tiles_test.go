@@ -81,7 +81,7 @@ func TestTilesColdSmoke(t *testing.T) {
 		}
 	}
 	checkMarkdown(t, rep, "## tiles-cold", "| raw-pgx-admin1 | 1 |", "| meridian-admin1 | 1 |", "| meridian-admin1-no-overviews | 1 |", "throughput tiles/s",
-		"meridian-admin1 ≥ 3 × pg_tileserv (181 tiles/s, ANCHORS.md)")
+		"meridian-admin1 ≥ 5 × pg_tileserv (141 tiles/s, ANCHORS.md)")
 	cfg := rep.Info.Config.(tilesColdConfig)
 	if cfg.Tiles != 40 || !strings.Contains(cfg.RawSQL["raw-pgx-admin1"], "ST_TileEnvelope($1, $2, $3, margin => 0.015625)") ||
 		!strings.Contains(cfg.PostGIS, "POSTGIS=") {
