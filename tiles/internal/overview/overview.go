@@ -129,8 +129,9 @@ func prefix(t Table) string {
 func Name(t Table) string { return prefix(t) + formatVersion + fmt.Sprintf("%016x", t.Fingerprint) }
 
 // formatVersion is the version of the band tables' contents: "v2" added
-// the centres of polygons under a band's pixel.
-const formatVersion = "v2"
+// the centres of polygons under a band's pixel, "v3" point overviews in
+// (level, cx, cy) order.
+const formatVersion = "v3"
 
 // Status of a copy.
 type Status int
@@ -572,22 +573,29 @@ func BuildPointSQL(t Table, ov mvt.Overview, keyType string) []string {
 	}
 	top := strconv.Itoa(ov.Bands)
 	cell := "(40075016.685578488 / 2.0::float8 ^ " + top + ")"
+	// The levels are aggregated in a temporary table, then copied in
+	// (level, cx, cy) order: a tile's cells are then neighbours on disk
+	// (one page holds about a hundred), where aggregation order scattered
+	// them one a page.
+	stage := pgx.Identifier{"__meridian_ovp"}.Sanitize()
 	stmts := []string{
 		"CREATE SCHEMA IF NOT EXISTS " + pgx.Identifier{Schema}.Sanitize(),
-		"CREATE TABLE " + tbl + " (level int2 NOT NULL, cx int4 NOT NULL, cy int4 NOT NULL, n int8 NOT NULL, " +
-			"sx float8 NOT NULL, sy float8 NOT NULL, key " + keyType + " NOT NULL)",
-		`INSERT INTO ` + tbl + ` (level, cx, cy, n, sx, sy, key)
+		"CREATE TEMP TABLE " + stage + " (level int2 NOT NULL, cx int4 NOT NULL, cy int4 NOT NULL, n int8 NOT NULL, " +
+			"sx float8 NOT NULL, sy float8 NOT NULL, key " + keyType + " NOT NULL) ON COMMIT DROP",
+		`INSERT INTO ` + stage + ` (level, cx, cy, n, sx, sy, key)
 SELECT ` + top + `, floor(m.x / ` + cell + `)::int4, floor(m.y / ` + cell + `)::int4, count(*), sum(m.x), sum(m.y), min(m.key)
 FROM (SELECT g.` + pgx.Identifier{ov.Key}.Sanitize() + ` AS key, ` + mx + ` AS x, ` + my + ` AS y
       FROM ` + pgx.Identifier{t.Schema, t.Name}.Sanitize() + ` g WHERE ` + g + ` && ` + world + `) m
 GROUP BY 2, 3`,
 	}
 	for level := ov.Bands - 1; level >= 0; level-- {
-		stmts = append(stmts, `INSERT INTO `+tbl+` (level, cx, cy, n, sx, sy, key)
-SELECT `+strconv.Itoa(level)+`, cx >> 1, cy >> 1, sum(n), sum(sx), sum(sy), min(key) FROM `+tbl+`
+		stmts = append(stmts, `INSERT INTO `+stage+` (level, cx, cy, n, sx, sy, key)
+SELECT `+strconv.Itoa(level)+`, cx >> 1, cy >> 1, sum(n), sum(sx), sum(sy), min(key) FROM `+stage+`
 WHERE level = `+strconv.Itoa(level+1)+` GROUP BY 2, 3`)
 	}
 	return append(stmts,
+		"CREATE TABLE "+tbl+" (LIKE "+stage+")",
+		"INSERT INTO "+tbl+" SELECT * FROM "+stage+" ORDER BY level, cx, cy",
 		"ALTER TABLE "+tbl+" ADD PRIMARY KEY (level, cx, cy)",
 		"ANALYZE "+tbl)
 }
