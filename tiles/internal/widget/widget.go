@@ -190,8 +190,11 @@ type builder struct {
 	src   *Source
 	scope *Scope
 	args  []any
-	// featureIDs restrict the rows to these features (pick.go).
+	// featureIDs restrict the rows to these features (pick.go); on a
+	// spatial-index source, cells are the same ids read as cells
+	// (pick_index.go).
 	featureIDs []string
+	cells      []pickedCell
 }
 
 func newBuilder(src *Source, scope *Scope) *builder {
