@@ -90,28 +90,40 @@ func tileAt(lon, lat float64, z uint32) (x, y uint32) {
 	return x, y
 }
 
+// passedCheck decodes carto.mjs's report.checks[check] into c, failing
+// t unless the check passed.
+func passedCheck(t *testing.T, out []byte, check string, c any) {
+	t.Helper()
+	var rep struct {
+		Checks map[string]json.RawMessage `json:"checks"`
+	}
+	var status struct {
+		OK      bool   `json:"ok"`
+		Problem string `json:"problem"`
+		Error   any    `json:"error"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("carto.mjs report: %v", err)
+	}
+	if err := json.Unmarshal(rep.Checks[check], &status); err != nil || !status.OK {
+		t.Fatalf("%s: %v %s %v", check, err, status.Problem, status.Error)
+	}
+	if err := json.Unmarshal(rep.Checks[check], c); err != nil {
+		t.Fatalf("%s: %v", check, err)
+	}
+}
+
 // checkIndexWidgets checks carto.mjs's quadbinWidgets or h3Widgets: the
 // counts the client got from the widgetSource of the table and query
 // sources, against SQL (wantIn: the rows whose cell intersects
 // compatEurope).
 func checkIndexWidgets(t *testing.T, out []byte, check string, wantRows, wantIn int) {
 	t.Helper()
-	var rep struct {
-		Checks map[string]json.RawMessage `json:"checks"`
-	}
 	var c struct {
-		OK                               bool   `json:"ok"`
-		Problem                          string `json:"problem"`
-		Error                            any    `json:"error"`
 		Count, InPolygon, QueryInPolygon struct{ Value float64 }
 		Categories                       int `json:"categories"`
 	}
-	if err := json.Unmarshal(out, &rep); err != nil {
-		t.Fatalf("carto.mjs report: %v", err)
-	}
-	if err := json.Unmarshal(rep.Checks[check], &c); err != nil || !c.OK {
-		t.Fatalf("%s: %v %s %v", check, err, c.Problem, c.Error)
-	}
+	passedCheck(t, out, check, &c)
 	t.Logf("%s: count %v, in the polygon %v (query source %v), %d categories; SQL: %d rows, %d in the polygon",
 		check, c.Count.Value, c.InPolygon.Value, c.QueryInPolygon.Value, c.Categories, wantRows, wantIn)
 	if wantIn == 0 || wantIn == wantRows {
@@ -188,27 +200,16 @@ func quadbinHolds(id string, lon, lat float64) bool {
 // query source, the picked-cells spatial filter — is their number.
 func checkIndexPick(t *testing.T, u *upServer, out []byte, check string, holds func(id string, lon, lat float64) bool) {
 	t.Helper()
-	var rep struct {
-		Checks map[string]json.RawMessage `json:"checks"`
-	}
 	var c struct {
-		OK      bool    `json:"ok"`
-		Problem string  `json:"problem"`
-		Error   any     `json:"error"`
-		ID      string  `json:"id"`
-		TileN   float64 `json:"tileN"`
-		Picked  struct {
+		ID     string  `json:"id"`
+		TileN  float64 `json:"tileN"`
+		Picked struct {
 			Rows     []map[string]any `json:"rows"`
 			Metadata struct{ Total float64 }
 		} `json:"picked"`
 		Count, QueryCount, CellFilterCount struct{ Value float64 }
 	}
-	if err := json.Unmarshal(out, &rep); err != nil {
-		t.Fatalf("carto.mjs report: %v", err)
-	}
-	if err := json.Unmarshal(rep.Checks[check], &c); err != nil || !c.OK {
-		t.Fatalf("%s: %v %s %v", check, err, c.Problem, c.Error)
-	}
+	passedCheck(t, out, check, &c)
 	rs, err := u.data.Pool.Query(context.Background(), "SELECT name, ST_X(p), ST_Y(p) FROM (SELECT name, ST_PointOnSurface(geom) AS p FROM public.countries) s")
 	if err != nil {
 		t.Fatal(err)
