@@ -22,6 +22,8 @@
 //                  a quadbinQuerySource
 //   H3_TABLE, H3_QUERY  optional: a table with a hex text H3 column named h3,
 //                  and a query over it, for widgets on h3 sources
+//   H3_PICK_TILE   optional, with them: an H3 resolution 0 cell (hex) holding
+//                  data, for the h3Pick check
 //   INDEX_POLYGON  the spatial filter of the spatial-index widgets, GeoJSON
 //                  (default: WIDGETS' polygon)
 //   WIDGETS        optional JSON: the widget calls to make through the sources'
@@ -48,6 +50,12 @@
 //                    count within INDEX_POLYGON (spatialFilter; the client adds
 //                    spatialFiltersMode intersects), the same on the query
 //                    source, and categories by name within the polygon
+//   quadbinPick, h3Pick  with QUADBIN_QUERY (H3_QUERY and H3_PICK_TILE): the
+//                    fullest cell of a tile (quadbin: the root tile at level
+//                    4, coarser than the data; h3: H3_PICK_TILE's cells at the
+//                    data's resolution), picked by its id: getFeatures, counts
+//                    with featureIds on the table and query sources, and with
+//                    a picked-cells spatialFilter {indexes, type}
 //   with WIDGETS (values as the client returns them, asserted by the caller):
 //   widgetFormula      getFormula: count, sum(number), count within filter, within
 //                      polygon (spatialFilter), and with a filter owned by the widget
@@ -117,6 +125,7 @@ const quadbinTable = process.env.QUADBIN_TABLE || '';
 const quadbinQuery = process.env.QUADBIN_QUERY || '';
 const h3Table = process.env.H3_TABLE || '';
 const h3Query = process.env.H3_QUERY || '';
+const h3PickTile = process.env.H3_PICK_TILE || '';
 const indexPolygon = process.env.INDEX_POLYGON ? JSON.parse(process.env.INDEX_POLYGON) : widgets?.polygon;
 
 // pad makes sql long enough that the client must POST it: a trailing
@@ -264,7 +273,14 @@ async function fetchSpatialTile(tj, cell) {
   for (const [key, b] of Object.entries(tile.cells.numeric)) {
     const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
     let sum = 0;
-    for (let i = 0; i < b.byteLength / 8; i++) sum += dv.getFloat64(8 * i, true);
+    for (let i = 0; i < b.byteLength / 8; i++) {
+      const v = dv.getFloat64(8 * i, true);
+      sum += v;
+      // top: the cell with the largest value of the first property (hex id).
+      if (out.top === undefined || out.top.key === key && v > out.top.value) {
+        out.top = {key, value: v, id: ids.getBigUint64(8 * i, true).toString(16)};
+      }
+    }
     out.sums[key] = sum;
   }
   return out;
@@ -393,6 +409,44 @@ if (h3Table && h3Query) {
   await check('h3Widgets', () => indexWidgets(
     h3TableSource({...cfg, tableName: h3Table, aggregationExp: 'count(*) AS n'}),
     h3QuerySource({...cfg, sqlQuery: h3Query, aggregationExp: 'count(*) AS n'})));
+}
+
+// indexPick picks a cell as an app does on an H3 or quadbin layer: the
+// fullest cell of tile tileCell (its id as deck.gl's picked object has it:
+// a BigInt for quadbin, written in decimal by String(), H3 hex), then asks
+// getFeatures (pick) for its rows, and counts with featureIds on the table
+// and query sources and with the client's picked-cells spatial filter.
+async function indexPick(tableSource, querySource, tileCell, type) {
+  const src = await tableSource;
+  const tile = await fetchSpatialTile(src, tileCell);
+  if (!tile.top) throw new Error(`tile ${tileCell}: no cells (${tile.status} ${tile.body ?? ''})`);
+  const id = type === 'quadbin' ? BigInt('0x' + tile.top.id).toString() : tile.top.id;
+  const ws = src.widgetSource;
+  const sel = {featureIds: [id], geometryType: 'polygons'};
+  return {
+    id,
+    tileN: tile.top.value,
+    picked: await ws.getFeatures({columns: ['name'], dataType: 'polygons', featureIds: [id], z: 0}),
+    count: await ws.getFormula({operation: 'count', ...sel}),
+    queryCount: await (await querySource).widgetSource.getFormula({operation: 'count', ...sel}),
+    cellFilterCount: await ws.getFormula({operation: 'count', spatialFilter: {indexes: [id], type}}),
+  };
+}
+
+if (quadbinTable && quadbinQuery) {
+  // The root tile's cells are at level 4, coarser than the data's (8).
+  await check('quadbinPick', () => indexPick(
+    quadbinTableSource({...cfg, tableName: quadbinTable, aggregationExp: 'count(*) AS n', aggregationResLevel: 4}),
+    quadbinQuerySource({...cfg, sqlQuery: quadbinQuery, aggregationExp: 'count(*) AS n'}),
+    '480fffffffffffff', 'quadbin'));
+}
+
+if (h3Table && h3Query && h3PickTile) {
+  // A resolution 0 tile whose cells are at the data's resolution (3).
+  await check('h3Pick', () => indexPick(
+    h3TableSource({...cfg, tableName: h3Table, aggregationExp: 'count(*) AS n', aggregationResLevel: 3}),
+    h3QuerySource({...cfg, sqlQuery: h3Query, aggregationExp: 'count(*) AS n'}),
+    h3PickTile, 'h3'));
 }
 
 if (widgets) {

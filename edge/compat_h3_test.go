@@ -69,3 +69,13 @@ func loadCountriesH3(t *testing.T, u *upServer) (rows, inEurope int) {
 	}
 	return len(data), inEurope
 }
+
+// compatH3PickTile is carto.mjs's H3_PICK_TILE: the resolution 0 cell
+// around France.
+var compatH3PickTile = h3.LatLngToCell(h3.NewLatLng(46.5, 2.5), 0).String()
+
+// h3Holds reports whether the H3 cell id (hex) holds lon/lat.
+func h3Holds(id string, lon, lat float64) bool {
+	c := h3.Cell(h3.IndexFromString(id))
+	return c.IsValid() && h3.LatLngToCell(h3.NewLatLng(lat, lon), c.Resolution()) == c
+}

@@ -7,6 +7,8 @@ import (
 	"context"
 	"encoding/json"
 	"math"
+	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -88,28 +90,40 @@ func tileAt(lon, lat float64, z uint32) (x, y uint32) {
 	return x, y
 }
 
+// passedCheck decodes carto.mjs's report.checks[check] into c, failing
+// t unless the check passed.
+func passedCheck(t *testing.T, out []byte, check string, c any) {
+	t.Helper()
+	var rep struct {
+		Checks map[string]json.RawMessage `json:"checks"`
+	}
+	var status struct {
+		OK      bool   `json:"ok"`
+		Problem string `json:"problem"`
+		Error   any    `json:"error"`
+	}
+	if err := json.Unmarshal(out, &rep); err != nil {
+		t.Fatalf("carto.mjs report: %v", err)
+	}
+	if err := json.Unmarshal(rep.Checks[check], &status); err != nil || !status.OK {
+		t.Fatalf("%s: %v %s %v", check, err, status.Problem, status.Error)
+	}
+	if err := json.Unmarshal(rep.Checks[check], c); err != nil {
+		t.Fatalf("%s: %v", check, err)
+	}
+}
+
 // checkIndexWidgets checks carto.mjs's quadbinWidgets or h3Widgets: the
 // counts the client got from the widgetSource of the table and query
 // sources, against SQL (wantIn: the rows whose cell intersects
 // compatEurope).
 func checkIndexWidgets(t *testing.T, out []byte, check string, wantRows, wantIn int) {
 	t.Helper()
-	var rep struct {
-		Checks map[string]json.RawMessage `json:"checks"`
-	}
 	var c struct {
-		OK                               bool   `json:"ok"`
-		Problem                          string `json:"problem"`
-		Error                            any    `json:"error"`
 		Count, InPolygon, QueryInPolygon struct{ Value float64 }
 		Categories                       int `json:"categories"`
 	}
-	if err := json.Unmarshal(out, &rep); err != nil {
-		t.Fatalf("carto.mjs report: %v", err)
-	}
-	if err := json.Unmarshal(rep.Checks[check], &c); err != nil || !c.OK {
-		t.Fatalf("%s: %v %s %v", check, err, c.Problem, c.Error)
-	}
+	passedCheck(t, out, check, &c)
 	t.Logf("%s: count %v, in the polygon %v (query source %v), %d categories; SQL: %d rows, %d in the polygon",
 		check, c.Count.Value, c.InPolygon.Value, c.QueryInPolygon.Value, c.Categories, wantRows, wantIn)
 	if wantIn == 0 || wantIn == wantRows {
@@ -169,5 +183,67 @@ func checkQuadbinReport(t *testing.T, out []byte, wantRows int) {
 	if tl.Cells < 10 || len(tl.Resolutions) != 1 || tl.Resolutions[0] != 4 || tl.Sums["n"] != float64(wantRows) {
 		t.Errorf("quadbin root tile: %d cells at levels %v, sum(n) %v; want >= 10 cells at level 4 counting %d rows",
 			tl.Cells, tl.Resolutions, tl.Sums["n"], wantRows)
+	}
+}
+
+// quadbinHolds reports whether the quadbin id (decimal, as carto.mjs
+// picked it) holds lon/lat.
+func quadbinHolds(id string, lon, lat float64) bool {
+	q, err := strconv.ParseUint(id, 10, 64)
+	return err == nil && quadbinAt(lon, lat, uint32(q>>52&0x1f)) == q
+}
+
+// checkIndexPick checks carto.mjs's quadbinPick or h3Pick: getFeatures
+// on the picked cell returns, tagged with its id, the names of the
+// countries whose point on surface the cell holds (holds, with SQL's
+// points), and every count — the tile's, featureIds on the table and the
+// query source, the picked-cells spatial filter — is their number.
+func checkIndexPick(t *testing.T, u *upServer, out []byte, check string, holds func(id string, lon, lat float64) bool) {
+	t.Helper()
+	var c struct {
+		ID     string  `json:"id"`
+		TileN  float64 `json:"tileN"`
+		Picked struct {
+			Rows     []map[string]any `json:"rows"`
+			Metadata struct{ Total float64 }
+		} `json:"picked"`
+		Count, QueryCount, CellFilterCount struct{ Value float64 }
+	}
+	passedCheck(t, out, check, &c)
+	rs, err := u.data.Pool.Query(context.Background(), "SELECT name, ST_X(p), ST_Y(p) FROM (SELECT name, ST_PointOnSurface(geom) AS p FROM public.countries) s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for rs.Next() {
+		var name string
+		var lon, lat float64
+		if err := rs.Scan(&name, &lon, &lat); err != nil {
+			t.Fatal(err)
+		}
+		if holds(c.ID, lon, lat) {
+			want = append(want, name)
+		}
+	}
+	if err := rs.Err(); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range c.Picked.Rows {
+		name, _ := r["name"].(string)
+		got = append(got, name)
+		if r["_carto_feature_id"] != c.ID || len(r) != 2 {
+			t.Errorf("%s: row %v, want _carto_feature_id %s and name", check, r, c.ID)
+		}
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	t.Logf("%s: cell %s, %v in the tile; getFeatures %q (total %v); counts %v, %v (query), %v (cell filter); SQL %q",
+		check, c.ID, c.TileN, got, c.Picked.Metadata.Total, c.Count.Value, c.QueryCount.Value, c.CellFilterCount.Value, want)
+	n := float64(len(want))
+	if n == 0 || !slices.Equal(got, want) || c.Picked.Metadata.Total != n || c.TileN != n || c.Count.Value != n ||
+		c.QueryCount.Value != n || c.CellFilterCount.Value != n {
+		t.Errorf("%s: cell %s: getFeatures %q (total %v), tile %v, counts %v, %v, %v; want %q and %v everywhere",
+			check, c.ID, got, c.Picked.Metadata.Total, c.TileN, c.Count.Value, c.QueryCount.Value, c.CellFilterCount.Value, want, n)
 	}
 }

@@ -423,6 +423,7 @@ func TestCartoClientCompat(t *testing.T) {
 		"QUADBIN_QUERY="+compatQuadbinQuery,
 		"H3_TABLE="+compatH3Table,
 		"H3_QUERY="+compatH3Query,
+		"H3_PICK_TILE="+compatH3PickTile,
 		"INDEX_POLYGON="+compatEurope,
 	)
 	saveArtifact(t, "carto-report.json", out)
@@ -441,8 +442,10 @@ func TestCartoClientCompat(t *testing.T) {
 	}
 	checkQuadbinReport(t, out, wantQuadbinRows)
 	checkIndexWidgets(t, out, "quadbinWidgets", wantQuadbinRows, wantQuadbinIn)
+	checkIndexPick(t, u, out, "quadbinPick", quadbinHolds) // compat_spatialindex_test.go
 	if compatH3Table != "" {
 		checkIndexWidgets(t, out, "h3Widgets", wantH3Rows, wantH3In)
+		checkIndexPick(t, u, out, "h3Pick", h3Holds)
 	}
 
 	// Sources: TileJSON as deck.gl reads it, and one decoded tile each.

@@ -186,6 +186,7 @@ func TestModelSpatialIndex(t *testing.T) {
 	t.Run("errors", func(t *testing.T) { testIndexErrors(t, e) })
 	t.Run("picked cells", func(t *testing.T) { testIndexPicked(t, e) })
 	t.Run("stats", func(t *testing.T) { testIndexStats(t, e) })
+	t.Run("pick", func(t *testing.T) { testIndexPick(t, e) }) // pick_index_test.go
 }
 
 // testIndexStats: the Stats API on an h3 table source (as the client

@@ -15,6 +15,13 @@ import (
 // asked for mvt.FeatureIDProp carry each feature's id, a hash of its
 // geometry (mvt.FeatureIDSQL); featureIds name features by those ids, and
 // the statements here match them by computing the same hash.
+//
+// On a spatial-index source a feature is a cell, and its id is the cell
+// id deck.gl's H3TileLayer and QuadbinTileLayer give a picked object (its
+// id: H3 hex, quadbin bigint; hex or decimal here). A picked cell may be
+// coarser than the source's cells (tiles below the data resolution show
+// parents): it then names the rows of its descendants, as a picked-cells
+// spatial filter does (pick_index.go).
 
 // MaxFeatureIDs bounds featureIds (the client's own limit).
 const MaxFeatureIDs = 1000
@@ -41,6 +48,9 @@ func (b *builder) selectFeatures(model string, params json.RawMessage) error {
 	if model != "pick" && sel.GeometryType == "" {
 		return invalid("params.geometryType is required with featureIds (points, lines or polygons)")
 	}
+	if b.src.Index != nil {
+		return b.selectCells(sel.FeatureIDs)
+	}
 	for _, id := range sel.FeatureIDs {
 		if !validFeatureID(id) {
 			return invalid("params.featureIds: %q is not a feature id (the %s of a tile feature)", id, mvt.FeatureIDProp)
@@ -65,6 +75,9 @@ func validFeatureID(id string) bool {
 
 // featureCond is the condition keeping the selected features.
 func (b *builder) featureCond() (string, error) {
+	if b.src.Index != nil {
+		return b.cellCond()
+	}
 	if len(b.src.Geoms) == 0 {
 		return "", invalid("featureIds: the source has no geometry column")
 	}
@@ -80,8 +93,11 @@ func (b *builder) pick(params json.RawMessage, lim Limits) (*Plan, error) {
 	var p struct {
 		Columns  []string `json:"columns"`
 		DataType string   `json:"dataType"`
-		Limit    *float64 `json:"limit"`
-		Offset   *float64 `json:"offset"`
+		// AggregationExp (spatial-index sources; not sent by CARTO's
+		// client): one row per picked cell, aggregated as the tiles do.
+		AggregationExp string   `json:"aggregationExp"`
+		Limit          *float64 `json:"limit"`
+		Offset         *float64 `json:"offset"`
 	}
 	if err := decode(params, &p); err != nil {
 		return nil, err
@@ -93,6 +109,9 @@ func (b *builder) pick(params json.RawMessage, lim Limits) (*Plan, error) {
 	}
 	if len(b.featureIDs) == 0 {
 		return nil, invalid("params.featureIds: the pick model needs the ids of the features to return")
+	}
+	if b.src.Index != nil && p.AggregationExp != "" {
+		return b.pickCellAggregates(p.AggregationExp, lim)
 	}
 	var cols []catalog.Column
 	for _, n := range p.Columns {
@@ -120,24 +139,40 @@ func (b *builder) pick(params json.RawMessage, lim Limits) (*Plan, error) {
 	if err != nil {
 		return nil, err
 	}
+	if b.src.Index != nil {
+		return b.pickCells(cols, limit, offset)
+	}
 	w, err := b.where()
 	if err != nil {
 		return nil, err
 	}
 	id := mvt.FeatureIDSQL("g", b.src.Geoms[0].Name)
-	keys := []string{mvt.FeatureIDProp}
-	sel := []string{id + " AS " + mvt.FeatureIDProp}
-	for _, c := range cols {
-		sel = append(sel, value(c)+" AS "+pgx.Identifier{c.Name}.Sanitize())
-		keys = append(keys, c.Name)
-	}
+	sel, keys := pickColumns(id, cols)
 	order := "1"
 	if b.src.RowIDs {
 		order += ", g.ctid"
 	}
-	q := "SELECT " + strings.Join(sel, ", ") + ", count(*) OVER () AS __total FROM " + b.src.from() + w +
+	q := "SELECT " + sel + ", count(*) OVER () AS __total FROM " + b.src.from() + w +
 		" ORDER BY " + order + " LIMIT " + b.bind(limit) + " OFFSET " + b.bind(offset)
-	return &Plan{Statements: []Statement{b.stmt(q)}, shape: func(res []Result) (any, error) {
+	return pickPlan(b.stmt(q), keys), nil
+}
+
+// pickColumns is the select list of a pick statement: id as
+// mvt.FeatureIDProp, then cols; keys are the answer rows' keys.
+func pickColumns(id string, cols []catalog.Column) (sel string, keys []string) {
+	keys = []string{mvt.FeatureIDProp}
+	list := []string{id + " AS " + mvt.FeatureIDProp}
+	for _, c := range cols {
+		list = append(list, value(c)+" AS "+pgx.Identifier{c.Name}.Sanitize())
+		keys = append(keys, c.Name)
+	}
+	return strings.Join(list, ", "), keys
+}
+
+// pickPlan shapes a pick statement whose columns are keys then __total
+// into {rows, metadata: {total}}.
+func pickPlan(st Statement, keys []string) *Plan {
+	return &Plan{Statements: []Statement{st}, shape: func(res []Result) (any, error) {
 		rows := make([]Row, len(res[0].Rows))
 		var total any = int64(0)
 		for i, vals := range res[0].Rows {
@@ -145,5 +180,5 @@ func (b *builder) pick(params json.RawMessage, lim Limits) (*Plan, error) {
 			total = vals[len(keys)]
 		}
 		return body{Rows: rows, Metadata: map[string]any{"total": total}}, nil
-	}}, nil
+	}}
 }

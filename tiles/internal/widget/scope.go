@@ -165,13 +165,7 @@ func parseCells(col string, raw json.RawMessage) (SpatialFilter, error) {
 	}
 	sf := SpatialFilter{Column: col, CellKind: kind, Cells: make([]uint64, 0, len(f.Indexes))}
 	for _, id := range f.Indexes {
-		c, err := kind.Parse(id)
-		if err != nil && f.Type != "h3" {
-			var n uint64
-			if n, err = strconv.ParseUint(id, 10, 64); err == nil {
-				c, err = n, kind.Check(n)
-			}
-		}
+		c, err := parseCell(kind, id, f.Type != "h3")
 		if err != nil {
 			return SpatialFilter{}, invalid("spatialFilters[%q]: index %q is not a %s cell", col, id, f.Type)
 		}
@@ -258,14 +252,12 @@ func (b *builder) cellSpatial(c catalog.Column, sf SpatialFilter) (string, error
 		m.WriteString("[" + strconv.FormatInt(int64(r.Lo), 10) + "," + strconv.FormatInt(int64(r.Hi), 10) + "]")
 	}
 	m.WriteByte('}')
-	cell := ref(c)
+	cell := cellInt8(c, ix.Text)
 	bounds := ""
-	if ix.Text {
-		cell = "('x' || lpad(" + cell + ", 16, '0'))::bit(64)::int8"
-	} else {
-		bounds = cell + " BETWEEN " + b.bind(int64(ranges[0].Lo)) + "::int8 AND " + b.bind(int64(ranges[len(ranges)-1].Hi)) + "::int8 AND "
+	if !ix.Text {
+		bounds = ref(c) + " BETWEEN " + b.bind(int64(ranges[0].Lo)) + "::int8 AND " + b.bind(int64(ranges[len(ranges)-1].Hi)) + "::int8 AND "
 	}
-	return "(" + bounds + b.bind(m.String()) + "::text::int8multirange @> " + cell + "::int8)", nil
+	return "(" + bounds + b.bind(m.String()) + "::text::int8multirange @> " + cell + ")", nil
 }
 
 // cellRanges returns the id ranges, at the source's data resolution, of

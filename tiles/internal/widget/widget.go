@@ -41,8 +41,9 @@ var (
 	ErrInvalid = clienterr.Kind("widget", "invalid request")
 	// ErrUnknownModel: no such model.
 	ErrUnknownModel = clienterr.Kind("widget", "unknown model")
-	// ErrNotSupported: a CARTO feature this server does not offer (pick,
-	// featureIds, spatial filters given as cell lists).
+	// ErrNotSupported: a CARTO feature this server does not offer here
+	// (spatial filters given as cell lists on a geometry source, H3
+	// covers without cgo).
 	ErrNotSupported = clienterr.Kind("widget", "not supported")
 	// ErrTooManyRows: the answer would hold more rows than Limits.MaxRows.
 	ErrTooManyRows = clienterr.Kind("widget", "too many rows")
@@ -190,8 +191,11 @@ type builder struct {
 	src   *Source
 	scope *Scope
 	args  []any
-	// featureIDs restrict the rows to these features (pick.go).
+	// featureIDs restrict the rows to these features (pick.go); on a
+	// spatial-index source, cells are the same ids read as cells
+	// (pick_index.go).
 	featureIDs []string
+	cells      []pickedCell
 }
 
 func newBuilder(src *Source, scope *Scope) *builder {
