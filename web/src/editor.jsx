@@ -161,6 +161,7 @@ export function Editor({id, me}) {
   const addDataset = async (ds, style) => {
     const l = newLayer(ds, layersCfg.length);
     style?.(l);
+    l.config.label = uniqueLabel(l.config.label, layersCfg.map((x) => x.config.label));
     const fields = (ds.columns || []).slice(0, 3).map((name) => ({name, format: null}));
     const next = structuredClone(map);
     next.datasets.push(ds);
@@ -343,4 +344,13 @@ function WidgetsPanel({map, datasetOf, update}) {
       </ul>
     </section>
   );
+}
+
+// uniqueLabel numbers a new layer's name when the map has one by that
+// name already (two queries on one table): "Query on t", "Query on t 2".
+export function uniqueLabel(label, taken) {
+  if (!taken.includes(label)) return label;
+  let n = 2;
+  while (taken.includes(`${label} ${n}`)) n++;
+  return `${label} ${n}`;
 }
