@@ -43,7 +43,8 @@ func newSessionHit() bench.Scenario {
 
 func (s *sessionHit) Info() bench.Info {
 	return bench.Info{
-		Name: "session-hit",
+		SetupTimeout: tilesSetupTimeout,
+		Name:         "session-hit",
 		Description: fmt.Sprintf("One admin-1 tile, an edge-cache hit through `meridian up`, from %d connections: with the data token a "+
 			"signed-in session exchanges (the web apps' path) against an API token from `meridian token create`.", s.cfg.Concurrency),
 		Variants: []string{"token-hit", "session-hit"},

@@ -46,6 +46,11 @@ const noOverviews = "-no-overviews"
 // tilesConn is the data connection name the scenarios register.
 const tilesConn = "local"
 
+// tilesSetupTimeout bounds the setup of the scenarios that load datasets
+// (setupTiles): the binary's build, 1.2 M postal codes and the overview
+// builds take minutes on a busy machine.
+const tilesSetupTimeout = 20 * time.Minute
+
 // tileFetchTimeout bounds one cold tile request (the z0 tiles of the
 // postal codes take seconds).
 const tileFetchTimeout = time.Minute
@@ -126,7 +131,8 @@ func (s *tilesCold) Info() bench.Info {
 			Name: fmt.Sprintf("%s ≥ %d × pg_tileserv (%d tiles/s, ANCHORS.md)", m, times, peer)})
 	}
 	return bench.Info{
-		Name: "tiles-cold",
+		SetupTimeout: tilesSetupTimeout,
+		Name:         "tiles-cold",
 		Description: fmt.Sprintf("Cold tiles/s on the ANCHORS.md list (%d tiles: all z0–4 plus z5–12 around the "+
 			"243 NE 110m places, shuffled with seed %d, each requested once per run, concurrency %d), on NE 10m "+
 			"admin-1 (name, admin, iso_3166_2) and GeoNames postal codes (zipcode, place) in a private PostGIS. "+

@@ -78,7 +78,8 @@ func newTilesWarm() bench.Scenario {
 
 func (s *tilesWarm) Info() bench.Info {
 	return bench.Info{
-		Name: "tiles-warm",
+		SetupTimeout: tilesSetupTimeout,
+		Name:         "tiles-warm",
 		Description: fmt.Sprintf("Warm tiles/s: `meridian tiles` answering from its in-process cache the non-empty "+
 			"%s tiles of the ANCHORS.md list (warmed first; a run fails if the engine's cache misses), "+
 			"URLs in turn from a wrk Lua script, wrk -t%d -c%d, Authorization and Accept-Encoding: gzip. "+
