@@ -36,6 +36,9 @@ func (nd *node) tilesComponent() (component, error) {
 			Name:        "tiles-" + nd.cfg.Node + "-invalidations",
 			Concurrency: 4,
 			ExpireAfter: 7 * 24 * time.Hour,
+			// Purging is cheap and idempotent: purge from the publish
+			// notification, without waiting for the claim's round trip.
+			EarlyDelivery: true,
 		}
 		nd.background = append(nd.background, component{"tiles invalidations", func(ctx context.Context) error {
 			return nd.broker.Receive(ctx, sub, srv.HandleInvalidation)

@@ -28,6 +28,9 @@ func (a *App) subscribe(edge *edgeapp.App) {
 		Name:        edge.SubscriptionName("invalidations"),
 		Concurrency: 4,
 		ExpireAfter: 7 * 24 * time.Hour,
+		// Purging is cheap and idempotent: purge from the publish
+		// notification, without waiting for the claim's round trip.
+		EarlyDelivery: true,
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

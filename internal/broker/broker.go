@@ -23,6 +23,11 @@
 //     can tell and stay idempotent. A first delivery (Attempt == 1) happens
 //     at most once per message and subscription.
 //   - Order is not guaranteed.
+//   - A subscription with EarlyDelivery may also get a message before it
+//     is durably claimed, with Attempt 0, where the driver can (postgres:
+//     from the publish notification). The durable delivery still follows;
+//     it acks without calling the handler when the early call returned nil
+//     in the same subscriber, and is delivered as usual otherwise.
 //
 // Topic and subscription names are 1 to 64 characters from [A-Za-z0-9._-],
 // starting with a letter or digit (ValidName).
@@ -152,7 +157,25 @@ type Subscription struct {
 	// seen for this long (for per-node fan-out subscriptions of nodes that
 	// are gone). Zero: never.
 	ExpireAfter time.Duration
+	// EarlyDelivery lets the driver call the handler as soon as a message
+	// is published, before claiming it (Message.Attempt 0), saving the
+	// claim's round trip: for a node's own fan-out subscription with a
+	// cheap, idempotent handler (cache invalidations). Every subscriber of
+	// the subscription gets the early call, so it is not for competing
+	// consumers. The message is still claimed and acked as usual: when the
+	// early call returned nil, the claim acks it without calling the
+	// handler again; when it failed, or the subscriber stopped or died
+	// before acking, the durable delivery calls the handler (Attempt 1 or
+	// more). The postgres driver delivers early from the NOTIFY payload
+	// (messages of at most MaxEarlySize bytes of data, with small
+	// attributes); drivers that push messages anyway (pubsub) ignore it.
+	EarlyDelivery bool
 }
+
+// MaxEarlySize is the largest Data a driver may deliver early:
+// PostgreSQL's NOTIFY payloads are shorter than 8000 bytes, and the data
+// travels in base64 with the attributes.
+const MaxEarlySize = 5000
 
 // Validate checks the names; it returns an error wrapping
 // ErrBadSubscription.

@@ -13,6 +13,13 @@
 // renewing, the lease runs out and the message is claimed again with the
 // next Attempt.
 //
+// The notification carries the message (JSON: id, published_at, data in
+// base64, attributes) when it fits: data of at most broker.MaxEarlySize
+// bytes, and small attributes. A subscription with EarlyDelivery calls its
+// handler on it at once (Attempt 0), saving the claim's round trip; the
+// claim that follows acks the message without calling the handler again
+// when that call succeeded.
+//
 // Each running Receive holds one connection of its own (outside the pool,
 // application_name "<pool's> broker listener") for LISTEN, and uses the
 // pool for short statements: claim, ack, nack, lease renewal. An idle
@@ -24,6 +31,8 @@ package pgbroker
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -117,21 +126,43 @@ func (b *Broker) Publish(ctx context.Context, topic string, data []byte, attrs m
 	if attrs == nil {
 		attrs = map[string]string{}
 	}
-	// A batch runs as one implicit transaction: the NOTIFY is sent at
-	// commit, when the deliveries are visible to the woken receivers.
-	batch := &pgx.Batch{}
+	// One statement, so one implicit transaction: the NOTIFY is sent at
+	// commit, when the deliveries are visible to the woken receivers. Its
+	// payload carries the message (when small) for subscriptions with
+	// EarlyDelivery.
 	var id int64
-	batch.Queue(`WITH m AS (
-			INSERT INTO broker_messages (topic, data, attributes) VALUES ($1, $2, $3) RETURNING id),
+	if err := b.pool.QueryRow(ctx, `WITH m AS (
+			INSERT INTO broker_messages (topic, data, attributes) VALUES ($1, $2, $3) RETURNING id, published_at),
 		d AS (
 			INSERT INTO broker_deliveries (subscription, message_id)
 			SELECT s.name, m.id FROM broker_subscriptions s, m WHERE s.topic = $1)
-		SELECT id FROM m`, topic, data, attrs).QueryRow(func(row pgx.Row) error { return row.Scan(&id) })
-	batch.Queue(`SELECT pg_notify($1, '')`, channel(topic))
-	if err := b.pool.SendBatch(ctx, batch).Close(); err != nil {
+		SELECT id, pg_notify($4, json_build_object('id', id, 'published_at', published_at, 'data', $5::text,
+			'attributes', CASE WHEN $5::text IS NULL THEN NULL ELSE $3::jsonb END)::text)
+		FROM m`, topic, data, attrs, channel(topic), earlyData(data, attrs)).Scan(&id, nil); err != nil {
 		return "", fmt.Errorf("publishing to %s: %w", topic, err)
 	}
 	return strconv.FormatInt(id, 10), nil
+}
+
+// maxPayload is the longest NOTIFY payload PostgreSQL takes, less room for
+// the message's ID and publish time.
+const maxPayload = 8000 - 200
+
+// earlyData returns data in base64 for the NOTIFY payload, or nil when
+// the message does not fit in it (more than broker.MaxEarlySize bytes of
+// data, or large attributes).
+func earlyData(data []byte, attrs map[string]string) *string {
+	if len(data) > broker.MaxEarlySize {
+		return nil
+	}
+	a, err := json.Marshal(attrs)
+	// jsonb's text adds a space after each colon and comma; Go escapes
+	// at least as much as PostgreSQL does.
+	if err != nil || base64.StdEncoding.EncodedLen(len(data))+len(a)+2*len(attrs) > maxPayload {
+		return nil
+	}
+	e := base64.StdEncoding.EncodeToString(data)
+	return &e
 }
 
 // CreateSubscription creates sub or refreshes its settings and last-seen

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
+	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -339,5 +343,117 @@ func TestLeaseExpiredTooOften(t *testing.T) {
 	}
 	if n := c.n.Load(); n != 0 {
 		t.Errorf("handler called %d times, want 0", n)
+	}
+}
+
+// recorded is a handler keeping every delivery; fail makes it return an
+// error for some.
+type recorded struct {
+	mu   sync.Mutex
+	got  []broker.Message
+	fail func(m *broker.Message) bool
+}
+
+func (r *recorded) handle(_ context.Context, m *broker.Message) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.got = append(r.got, *m)
+	if r.fail != nil && r.fail(m) {
+		return errors.New("failing on purpose")
+	}
+	return nil
+}
+
+func (r *recorded) of(id string) []broker.Message {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []broker.Message
+	for _, m := range r.got {
+		if m.ID == id {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func pending(t *testing.T, db *pgtest.DB, sub string) int {
+	t.Helper()
+	var n int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM broker_deliveries WHERE subscription = $1`, sub).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestEarlyDelivery: with EarlyDelivery, a message is handled from its
+// notification (Attempt 0) and its claim acks it without a second call;
+// an early call that fails leaves the message to its durable delivery
+// (Attempt 1), which carries the same message; a message too large for
+// the notification, or a subscription without EarlyDelivery, gets only
+// the durable delivery. Polling is off: every delivery here comes from a
+// notification.
+func TestEarlyDelivery(t *testing.T) {
+	db := pgtest.Meta(t)
+	b := newBroker(t, db.Pool, pgbroker.Config{PollInterval: config.Duration(time.Hour)})
+	ctx := context.Background()
+	early := broker.Subscription{Topic: "early", Name: "early-node", EarlyDelivery: true, Concurrency: 2}
+	plain := broker.Subscription{Topic: "early", Name: "plain-node"}
+	re := &recorded{fail: func(m *broker.Message) bool { return m.Attempt == 0 && string(m.Data) == "fail early" }}
+	var rp recorded
+	receive(t, b, early, re.handle)
+	receive(t, b, plain, rp.handle)
+
+	// Until the listener listens, messages come with its first claim.
+	eventually(t, "an early delivery", func() bool {
+		id := publish(t, b, early.Topic)
+		eventually(t, "the message acked", func() bool { return pending(t, db, early.Name)+pending(t, db, plain.Name) == 0 })
+		got := re.of(id)
+		return len(got) > 0 && got[0].Attempt == 0
+	})
+
+	attrs := map[string]string{"k": "v"}
+	ids := map[string]string{}
+	for _, data := range []string{"one", "two", "fail early", strings.Repeat("x", broker.MaxEarlySize+1),
+		strings.Repeat("y", broker.MaxEarlySize), "big attributes"} {
+		a := attrs
+		if data == "big attributes" { // too large for a NOTIFY payload: Publish must still work
+			a = map[string]string{"k": strings.Repeat("a", 7900)}
+		}
+		id, err := b.Publish(ctx, early.Topic, []byte(data), a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[data[:min(len(data), 10)]] = id
+		// One at a time: a claim that finds a message before the
+		// listener has read its notification would deliver it twice,
+		// durably and then early (allowed, but not what is tested here).
+		eventually(t, "the message acked", func() bool { return pending(t, db, early.Name)+pending(t, db, plain.Name) == 0 })
+	}
+	time.Sleep(100 * time.Millisecond) // a second call would come now
+
+	attempts := func(ms []broker.Message) []int {
+		var out []int
+		for _, m := range ms {
+			out = append(out, m.Attempt)
+		}
+		return out
+	}
+	for key, want := range map[string][]int{"one": {0}, "two": {0}, "fail early": {0, 1}, "xxxxxxxxxx": {1}, "yyyyyyyyyy": {0},
+		"big attrib": {1}} {
+		got := re.of(ids[key])
+		if !slices.Equal(attempts(got), want) {
+			t.Errorf("early subscription: %q delivered with attempts %v, want %v", key, attempts(got), want)
+		}
+		if g := rp.of(ids[key]); !slices.Equal(attempts(g), []int{1}) {
+			t.Errorf("plain subscription: %q delivered with attempts %v, want [1]", key, attempts(g))
+		}
+	}
+	// The early message is the durable one.
+	if got := re.of(ids["fail early"]); len(got) == 2 {
+		e, d := got[0], got[1]
+		if e.ID != d.ID || e.Topic != d.Topic || string(e.Data) != string(d.Data) || !maps.Equal(e.Attributes, d.Attributes) ||
+			!e.PublishedAt.Equal(d.PublishedAt) {
+			t.Errorf("early delivery %+v differs from the durable one %+v", e, d)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package pgbroker
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -47,6 +48,8 @@ func (b *Broker) Receive(ctx context.Context, sub broker.Subscription, h broker.
 		wake:     make(chan struct{}, 1),
 		freed:    make(chan struct{}, 1),
 		inflight: map[int64]*delivery{},
+		early:    map[int64]*earlyCall{},
+		earlyMax: make(chan struct{}, sub.WithDefaults().Concurrency),
 	}
 	return r.run(ctx)
 }
@@ -66,6 +69,20 @@ type receiver struct {
 	running  int                 // handler slots in use (inflight plus settling)
 
 	handlers sync.WaitGroup
+
+	// EarlyDelivery: the calls made from notifications, by message ID,
+	// until the claim of the message finds them (guarded by mu); at most
+	// cap(earlyMax) run at once.
+	early      map[int64]*earlyCall
+	earlyMax   chan struct{}
+	earlyCalls sync.WaitGroup
+}
+
+// earlyCall is one early delivery: done is closed when the handler has
+// returned, ok then tells whether it returned nil.
+type earlyCall struct {
+	done chan struct{}
+	ok   bool
 }
 
 // delivery is one claimed message.
@@ -98,6 +115,7 @@ func (r *receiver) run(ctx context.Context) error {
 	r.handlers.Wait()
 	stopRenew()
 	bg.Wait()
+	r.earlyCalls.Wait() // none starts once the listener has stopped
 	return nil
 }
 
@@ -278,7 +296,10 @@ func (r *receiver) start(ctx context.Context, d *delivery) {
 
 // handle calls the handler and acks, nacks or dead-letters the message.
 func (r *receiver) handle(rctx, hctx context.Context, d *delivery) {
-	err := r.call(hctx, d)
+	var err error
+	if !r.earlyDone(d.id) {
+		err = r.call(hctx, d)
+	}
 	d.cancel()
 	r.mu.Lock()
 	delete(r.inflight, d.id)
@@ -322,15 +343,120 @@ func (r *receiver) handle(rctx, hctx context.Context, d *delivery) {
 
 // call runs the handler on a copy of the message, turning a panic into an
 // error.
-func (r *receiver) call(ctx context.Context, d *delivery) (err error) {
+func (r *receiver) call(ctx context.Context, d *delivery) error {
+	m := d.msg
+	return r.callMessage(ctx, &m)
+}
+
+func (r *receiver) callMessage(ctx context.Context, m *broker.Message) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			r.log.Error("handler panicked", "message_id", d.msg.ID, "panic", p, "stack", string(debug.Stack()))
+			r.log.Error("handler panicked", "message_id", m.ID, "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
 	}()
-	m := d.msg
-	return r.h(ctx, &m)
+	return r.h(ctx, m)
+}
+
+// notification is the payload Publish sends with NOTIFY. Data is absent
+// when the message is too large to travel in it.
+type notification struct {
+	ID          int64             `json:"id"`
+	PublishedAt time.Time         `json:"published_at"`
+	Data        *[]byte           `json:"data"`
+	Attributes  map[string]string `json:"attributes"`
+}
+
+// deliverEarly calls the handler, in its own goroutine, on the message a
+// notification carries, when the subscription has EarlyDelivery and a
+// slot is free (otherwise the message waits for its claim, as without
+// EarlyDelivery). The claim of the message then acks it without calling
+// the handler again if this call succeeded (earlyDone).
+func (r *receiver) deliverEarly(ctx context.Context, payload string) {
+	if !r.sub.EarlyDelivery || payload == "" {
+		return
+	}
+	var n notification
+	if err := json.Unmarshal([]byte(payload), &n); err != nil || n.Data == nil {
+		return
+	}
+	select {
+	case r.earlyMax <- struct{}{}:
+	default:
+		return
+	}
+	e := &earlyCall{done: make(chan struct{})}
+	r.mu.Lock()
+	if _, seen := r.early[n.ID]; seen {
+		// Already claimed: the durable delivery handles it.
+		r.mu.Unlock()
+		<-r.earlyMax
+		return
+	}
+	r.rememberLocked(n.ID, e)
+	r.mu.Unlock()
+	m := &broker.Message{ID: strconv.FormatInt(n.ID, 10), Topic: r.sub.Topic, Data: *n.Data,
+		Attributes: n.Attributes, PublishedAt: n.PublishedAt}
+	if m.Attributes == nil {
+		m.Attributes = map[string]string{}
+	}
+	r.earlyCalls.Go(func() {
+		defer func() { <-r.earlyMax }()
+		err := r.callMessage(ctx, m)
+		if err != nil {
+			r.log.Debug("early delivery failed; the message will be delivered when claimed", "message_id", m.ID, "err", err)
+		}
+		e.ok = err == nil
+		close(e.done)
+	})
+}
+
+// maxEarly bounds the early calls remembered.
+const maxEarly = 1024
+
+// claimedEarly marks a message claimed before any early call: a
+// notification read after the claim does not call the handler again.
+var claimedEarly = func() *earlyCall {
+	c := &earlyCall{done: make(chan struct{})}
+	close(c.done)
+	return c
+}()
+
+// rememberLocked records e as the early call of message id. Past maxEarly
+// entries it forgets the finished ones (calls of messages claimed or
+// claimed elsewhere): forgetting one costs at most a second handler call.
+func (r *receiver) rememberLocked(id int64, e *earlyCall) {
+	if len(r.early) >= maxEarly {
+		for id, c := range r.early {
+			select {
+			case <-c.done:
+				delete(r.early, id)
+			default:
+			}
+		}
+	}
+	r.early[id] = e
+}
+
+// earlyDone reports whether an early call handled the claimed message id
+// successfully, waiting for it if it still runs. With EarlyDelivery it
+// remembers id as claimed, so that its notification, if read only now,
+// does not call the handler again.
+func (r *receiver) earlyDone(id int64) bool {
+	if !r.sub.EarlyDelivery {
+		return false
+	}
+	r.mu.Lock()
+	e := r.early[id]
+	if e == nil {
+		r.rememberLocked(id, claimedEarly)
+	}
+	r.mu.Unlock()
+	if e == nil {
+		return false
+	}
+	<-e.done
+	return e.ok
 }
 
 // settle runs f (ack, nack, dead-letter) until it succeeds, ctx ends or
@@ -484,11 +610,12 @@ func (r *receiver) listenOnce(ctx context.Context, bo *retry.Backoff) error {
 		// Wake up now and then to check the connection: a peer that
 		// vanished without closing it would otherwise go unnoticed.
 		wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		_, err := conn.WaitForNotification(wctx)
+		n, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil
 		cancel()
 		switch {
 		case err == nil:
+			r.deliverEarly(ctx, n.Payload)
 			signal(r.wake)
 		case ctx.Err() != nil:
 			return nil
