@@ -126,7 +126,10 @@ async function waitDrawn(page, n) {
   await page.waitForFunction((n) => {
     const deck = window.__meridianOverlay?._deck;
     const ls = deck?.props.layers || [];
-    return ls.length >= n && ls.every((l) => l.isLoaded);
+    // The map holds its first view's layers until their tiles are in
+    // (web/src/mapview.jsx firstView), then draws them.
+    const first = window.__meridianFirstView;
+    return ls.length >= n && ls.every((l) => l.isLoaded) && (!first || !first.held);
   }, n, {timeout: 60_000});
 }
 

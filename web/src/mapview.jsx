@@ -50,7 +50,14 @@ export function MapView({style, view, layers, tooltipFields, onView, onReady, on
     // Interleaved: deck.gl draws in MapLibre's WebGL context (one context,
     // one canvas: half the GPU work of an overlay canvas, which counts
     // where WebGL runs on the CPU).
-    const overlay = new MapboxOverlay({interleaved: true, layers: layers || [], getTooltip: tooltipOf((id) => fieldsRef.current?.(id))});
+    //
+    // The first view's layers are drawn once, when all their tiles are in
+    // (firstView): drawn as each tile arrives, every arrival redraws all
+    // the loaded tiles, and where WebGL runs on the CPU (SwiftShader, no
+    // GPU) each of those frames takes seconds and holds up the page.
+    const first = firstView(map);
+    const overlay = new MapboxOverlay({interleaved: true, layers: layers || [], getTooltip: tooltipOf((id) => fieldsRef.current?.(id)), layerFilter: first.filter});
+    first.watch(overlay);
     map.addControl(overlay);
     map.on('moveend', () => {
       const c = map.getCenter();
@@ -80,6 +87,47 @@ export function MapView({style, view, layers, tooltipFields, onView, onReady, on
   }, [style]);
 
   return <div class="mapview" ref={el} data-testid="map" />;
+}
+
+// FIRST_VIEW_WAIT_MS bounds how long the first view's layers wait for
+// their tiles before they are drawn as they come.
+const FIRST_VIEW_WAIT_MS = 15000;
+
+// firstView holds deck.gl's layers off the map (filter) until every tile
+// of the first view is loaded, the user moves the map, or
+// FIRST_VIEW_WAIT_MS passed: then they are drawn in one frame. The basemap
+// draws meanwhile. Tiles load all the same (deck.gl updates the layers
+// whether drawn or not). window.__meridianFirstView says when it drew
+// ({releasedAt, drawnAt, reason}, performance.now() times): drawnAt is
+// the MapLibre frame that drew the layers with every tile of the view.
+function firstView(map) {
+  const t0 = performance.now();
+  const state = {held: true};
+  window.__meridianFirstView = state;
+  let overlay;
+  const release = (reason) => {
+    if (!state.held) return;
+    state.held = false;
+    state.reason = reason;
+    state.releasedAt = performance.now();
+    map.triggerRepaint();
+  };
+  const loaded = () => {
+    const ls = overlay?._deck?.props.layers;
+    return !!ls && ls.every((l) => l.isLoaded);
+  };
+  map.on('render', () => {
+    if (state.held) {
+      if (loaded()) release('loaded');
+      else if (performance.now() - t0 > FIRST_VIEW_WAIT_MS) release('timeout');
+    } else if (!state.drawnAt && loaded() && map.areTilesLoaded()) {
+      state.drawnAt = performance.now();
+    }
+  });
+  map.once('movestart', () => release('moved'));
+  const timer = setTimeout(() => release('timeout'), FIRST_VIEW_WAIT_MS);
+  map.once('remove', () => clearTimeout(timer));
+  return {filter: () => !state.held, watch: (o) => { overlay = o; }};
 }
 
 // flyTo moves the map of a MapView (the last one made) to view.
