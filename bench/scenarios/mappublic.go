@@ -65,7 +65,8 @@ func newMapPublic() bench.Scenario {
 
 func (s *mapPublic) Info() bench.Info {
 	return bench.Info{
-		Name: "map-public",
+		SetupTimeout: tilesSetupTimeout,
+		Name:         "map-public",
 		Description: fmt.Sprintf("A published 3-layer Builder map on Natural Earth admin-1 through `meridian up`: its public document "+
 			"(GET /api/v3/maps/public/{id}) and one of its tiles, both edge-cache hits, from %d connections; and its first paint "+
 			"in Chromium (%d fresh visits per run: navigation start to all tiles of the first view drawn).", s.cfg.Concurrency, s.cfg.Visits),
