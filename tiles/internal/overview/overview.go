@@ -129,8 +129,9 @@ func prefix(t Table) string {
 func Name(t Table) string { return prefix(t) + formatVersion + fmt.Sprintf("%016x", t.Fingerprint) }
 
 // formatVersion is the version of the band tables' contents: "v2" added
-// the centres of polygons under a band's pixel, "v3" point overviews in
-// (level, cx, cy) order.
+// the centres of polygons under a band's pixel, "v3" rows in the order of
+// their position (point cells by (level, cx, cy), band pieces by the
+// geometry's B-tree order).
 const formatVersion = "v3"
 
 // Status of a copy.
@@ -523,14 +524,18 @@ FROM (
 		stmts = append(stmts, `CREATE TEMP TABLE `+centres+` ON COMMIT DROP AS
 SELECT p.key, p.w, p.h, p.x0, p.y0, ST_PointOnSurface(p.geom) AS geom FROM `+prev+` p`)
 	}
+	// A band's rows are written in the geometry's B-tree order (PostGIS
+	// 3: a Hilbert curve): the pieces a tile reads are then neighbours on
+	// disk rather than spread over the table in key order.
 	fill := func(band int, from, pixelSrc string) {
 		bt := pgx.Identifier{Schema, ov.BandTable(band)}.Sanitize()
-		stmts = append(stmts,
-			"INSERT INTO "+bt+" (key, geom, w, h, x0, y0) SELECT p.key, ST_Subdivide(p.geom, "+strconv.Itoa(maxVertices)+"), p.w, p.h, p.x0, p.y0 FROM "+from+" p WHERE NOT ST_IsEmpty(p.geom)")
+		rows := "SELECT p.key, ST_Subdivide(p.geom, " + strconv.Itoa(maxVertices) + ") AS geom, p.w, p.h, p.x0, p.y0 FROM " + from + " p WHERE NOT ST_IsEmpty(p.geom)"
 		if pixelSrc != "" && t.Shape == catalog.ShapePolygon {
-			stmts = append(stmts, "INSERT INTO "+bt+" (key, geom, w, h, x0, y0) SELECT c.key, c.geom, c.w, c.h, c.x0, c.y0 FROM "+centres+
-				" c WHERE greatest(c.w, c.h) < "+pixelSrc+" AND NOT ST_IsEmpty(c.geom)")
+			rows += "\nUNION ALL\nSELECT c.key, c.geom, c.w, c.h, c.x0, c.y0 FROM " + centres +
+				" c WHERE greatest(c.w, c.h) < " + pixelSrc + " AND NOT ST_IsEmpty(c.geom)"
 		}
+		stmts = append(stmts,
+			"INSERT INTO "+bt+" (key, geom, w, h, x0, y0) SELECT r.key, r.geom, r.w, r.h, r.x0, r.y0 FROM (\n"+rows+"\n) r ORDER BY r.geom")
 		stmts = append(stmts,
 			"CREATE INDEX ON "+bt+" USING gist (geom)",
 			"ANALYZE "+bt)
