@@ -18,7 +18,7 @@ import (
 // invalidation subscription ("tiles-<node>-invalidations"), so that every
 // tiles node bumps the generations of what changed.
 func (nd *node) tilesComponent() (component, error) {
-	pools := dataconn.NewPools(dataconn.New(nd.meta, nd.keyring), dataconn.PoolsConfig{ApplicationName: "meridian-tiles"}, nd.log.With("component", "dataconn"))
+	pools := dataconn.NewPools(dataconn.New(nd.meta, nd.keyring), dataconn.PoolsConfig{ApplicationName: "meridian-tiles", MaxConns: nd.cfg.Tiles.DataMaxConns}, nd.log.With("component", "dataconn"))
 	srv, err := tiles.New(nd.cfg.Tiles, tiles.Deps{
 		Log:       nd.log.With("component", "tiles"),
 		Conns:     pools,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"runtime"
 	"strings"
 	"time"
 
@@ -73,6 +74,13 @@ type Config struct {
 	MaxBodyBytes int `json:"max_body_bytes,omitempty" env:"MERIDIAN_TILES_MAX_BODY_BYTES"`
 	// ShutdownTimeout bounds the graceful shutdown. Default: 20s.
 	ShutdownTimeout config.Duration `json:"shutdown_timeout,omitempty" env:"MERIDIAN_TILES_SHUTDOWN_TIMEOUT"`
+	// DataMaxConns caps this node's pool to each data connection, unless
+	// the connection's own max_conns option says otherwise. Tiles are
+	// CPU work in PostgreSQL, and every backend pays for loading PostGIS
+	// and preparing the tile statements before its first tile: more
+	// backends than the cores can run add that cost and no throughput.
+	// Default: twice GOMAXPROCS, at least 4.
+	DataMaxConns int32 `json:"data_max_conns,omitempty" env:"MERIDIAN_TILES_DATA_MAX_CONNS"`
 	// Peers configures sharing tiles between tiles nodes.
 	Peers PeersConfig `json:"peers"`
 	// Overviews configures the tile-ready copies of large line and
@@ -149,6 +157,7 @@ func (c *Config) SetDefaults() {
 	}
 	setDefault(&c.MaxBodyBytes, 8<<20)
 	setDefault(&c.ShutdownTimeout, config.Duration(20*time.Second))
+	setDefault(&c.DataMaxConns, int32(max(4, 2*runtime.GOMAXPROCS(0))))
 	setDefault(&c.Peers.DNSRefresh, config.Duration(10*time.Second))
 	setDefault(&c.Peers.CacheBytes, 256<<20)
 	setDefault(&c.Peers.FillTimeout, config.Duration(30*time.Second))
@@ -201,6 +210,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Overviews.Bands < 1 || c.Overviews.Bands > 20 || c.Overviews.MinBytes < 0 {
 		bad("MERIDIAN_TILES_OVERVIEWS_BANDS %d: want 1..20 (and MERIDIAN_TILES_OVERVIEWS_MIN_BYTES not negative)", c.Overviews.Bands)
+	}
+	if c.DataMaxConns < 1 || c.DataMaxConns > 1000 {
+		bad("MERIDIAN_TILES_DATA_MAX_CONNS %d: want 1..1000", c.DataMaxConns)
 	}
 	if c.CacheBytes < 1<<20 {
 		bad("MERIDIAN_TILES_CACHE_BYTES %d: want at least 1 MiB", c.CacheBytes)

@@ -1,6 +1,7 @@
 package tiles
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ func TestConfigDefaults(t *testing.T) {
 	}
 	if c.Addr != "127.0.0.1:8081" || c.PathPrefix != "/api" || c.TileBudget != 512<<10 || c.TileTimeout.D() != 30*time.Second || c.Peers.Enabled() {
 		t.Errorf("defaults = %+v", c)
+	}
+	if want := int32(max(4, 2*runtime.GOMAXPROCS(0))); c.DataMaxConns != want {
+		t.Errorf("DataMaxConns = %d, want %d (twice GOMAXPROCS, at least 4)", c.DataMaxConns, want)
 	}
 }
 
@@ -41,13 +45,13 @@ func TestConfigFromEnv(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	c := Config{Addr: "nope", PathPrefix: "api/", TileBudget: 10, MaxZoom: 30, Peers: PeersConfig{List: []string{"http://a"}}}
+	c := Config{Addr: "nope", PathPrefix: "api/", TileBudget: 10, MaxZoom: 30, DataMaxConns: -1, Peers: PeersConfig{List: []string{"http://a"}}}
 	c.SetDefaults()
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("bad config validated")
 	}
-	for _, want := range []string{"MERIDIAN_TILES_ADDR", "MERIDIAN_TILES_PATH_PREFIX", "MERIDIAN_TILES_TILE_BUDGET", "MERIDIAN_TILES_MAX_ZOOM", "MERIDIAN_TILES_PEER_ADDR"} {
+	for _, want := range []string{"MERIDIAN_TILES_ADDR", "MERIDIAN_TILES_PATH_PREFIX", "MERIDIAN_TILES_TILE_BUDGET", "MERIDIAN_TILES_MAX_ZOOM", "MERIDIAN_TILES_DATA_MAX_CONNS", "MERIDIAN_TILES_PEER_ADDR"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %s: %v", want, err)
 		}

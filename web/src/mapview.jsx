@@ -116,14 +116,16 @@ function firstView(map) {
     const ls = overlay?._deck?.props.layers;
     return !!ls && ls.every((l) => l.isLoaded);
   };
-  map.on('render', () => {
+  const onRender = () => {
     if (state.held) {
       if (loaded()) release('loaded');
       else if (performance.now() - t0 > FIRST_VIEW_WAIT_MS) release('timeout');
-    } else if (!state.drawnAt && loaded() && map.areTilesLoaded()) {
+    } else if (loaded() && map.areTilesLoaded()) {
       state.drawnAt = performance.now();
+      map.off('render', onRender);
     }
-  });
+  };
+  map.on('render', onRender);
   map.once('movestart', () => release('moved'));
   const timer = setTimeout(() => release('timeout'), FIRST_VIEW_WAIT_MS);
   map.once('remove', () => clearTimeout(timer));

@@ -688,8 +688,14 @@ func BuildOverview(l Layer, ov Overview, band int) (string, error) {
 	}
 	b.WriteString("\n  ) f\n  JOIN " + pgx.Identifier{l.Schema, l.Table}.Sanitize() + " g ON g." + ident(ov.Key) + " = f.__mk")
 	b.WriteString("\n) s\nCROSS JOIN LATERAL (SELECT ")
+	// The pieces go to ST_AsMVTGeom as they are at full detail (lod 0):
+	// it simplifies to half a tile unit itself, the tolerance Build adds
+	// before it, and it clips. The pieces are small (overview.BuildSQL
+	// subdivides them), so Build's cheap cut to the tile before that
+	// work saves nothing here; it and a second simplification cost about
+	// a tenth of a low-zoom tile. Coarser levels of detail simplify more.
 	tol := "(" + l.pixel(40075016.685578488) + " * 0.5 * 2.0::float8 ^ " + lod + ")"
-	clipped := "ST_Simplify(ST_ClipByBox2D(s.__mg, (SELECT " + l.bufferedEnvelope(2, 3857) + ")), " + tol + ", true)"
+	clipped := "CASE WHEN " + lod + " = 0 THEN s.__mg ELSE ST_Simplify(s.__mg, " + tol + ", true) END"
 	if keepSmall {
 		// A polygon under a pixel is a one-pixel square at its centre, as
 		// Build draws it; the coarser bands hold such polygons as that
