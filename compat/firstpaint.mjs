@@ -9,7 +9,10 @@
 //   LAYERS     how many deck.gl layers the map has (default 1)
 //   CHROMIUM   the browser (default /usr/bin/chromium)
 //
-// Prints {"samples_ms": [...], "errors": [...]}.
+// Prints {"samples_ms": [...], "ready_ms": [...], "errors": [...]}:
+// ready_ms is when every tile of the first view was loaded and parsed
+// (the viewer's hold released, before the frame that draws them), the
+// part of the first paint that is not rasterization.
 import {chromium} from 'playwright-core';
 
 const url = process.env.URL;
@@ -23,7 +26,7 @@ const browser = await chromium.launch({
   args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
     '--disable-component-update', '--disable-sync', '--enable-unsafe-swiftshader'],
 });
-const out = {samples_ms: [], errors: []};
+const out = {samples_ms: [], ready_ms: [], errors: []};
 try {
   for (let i = 0; i < rounds; i++) {
     const ctx = await browser.newContext({viewport: {width: 1280, height: 800}});
@@ -44,6 +47,8 @@ try {
         return performance.now();
       }, layers, {timeout: 60_000, polling: 'raf'});
       out.samples_ms.push(await ms.jsonValue());
+      const ready = await page.evaluate(() => window.__meridianFirstView?.releasedAt);
+      if (ready) out.ready_ms.push(ready);
     } catch (err) {
       out.errors.push(String(err.message || err).slice(0, 300));
     }
