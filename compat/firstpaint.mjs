@@ -47,7 +47,12 @@ try {
         return performance.now();
       }, layers, {timeout: 60_000, polling: 'raf'});
       out.samples_ms.push(await ms.jsonValue());
-      const ready = await page.evaluate(() => window.__meridianFirstView?.releasedAt);
+      // Only a hold released because every layer loaded says when they
+      // were ready (not one released by the 15 s timeout).
+      const ready = await page.evaluate(() => {
+        const f = window.__meridianFirstView;
+        return f?.reason === 'loaded' ? f.releasedAt : null;
+      });
       if (ready) out.ready_ms.push(ready);
     } catch (err) {
       out.errors.push(String(err.message || err).slice(0, 300));
