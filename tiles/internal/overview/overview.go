@@ -170,7 +170,8 @@ type Manager struct {
 	mu     sync.Mutex
 	states map[string]*state // by conn + "\x00" + Name
 	jobs   chan Table
-	// OnBuilt, when set, is called after a copy is built (metrics).
+	// OnBuilt, when set, is called after a copy is built and tiles can
+	// use it (metrics).
 	OnBuilt func(t Table, took time.Duration)
 }
 
@@ -316,7 +317,7 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case t := <-m.jobs:
-			st, ov, err := m.ensure(ctx, t)
+			st, ov, took, err := m.ensure(ctx, t)
 			if err != nil && ctx.Err() == nil {
 				m.log.Warn("overview: not built", "conn", t.Conn, "table", t.Schema+"."+t.Name, "err", err)
 			}
@@ -329,6 +330,10 @@ func (m *Manager) Run(ctx context.Context) {
 				}
 			}
 			m.mu.Unlock()
+			// Told once tiles can use the copy (after the state above).
+			if took > 0 && m.OnBuilt != nil {
+				m.OnBuilt(t, took)
+			}
 		}
 	}
 }
@@ -336,60 +341,57 @@ func (m *Manager) Run(ctx context.Context) {
 // ensure finds t's copy, building it when it is missing and worth it. A
 // role without the rights to read or create the schema, or a read-only
 // connection, skips the table.
-func (m *Manager) ensure(ctx context.Context, t Table) (Status, mvt.Overview, error) {
-	st, ov, err := m.find(ctx, t)
+func (m *Manager) ensure(ctx context.Context, t Table) (Status, mvt.Overview, time.Duration, error) {
+	st, ov, took, err := m.find(ctx, t)
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) && (pe.Code == "42501" || pe.Code == "25006") { // no privilege; read-only connection
 		m.log.Info("overview: not allowed here (no right, or a read-only connection); tiles render from the table", "conn", t.Conn,
 			"table", t.Schema+"."+t.Name, "err", pe.Message)
-		return Skipped, ov, nil
+		return Skipped, ov, 0, nil
 	}
-	return st, ov, err
+	return st, ov, took, err
 }
 
-func (m *Manager) find(ctx context.Context, t Table) (Status, mvt.Overview, error) {
+func (m *Manager) find(ctx context.Context, t Table) (Status, mvt.Overview, time.Duration, error) {
 	pool, err := m.pool(ctx, t.Conn)
 	if err != nil {
-		return Failed, mvt.Overview{}, err
+		return Failed, mvt.Overview{}, 0, err
 	}
 	key, keyType, err := keyColumn(ctx, pool, t.OID)
 	if err != nil {
-		return Failed, mvt.Overview{}, err
+		return Failed, mvt.Overview{}, 0, err
 	}
 	if key == "" {
 		m.log.Info("overview: table has no single-column primary key; tiles render from it", "conn", t.Conn, "table", t.Schema+"."+t.Name)
-		return Skipped, mvt.Overview{}, nil
+		return Skipped, mvt.Overview{}, 0, nil
 	}
 	ov, last := m.overviewOf(t, key)
 	var exists bool
 	if err := pool.QueryRow(ctx, "SELECT to_regclass($1) IS NOT NULL", pgx.Identifier{Schema, last}.Sanitize()).Scan(&exists); err != nil {
-		return Failed, ov, fmt.Errorf("looking for overview: %w", err)
+		return Failed, ov, 0, fmt.Errorf("looking for overview: %w", err)
 	}
 	if exists {
-		return Ready, ov, nil
+		return Ready, ov, 0, nil
 	}
 	var size int64
 	if err := pool.QueryRow(ctx, "SELECT pg_table_size($1::int8::oid)", int64(t.OID)).Scan(&size); err != nil {
-		return Failed, ov, fmt.Errorf("sizing table: %w", err)
+		return Failed, ov, 0, fmt.Errorf("sizing table: %w", err)
 	}
 	if size < m.cfg.MinBytes {
-		return Skipped, ov, nil
+		return Skipped, ov, 0, nil
 	}
 	start := time.Now()
 	built, err := m.build(ctx, pool, t, ov, keyType)
 	if err != nil {
-		return Failed, ov, err
+		return Failed, ov, 0, err
 	}
 	if !built {
-		return Failed, ov, nil // another node builds it, or the table changed: look again later
+		return Failed, ov, 0, nil // another node builds it, or the table changed: look again later
 	}
 	took := time.Since(start)
 	m.log.Info("overview: built", "conn", t.Conn, "table", t.Schema+"."+t.Name, "overview", Schema+"."+ov.Table, "seconds", took.Round(time.Millisecond).Seconds())
-	if m.OnBuilt != nil {
-		m.OnBuilt(t, took)
-	}
 	m.dropOld(ctx, pool, t)
-	return Ready, ov, nil
+	return Ready, ov, took, nil
 }
 
 // keyColumn returns the single-column primary key of relation oid and
