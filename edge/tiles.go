@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -18,13 +20,20 @@ import (
 // invalidation subscription ("tiles-<node>-invalidations"), so that every
 // tiles node bumps the generations of what changed.
 func (nd *node) tilesComponent() (component, error) {
-	pools := dataconn.NewPools(dataconn.New(nd.meta, nd.keyring), dataconn.PoolsConfig{ApplicationName: "meridian-tiles", MaxConns: nd.cfg.Tiles.DataMaxConns}, nd.log.With("component", "dataconn"))
+	store := dataconn.New(nd.meta, nd.keyring)
+	pools := dataconn.NewPools(store, dataconn.PoolsConfig{ApplicationName: "meridian-tiles", MaxConns: nd.cfg.Tiles.DataMaxConns}, nd.log.With("component", "dataconn"))
 	srv, err := tiles.New(nd.cfg.Tiles, tiles.Deps{
 		Log:       nd.log.With("component", "tiles"),
 		Conns:     pools,
 		Auth:      watcherAuth{ctx: nd.ctx, w: nd.tokens},
 		Metrics:   nd.metrics,
 		PublicURL: nd.cfg.PublicURL,
+		// Every connection: the engine warms those whose databases hold
+		// overview copies (tables served a lot).
+		WarmConns: func(ctx context.Context) ([]string, error) {
+			v, err := store.Versions(ctx)
+			return slices.Sorted(maps.Keys(v)), err
+		},
 	})
 	if err != nil {
 		pools.Close()

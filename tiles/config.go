@@ -81,6 +81,10 @@ type Config struct {
 	// backends than the cores can run add that cost and no throughput.
 	// Default: twice GOMAXPROCS, at least 4.
 	DataMaxConns int32 `json:"data_max_conns,omitempty" env:"MERIDIAN_TILES_DATA_MAX_CONNS"`
+	// WarmTimeout bounds the start-up warm-up of the data connections
+	// (Deps.WarmConns): /readyz reports the node ready when the warm-up
+	// is done or after this long, whichever comes first. Default: 15s.
+	WarmTimeout config.Duration `json:"warm_timeout,omitempty" env:"MERIDIAN_TILES_WARM_TIMEOUT"`
 	// Peers configures sharing tiles between tiles nodes.
 	Peers PeersConfig `json:"peers"`
 	// Overviews configures the tile-ready copies of large line and
@@ -157,6 +161,7 @@ func (c *Config) SetDefaults() {
 	}
 	setDefault(&c.MaxBodyBytes, 8<<20)
 	setDefault(&c.ShutdownTimeout, config.Duration(20*time.Second))
+	setDefault(&c.WarmTimeout, config.Duration(15*time.Second))
 	setDefault(&c.DataMaxConns, int32(max(4, 2*runtime.GOMAXPROCS(0))))
 	setDefault(&c.Peers.DNSRefresh, config.Duration(10*time.Second))
 	setDefault(&c.Peers.CacheBytes, 256<<20)
@@ -190,7 +195,7 @@ func (c *Config) Validate() error {
 		"MERIDIAN_TILES_TILE_TIMEOUT": c.TileTimeout, "MERIDIAN_TILES_REQUEST_TIMEOUT": c.RequestTimeout,
 		"MERIDIAN_TILES_SQL_TIMEOUT": c.SQLTimeout, "MERIDIAN_TILES_CACHE_MAX_AGE": c.CacheMaxAge,
 		"MERIDIAN_TILES_SHORT_MAX_AGE": c.ShortMaxAge, "MERIDIAN_TILES_CATALOG_REFRESH": c.CatalogRefresh,
-		"MERIDIAN_TILES_SHUTDOWN_TIMEOUT": c.ShutdownTimeout,
+		"MERIDIAN_TILES_SHUTDOWN_TIMEOUT": c.ShutdownTimeout, "MERIDIAN_TILES_WARM_TIMEOUT": c.WarmTimeout,
 	} {
 		if d < 0 {
 			bad("%s must not be negative", name)

@@ -21,6 +21,9 @@ func TestConfigDefaults(t *testing.T) {
 	if want := int32(max(4, 2*runtime.GOMAXPROCS(0))); c.DataMaxConns != want {
 		t.Errorf("DataMaxConns = %d, want %d (twice GOMAXPROCS, at least 4)", c.DataMaxConns, want)
 	}
+	if c.WarmTimeout.D() != 15*time.Second {
+		t.Errorf("WarmTimeout = %v, want 15s", c.WarmTimeout)
+	}
 }
 
 func TestConfigFromEnv(t *testing.T) {

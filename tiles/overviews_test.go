@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/paulmach/orb/geojson"
 
 	"github.com/meridian-gis/meridian/internal/cachetag"
+	"github.com/meridian-gis/meridian/internal/config"
 	"github.com/meridian-gis/meridian/internal/grant"
 )
 
@@ -211,4 +213,81 @@ func TestOverviewDroppedUnderTheEngine(t *testing.T) {
 	// The next tile asks again: the overview is built anew.
 	tile("building,id")
 	waitBuilds(2)
+}
+
+// A node started on a database that holds overview copies warms its pool
+// before it says it is ready: /readyz answers 503 while it warms, then
+// 200, with every backend of the pool opened, PostGIS loaded and the
+// copies planned. A database without copies is left cold.
+func TestWarmUpBeforeReady(t *testing.T) {
+	cfg := withConfig(func(c *Config) { c.Overviews = OverviewsConfig{MinBytes: 1, Bands: 2} })
+	e := newEnv(t, cfg)
+	tok := e.is.token(t, []grant.API{grant.APIMaps}, "public.buildings")
+	tmpl := e.tileTemplate(e.instantiate("table", tok, "name", "public.buildings", "columns", "building"), tok)
+
+	// No copy yet: nothing to warm, ready as soon as listed.
+	cold := startEnv(t, e.db, e.is, cfg, withWarm(func(context.Context) ([]string, error) { return []string{"pg"}, nil }))
+	cold.awaitReady()
+	if n := cold.metric("meridian_tiles_warm_backends_total"); n != 0 {
+		t.Errorf("%v backends warmed on a database without overview copies", n)
+	}
+
+	if r := e.get(expand(tmpl, 14, 4753, 6218), bearer(tok)); r.status != 200 {
+		t.Fatalf("first tile: %d %s", r.status, r.body)
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for e.metric("meridian_tiles_overview_builds_total") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("no overview built after 3 minutes")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	listed := make(chan struct{})
+	warm := startEnv(t, e.db, e.is, cfg, withWarm(func(ctx context.Context) ([]string, error) {
+		select {
+		case <-listed:
+		case <-ctx.Done():
+		}
+		return []string{"pg", "missing"}, nil
+	}))
+	r := warm.get(warm.base + "/readyz")
+	if r.status != 503 || !strings.Contains(string(r.body), "warming the data connections") {
+		t.Fatalf("readyz while warming: %d %s, want 503 naming the warm-up", r.status, r.body)
+	}
+	close(listed)
+	warm.awaitReady()
+	if n, want := warm.metric("meridian_tiles_warm_backends_total"), float64(min(e.db.Pool.Config().MaxConns, 32)); n != want {
+		t.Errorf("%v backends warmed, want the pool's %v", n, want)
+	}
+	// Tiles come as before.
+	if r := warm.get(expand(warm.tileTemplate(warm.instantiate("table", tok, "name", "public.buildings", "columns", "building"), tok), 1, 0, 0), bearer(tok)); r.status != 200 && r.status != 204 {
+		t.Fatalf("tile after warm-up: %d %s", r.status, r.body)
+	}
+
+	// A warm-up that cannot finish does not keep the node out for long.
+	stuck := startEnv(t, e.db, e.is, cfg, withConfig(func(c *Config) { c.WarmTimeout = config.Duration(300 * time.Millisecond) }),
+		withWarm(func(ctx context.Context) ([]string, error) { <-ctx.Done(); return nil, ctx.Err() }))
+	stuck.awaitReady()
+}
+
+// withWarm sets Deps.WarmConns.
+func withWarm(f func(ctx context.Context) ([]string, error)) envOpt {
+	return func(s *envSetup) { s.deps.WarmConns = f }
+}
+
+// awaitReady waits until /readyz answers 200.
+func (e *env) awaitReady() {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		r := e.get(e.base + "/readyz")
+		if r.status == 200 {
+			return
+		}
+		if time.Now().After(deadline) {
+			e.t.Fatalf("not ready after a minute: %d %s", r.status, r.body)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

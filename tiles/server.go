@@ -33,6 +33,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -72,6 +73,12 @@ type Deps struct {
 	// tile URLs), as clients reach the edge, e.g. http://localhost:8080;
 	// PathPrefix is appended. Required.
 	PublicURL string
+	// WarmConns lists the data connections to warm when the node starts
+	// (engine.WarmUp): until that is done, or Config.WarmTimeout passed,
+	// /readyz answers 503, so that a load balancer sends a restarted or
+	// new node tiles only once its backends are ready. Optional: nil
+	// warms nothing at start (pools open on first use).
+	WarmConns func(ctx context.Context) ([]string, error)
 }
 
 // Server is one tiles node: routing, authentication, CORS, error mapping
@@ -90,9 +97,11 @@ type Server struct {
 	hangups hangup.Watcher      // clients that leave while their request waits (clientContext)
 	covers  spatialindex.Covers // widgets' spatial filters on spatial-index sources, shared
 
-	base    context.Context // lifetime of Run; detached work derives from it
-	stop    context.CancelFunc
-	handler fasthttp.RequestHandler
+	base      context.Context // lifetime of Run; detached work derives from it
+	stop      context.CancelFunc
+	handler   fasthttp.RequestHandler
+	warmConns func(ctx context.Context) ([]string, error)
+	warming   atomic.Bool // the start-up warm-up runs: not ready
 
 	peerLn net.Listener // tests: a listener for the peer server
 }
@@ -125,6 +134,7 @@ func New(cfg Config, deps Deps) (*Server, error) {
 		publicURL: strings.TrimRight(deps.PublicURL, "/") + prefix,
 		prefix:    prefix,
 		health:    obs.NewHealth(),
+		warmConns: deps.WarmConns,
 	}
 	s.base, s.stop = context.WithCancel(context.Background())
 	eng, err := engine.New(cfg.engineConfig(), engine.Deps{Log: deps.Log, Pool: deps.Conns.Pool, Metrics: deps.Metrics})
@@ -133,9 +143,37 @@ func New(cfg Config, deps Deps) (*Server, error) {
 	}
 	s.engine = eng
 	s.health.Add("data_connections", eng.CheckConns)
+	if s.warmConns != nil {
+		s.warming.Store(true)
+		s.health.Add("warm_up", func(context.Context) error {
+			if s.warming.Load() {
+				return errWarming
+			}
+			return nil
+		})
+	}
 	s.metrics = newMetrics(deps.Metrics, s)
 	s.handler = s.handle
 	return s, nil
+}
+
+// errWarming is the readiness of a node still warming its pools.
+var errWarming = errors.New("warming the data connections")
+
+// warmUp runs the start-up warm-up (Deps.WarmConns), bounded by
+// Config.WarmTimeout, then reports the node ready.
+func (s *Server) warmUp(ctx context.Context) {
+	defer s.warming.Store(false)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.WarmTimeout.D())
+	defer cancel()
+	start := time.Now()
+	conns, err := s.warmConns(ctx)
+	if err != nil {
+		s.log.Warn("listing the data connections to warm", "err", err)
+		return
+	}
+	n := s.engine.WarmUp(ctx, conns)
+	s.log.Info("warm-up done", "backends", n, "seconds", time.Since(start).Seconds(), "timed_out", ctx.Err() != nil)
 }
 
 // Handler returns the engine's request handler (for tests and embedding).
@@ -196,6 +234,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	bg, stopBG := context.WithCancel(s.base)
 	wg.Add(1)
 	go func() { defer wg.Done(); s.engine.Run(bg) }()
+	if s.warmConns != nil {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.warmUp(bg) }()
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()

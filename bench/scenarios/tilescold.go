@@ -102,7 +102,7 @@ func newTilesCold() bench.Scenario {
 		Tiles:       tilebench.AnchorsListLen,
 		Concurrency: 8,
 		Datasets:    []tilebench.Dataset{tilebench.Admin1(), tilebench.Postal()},
-		Meridian: "a fresh `meridian tiles` process per run (start, /healthz and source instantiation " +
+		Meridian: "a fresh `meridian tiles` process per run (start, /readyz and source instantiation " +
 			"excluded from the timing); the run checks its in-process cache served no hit",
 		Headers: []string{"Authorization: Bearer <token>", "Accept-Encoding: gzip"},
 		PgTileserv: "not a variant: not installable here (`apt-cache policy pg-tileserv` knows no such " +

@@ -123,9 +123,10 @@ type Tiles struct {
 }
 
 // StartTiles starts `meridian tiles` on a free loopback port and waits
-// until it answers /healthz. The process is detached from ctx (which
-// bounds the wait only) and killed after lifetime at the latest; call
-// Stop. extraEnv ("K=V") is added to the process environment.
+// until it answers /readyz with 200, as a load balancer would before
+// sending it work (a node warms its hot data connections first). The
+// process is detached from ctx (which bounds the wait only) and killed
+// after lifetime at the latest; call Stop. extraEnv ("K=V") is added to the process environment.
 func (m Meridian) StartTiles(ctx context.Context, lifetime time.Duration, extraEnv ...string) (*Tiles, error) {
 	addr, err := proc.FreeLoopbackAddr()
 	if err != nil {
@@ -144,7 +145,7 @@ func (m Meridian) StartTiles(ctx context.Context, lifetime time.Duration, extraE
 		// Compression is the engine's business: bodies are read as sent.
 		Transport: &http.Transport{DisableCompression: true, MaxIdleConnsPerHost: 4},
 	}}
-	if err := t.waitReady(ctx, "meridian tiles", "/healthz", time.Minute); err != nil {
+	if err := t.waitReady(ctx, "meridian tiles", "/readyz", time.Minute); err != nil {
 		return nil, err
 	}
 	return t, nil

@@ -9,6 +9,7 @@ type metrics struct {
 	coarsened, peerRequests         prometheus.Counter
 	fillsAbandoned                  prometheus.Counter
 	overviewTiles, overviewBuilds   prometheus.Counter
+	warmBackends                    prometheus.Counter
 	renderSeconds, renderBytes      prometheus.Histogram
 }
 
@@ -31,6 +32,8 @@ func newMetrics(reg *prometheus.Registry, e *Engine) *metrics {
 		Help: "Tiles rendered from an overview (a tile-ready copy of a large table) rather than from the table."})
 	m.overviewBuilds = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "overview_builds_total",
 		Help: "Overviews this node built."})
+	m.warmBackends = prometheus.NewCounter(prometheus.CounterOpts{Name: ns + "warm_backends_total",
+		Help: "Data connection backends readied for tiles when the node started (WarmUp)."})
 	m.renderSeconds = prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "render_seconds",
 		Help: "Time to render one tile in PostGIS.", Buckets: prometheus.ExponentialBuckets(0.002, 2.5, 10)})
 	m.renderBytes = prometheus.NewHistogram(prometheus.HistogramOpts{Name: ns + "render_bytes",
@@ -39,7 +42,7 @@ func newMetrics(reg *prometheus.Registry, e *Engine) *metrics {
 		return m
 	}
 	reg.MustRegister(cache, fills, m.coarsened, m.peerRequests, m.renderSeconds, m.renderBytes,
-		m.fillsAbandoned, m.overviewTiles, m.overviewBuilds)
+		m.fillsAbandoned, m.overviewTiles, m.overviewBuilds, m.warmBackends)
 	reg.MustRegister(
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: ns + "cache_entries", Help: "Tiles in the in-process cache."},
 			func() float64 { return float64(e.cache.Stats().Entries) }),

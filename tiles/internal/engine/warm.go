@@ -2,12 +2,14 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/meridian-gis/meridian/internal/tile"
+	"github.com/meridian-gis/meridian/tiles/internal/overview"
 )
 
 // warmStatement loads what a PostgreSQL backend loads on its first tile:
@@ -85,4 +87,87 @@ func (e *Engine) warmPool(src *Source) {
 		e.log.Debug("data connection warmed", "conn", src.Spec.Conn, "connections", opened,
 			"statements", len(stmts), "seconds", time.Since(start).Seconds())
 	}()
+}
+
+// WarmUp readies this node's pools before it takes traffic. For each data
+// connection of conns whose database holds overview copies (the mark of
+// tables served a lot), it opens the pool's connections at once, loads
+// PostGIS and PROJ in each backend and plans a read of every copy and its
+// table there (overview.WarmStatements), so that a restarted or newly
+// scaled node renders its first tiles as fast as a warm one. Connections
+// without copies stay as they are, opened on first use. It returns the
+// backends it readied; a connection it cannot warm is logged and skipped
+// (its tiles will say what is wrong). ctx bounds the whole warm-up.
+func (e *Engine) WarmUp(ctx context.Context, conns []string) int {
+	warmed := 0
+	for _, conn := range conns {
+		if ctx.Err() != nil {
+			break
+		}
+		n, err := e.warmConn(ctx, conn)
+		if err != nil {
+			e.log.Warn("warming a data connection", "conn", conn, "err", err)
+		}
+		warmed += n
+	}
+	return warmed
+}
+
+// warmConn is WarmUp for one connection.
+func (e *Engine) warmConn(ctx context.Context, conn string) (int, error) {
+	if e.overviews == nil {
+		return 0, nil // tiles read the tables: nothing is known to be hot
+	}
+	start := time.Now()
+	pool, err := e.pool(ctx, conn)
+	if err != nil {
+		return 0, err
+	}
+	stmts, err := overview.WarmStatements(ctx, pool)
+	if err != nil || len(stmts) == 0 {
+		return 0, err
+	}
+	n := int(min(pool.Config().MaxConns, 32))
+	conns := make([]*pgxpool.Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := pool.Acquire(ctx)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			conns[i] = c
+			if _, err := c.Exec(ctx, warmStatement); err != nil {
+				errs[i] = fmt.Errorf("loading PostGIS: %w", err)
+				return
+			}
+			for _, sql := range stmts {
+				if _, err := c.Exec(ctx, sql); err != nil {
+					errs[i] = fmt.Errorf("planning a read of an overview copy: %w", err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	warmed := 0
+	var failed error
+	for i, c := range conns {
+		if c != nil {
+			c.Release()
+		}
+		if errs[i] == nil {
+			warmed++
+		} else if failed == nil {
+			failed = errs[i]
+		}
+	}
+	e.metrics.warmBackends.Add(float64(warmed))
+	e.log.Info("data connection warmed", "conn", conn, "backends", warmed, "statements", len(stmts),
+		"seconds", time.Since(start).Seconds())
+	return warmed, failed
 }

@@ -606,3 +606,48 @@ WHERE level = `+strconv.Itoa(level+1)+` GROUP BY 2, 3`)
 		"ALTER TABLE "+tbl+" ADD PRIMARY KEY (level, cx, cy)",
 		"ANALYZE "+tbl)
 }
+
+// warmCopies bounds the copies WarmStatements plans.
+const warmCopies = 256
+
+// WarmStatements returns statements that, run on a fresh backend of the
+// data database q, load what its first tiles from the copies would: each
+// copy's relation, indexes and geometry statistics (a plan of a read by
+// bounding box) and its table's relation. They only plan (EXPLAIN), so
+// they cost milliseconds whatever the sizes. None when the database holds
+// no copy of the current layout.
+func WarmStatements(ctx context.Context, q catalog.Querier) ([]string, error) {
+	rows, err := q.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname),
+       EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'geom' AND NOT a.attisdropped),
+       (SELECT format('%I.%I', sn.nspname, s.relname) FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
+         WHERE s.oid = substring(c.relname FROM '^o([0-9]+)_')::oid)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE n.nspname = $1 AND c.relkind = 'r' AND strpos(c.relname, $2) > 0
+ORDER BY c.oid DESC LIMIT $3`, Schema, "_"+formatVersion, warmCopies)
+	if err != nil {
+		return nil, fmt.Errorf("listing overview copies: %w", err)
+	}
+	var stmts []string
+	tables := map[string]bool{}
+	for rows.Next() {
+		var copy string
+		var geom bool
+		var table *string
+		if err := rows.Scan(&copy, &geom, &table); err != nil {
+			return nil, fmt.Errorf("listing overview copies: %w", err)
+		}
+		if geom {
+			stmts = append(stmts, "EXPLAIN SELECT * FROM "+copy+" WHERE geom && ST_MakeEnvelope(0, 0, 1, 1, 3857)")
+		} else {
+			stmts = append(stmts, "EXPLAIN SELECT * FROM "+copy)
+		}
+		if table != nil && !tables[*table] {
+			tables[*table] = true
+			stmts = append(stmts, "EXPLAIN SELECT * FROM "+*table)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing overview copies: %w", err)
+	}
+	return stmts, nil
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -360,5 +361,47 @@ func TestPointOverviewRendersTheSameTiles(t *testing.T) {
 				t.Errorf("tile %v lod %d: %d cells from the table, %d from the overview, %d differ", at, lod, len(want), len(got), diff)
 			}
 		}
+	}
+}
+
+// WarmStatements plans a read of every copy and of its table, and nothing
+// when the database holds no copy.
+func TestWarmStatements(t *testing.T) {
+	db := geotest.New(t)
+	ctx := context.Background()
+	if stmts, err := overview.WarmStatements(ctx, db.Pool); err != nil || len(stmts) != 0 {
+		t.Fatalf("before any copy: %q, %v; want none", stmts, err)
+	}
+	m := newManager(t, db.Pool, overview.Config{MinBytes: 1, Bands: 2})
+	tb := tableOf(t, ctx, db.Pool, geotest.Rivers)
+	ov, st := await(t, m, tb)
+	if st != overview.Ready {
+		t.Fatalf("status %v, want ready", st)
+	}
+	stmts, err := overview.WarmStatements(ctx, db.Pool)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]bool{"public." + geotest.Rivers: false}
+	for band := 0; band <= ov.Bands; band++ {
+		want[overview.Schema+"."+ov.BandTable(band)] = false
+	}
+	for _, sql := range stmts {
+		for name := range want {
+			if strings.Contains(sql, " "+name+" ") || strings.HasSuffix(sql, " "+name) {
+				want[name] = true
+			}
+		}
+		if _, err := db.Pool.Exec(ctx, sql); err != nil {
+			t.Errorf("%s: %v", sql, err)
+		}
+	}
+	for name, seen := range want {
+		if !seen {
+			t.Errorf("no statement reads %s in %q", name, stmts)
+		}
+	}
+	if len(stmts) != len(want) {
+		t.Errorf("%d statements, want %d: %q", len(stmts), len(want), stmts)
 	}
 }
