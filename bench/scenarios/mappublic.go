@@ -32,6 +32,11 @@ type mapPublicConfig struct {
 	// Visits are the first-paint samples per run, each in a fresh
 	// browser context.
 	Visits int `json:"visits"`
+	// FloorLayers is the map of first-paint-floor: one layer of one point
+	// over the same basemap and view, what a published map costs the
+	// page before its data (the bundle, fetchMap, MapLibre and deck.gl
+	// starting, the basemap drawn).
+	FloorLayers []string `json:"floor_layers"`
 	// DocURL and TileURL are what the two load variants request.
 	DocURL  string `json:"doc_url"`
 	TileURL string `json:"tile_url"`
@@ -54,6 +59,7 @@ type mapPublic struct {
 	up      *tilebench.Tiles
 	token   string
 	viewer  string
+	floor   string // the viewer of the floor map
 	compat  string
 	chrome  string
 	headers http.Header
@@ -69,8 +75,9 @@ func (s *mapPublic) Info() bench.Info {
 		Name:         "map-public",
 		Description: fmt.Sprintf("A published 3-layer Builder map on Natural Earth admin-1 through `meridian up`: its public document "+
 			"(GET /api/v3/maps/public/{id}) and one of its tiles, both edge-cache hits, from %d connections; and its first paint "+
-			"in Chromium (%d fresh visits per run: navigation start to all tiles of the first view drawn).", s.cfg.Concurrency, s.cfg.Visits),
-		Variants: []string{"doc-hit", "tile-hit", "first-paint"},
+			"in Chromium (%d fresh visits per run: navigation start to all tiles of the first view drawn); first-paint-floor is the "+
+			"first paint of a published map of one point over the same basemap and view, what the page costs before any data.", s.cfg.Concurrency, s.cfg.Visits),
+		Variants: []string{"doc-hit", "tile-hit", "first-paint", "first-paint-floor"},
 		Targets: []bench.Target{
 			{Ratio: "doc-hit/tile-hit", Min: 0.9},
 			{Variant: "first-paint", Max: 1500},
@@ -113,11 +120,20 @@ func (s *mapPublic) Setup(ctx context.Context, env *bench.Env) (bench.Teardown, 
 		return teardown, err
 	}
 	stop.add(s.up.Stop)
-	id, err := s.publish(ctx)
+	call := accountCaller(ctx, s.up.URL, &cookieJar{})
+	if err := call("POST", "/accounts-api/signup", map[string]string{"email": "bench@example.test", "password": "a long bench password", "name": "Bench"}, nil); err != nil {
+		return teardown, err
+	}
+	id, err := s.publish(call)
 	if err != nil {
 		return teardown, err
 	}
 	s.viewer = s.up.URL + "/map/" + id
+	floor, err := s.publishFloor(call)
+	if err != nil {
+		return teardown, err
+	}
+	s.floor = s.up.URL + "/map/" + floor
 	s.cfg.DocURL = s.up.URL + "/api/v3/maps/public/" + id + "?v=3.4&client=deck-gl-carto"
 	var doc struct {
 		Token string `json:"token"`
@@ -192,11 +208,7 @@ func (s *mapPublic) browserReady(root string) error {
 // publish signs up the first account (the admin) and makes a public map
 // of three layers: admin-1 coloured by a number, a query coloured by
 // category, and a query of points.
-func (s *mapPublic) publish(ctx context.Context) (string, error) {
-	call := accountCaller(ctx, s.up.URL, &cookieJar{})
-	if err := call("POST", "/accounts-api/signup", map[string]string{"email": "bench@example.test", "password": "a long bench password", "name": "Bench"}, nil); err != nil {
-		return "", err
-	}
+func (s *mapPublic) publish(call apiCaller) (string, error) {
 	ds := []map[string]any{
 		{"id": "states", "type": "table", "source": "public.admin1", "connectionName": tilesConn, "columns": []string{"name", "admin", "latitude"}},
 		{"id": "americas", "type": "query", "connectionName": tilesConn,
@@ -217,22 +229,41 @@ func (s *mapPublic) publish(ctx context.Context) (string, error) {
 	}
 	sunset := []string{"#f3e79b", "#fac484", "#f8a07e", "#eb7f86", "#ce6693", "#a059a0"}
 	bold := []string{"#7F3C8D", "#11A579", "#3969AC", "#F2B701", "#E73F74", "#80BA5A"}
+	layers := []any{
+		layer("centres", "centres", nil, "", nil),
+		layer("americas", "americas", map[string]any{"name": "admin", "type": "string"}, "ordinal", bold),
+		layer("states", "states", map[string]any{"name": "latitude", "type": "real"}, "quantile", sunset),
+	}
+	return s.publishMap(call, "Bench map", ds, layers)
+}
+
+// publishFloor publishes the floor map: one layer of one point.
+func (s *mapPublic) publishFloor(call apiCaller) (string, error) {
+	ds := []map[string]any{{"id": "one", "type": "query", "connectionName": tilesConn,
+		"source": "SELECT name, ST_PointOnSurface(geom) AS geom FROM public.admin1 WHERE iso_3166_2 = 'CA-QC'"}}
+	s.cfg.FloorLayers = []string{"one"}
+	layer := map[string]any{"id": "one", "type": "mvt", "visualChannels": map[string]any{}, "config": map[string]any{
+		"dataId": "one", "label": "one", "isVisible": true, "color": []int{18, 147, 154},
+		"visConfig": map[string]any{"opacity": 0.8, "filled": true, "stroked": true, "thickness": 0.5, "radius": 3, "strokeColor": []int{255, 255, 255}},
+	}}
+	return s.publishMap(call, "Bench floor map", ds, []any{layer})
+}
+
+// publishMap creates a public map of datasets ds and layers at the bench
+// view, over the offline basemap, and returns its id.
+func (s *mapPublic) publishMap(call apiCaller, title string, ds []map[string]any, layers []any) (string, error) {
 	cfg := map[string]any{"version": "v1", "config": map[string]any{
 		"filters":        map[string]any{},
 		"mapState":       map[string]any{"latitude": 20, "longitude": -60, "zoom": 2, "pitch": 0, "bearing": 0},
 		"mapStyle":       map[string]any{"styleType": "custom:meridian-light"},
 		"customBaseMaps": map[string]any{"customStyle": map[string]any{"id": "meridian-light", "url": s.up.URL + "/basemap/styles/meridian-light.json"}},
 		"visState": map[string]any{"layerBlending": "normal", "interactionConfig": map[string]any{"tooltip": map[string]any{"enabled": true, "fieldsToShow": map[string]any{}}},
-			"layers": []any{
-				layer("centres", "centres", nil, "", nil),
-				layer("americas", "americas", map[string]any{"name": "admin", "type": "string"}, "ordinal", bold),
-				layer("states", "states", map[string]any{"name": "latitude", "type": "real"}, "quantile", sunset),
-			}},
+			"layers": layers},
 	}}
 	var m struct {
 		ID string `json:"id"`
 	}
-	if err := call("POST", "/workspace-api/maps", map[string]any{"title": "Bench map", "datasets": ds, "keplerMapConfig": cfg}, &m); err != nil {
+	if err := call("POST", "/workspace-api/maps", map[string]any{"title": title, "datasets": ds, "keplerMapConfig": cfg}, &m); err != nil {
 		return "", err
 	}
 	if err := call("PATCH", "/workspace-api/maps/"+m.ID, map[string]any{"privacy": map[string]any{"privacy": "public"}}, nil); err != nil {
@@ -240,6 +271,9 @@ func (s *mapPublic) publish(ctx context.Context) (string, error) {
 	}
 	return m.ID, nil
 }
+
+// apiCaller calls a JSON API of a `meridian up` as one signed-in user.
+type apiCaller func(method, path string, body, out any) error
 
 // get fetches u with headers h and returns the response with its body read.
 func get(ctx context.Context, u string, h http.Header) (*http.Response, []byte, error) {
@@ -301,7 +335,9 @@ func (s *mapPublic) Run(ctx context.Context, variant string) (bench.Result, erro
 		}
 		return fromLoad(r)
 	case "first-paint":
-		return s.firstPaint(ctx)
+		return s.firstPaint(ctx, s.viewer, len(s.cfg.Layers))
+	case "first-paint-floor":
+		return s.firstPaint(ctx, s.floor, len(s.cfg.FloorLayers))
 	}
 	return bench.Result{}, errors.New("unknown variant " + variant)
 }
@@ -311,10 +347,10 @@ func (s *mapPublic) Run(ctx context.Context, variant string) (bench.Result, erro
 // the first view loaded and parsed (before the frame that draws them:
 // what the page does, without the rasterization, which runs on the CPU
 // here), are secondary ones.
-func (s *mapPublic) firstPaint(ctx context.Context) (bench.Result, error) {
+func (s *mapPublic) firstPaint(ctx context.Context, viewer string, layers int) (bench.Result, error) {
 	res, err := proc.Command{
 		Path: s.node, Args: []string{filepath.Join(s.compat, "firstpaint.mjs")}, Dir: s.compat,
-		Env:     append(os.Environ(), "URL="+s.viewer, fmt.Sprintf("ROUNDS=%d", s.cfg.Visits), fmt.Sprintf("LAYERS=%d", len(s.cfg.Layers)), "CHROMIUM="+s.chrome),
+		Env:     append(os.Environ(), "URL="+viewer, fmt.Sprintf("ROUNDS=%d", s.cfg.Visits), fmt.Sprintf("LAYERS=%d", layers), "CHROMIUM="+s.chrome),
 		Timeout: 3 * time.Minute, OutputLimit: 64 << 10,
 	}.Run(ctx)
 	if err != nil {
@@ -352,7 +388,7 @@ func lastLineOf(s string) string {
 // accountCaller returns a function that calls the web apps' APIs at base
 // as a browser of that origin does (JSON, Origin, the session cookies in
 // jar) and decodes a 2xx answer into out (when not nil).
-func accountCaller(ctx context.Context, base string, jar *cookieJar) func(method, path string, body, out any) error {
+func accountCaller(ctx context.Context, base string, jar *cookieJar) apiCaller {
 	return func(method, path string, body, out any) error {
 		b, _ := json.Marshal(body)
 		req, err := http.NewRequestWithContext(ctx, method, base+path, bytes.NewReader(b))
