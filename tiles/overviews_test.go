@@ -44,13 +44,7 @@ func TestOverviewsServeTiles(t *testing.T) {
 				}
 				return
 			}
-			deadline := time.Now().Add(3 * time.Minute)
-			for e.metric("meridian_tiles_overview_builds_total") < 1 {
-				if time.Now().After(deadline) {
-					t.Fatal("no overview built after 3 minutes")
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
+			e.awaitOverviewBuilds(1)
 			// The same area at lower zooms (simplified bands) and deeper.
 			for _, c := range [][3]uint32{{1, 0, 0}, {13, 2376, 3109}, {19, 152100, 198990}} {
 				r := e.get(expand(tmpl, c[0], c[1], c[2]), bearer(tok))
@@ -92,13 +86,7 @@ func TestOverviewsServePointTiles(t *testing.T) {
 		t.Fatalf("tile from the table: %d %s", first.status, first.body)
 	}
 	want := decodeTile(t, first)[0].Features
-	deadline := time.Now().Add(3 * time.Minute)
-	for e.metric("meridian_tiles_overview_builds_total") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no overview built after 3 minutes")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.awaitOverviewBuilds(1)
 	before := e.metric("meridian_tiles_overview_tiles_total")
 	tmpl2 := e.tileTemplate(e.instantiate("table", tok, "name", "public.places", "columns", "name,adm0name"), tok)
 	again := e.get(expand(tmpl2, 1, 1, 0), bearer(tok))
@@ -135,13 +123,7 @@ func TestOverviewsHeldAfterInvalidation(t *testing.T) {
 	if r := e.get(expand(tmpl, 14, 4753, 6218), bearer(tok)); r.status != 200 {
 		t.Fatalf("first tile: %d %s", r.status, r.body)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for e.metric("meridian_tiles_overview_builds_total") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no overview built after 3 minutes")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.awaitOverviewBuilds(1)
 	ctx := context.Background()
 	// One session writes twice in a row: the first write's statistics are
 	// flushed at once, the second's wait (PostgreSQL flushes a session's
@@ -187,16 +169,7 @@ func TestOverviewDroppedUnderTheEngine(t *testing.T) {
 	if r := tile("building"); r.status != 200 {
 		t.Fatalf("first tile: %d %s", r.status, r.body)
 	}
-	waitBuilds := func(n float64) {
-		deadline := time.Now().Add(3 * time.Minute)
-		for e.metric("meridian_tiles_overview_builds_total") < n {
-			if time.Now().After(deadline) {
-				t.Fatalf("%v overviews built after 3 minutes, want %v", e.metric("meridian_tiles_overview_builds_total"), n)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
-	waitBuilds(1)
+	e.awaitOverviewBuilds(1)
 	if r := tile("building,name"); r.status != 200 || e.metric("meridian_tiles_overview_tiles_total") != 1 {
 		t.Fatalf("tile from the overview: %d, %v overview tiles", r.status, e.metric("meridian_tiles_overview_tiles_total"))
 	}
@@ -212,7 +185,7 @@ func TestOverviewDroppedUnderTheEngine(t *testing.T) {
 	}
 	// The next tile asks again: the overview is built anew.
 	tile("building,id")
-	waitBuilds(2)
+	e.awaitOverviewBuilds(2)
 }
 
 // A node started on a database that holds overview copies warms its pool
@@ -235,13 +208,7 @@ func TestWarmUpBeforeReady(t *testing.T) {
 	if r := e.get(expand(tmpl, 14, 4753, 6218), bearer(tok)); r.status != 200 {
 		t.Fatalf("first tile: %d %s", r.status, r.body)
 	}
-	deadline := time.Now().Add(3 * time.Minute)
-	for e.metric("meridian_tiles_overview_builds_total") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("no overview built after 3 minutes")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	e.awaitOverviewBuilds(1)
 
 	listed := make(chan struct{})
 	warm := startEnv(t, e.db, e.is, cfg, withWarm(func(ctx context.Context) ([]string, error) {
@@ -269,6 +236,18 @@ func TestWarmUpBeforeReady(t *testing.T) {
 	stuck := startEnv(t, e.db, e.is, cfg, withConfig(func(c *Config) { c.WarmTimeout = config.Duration(300 * time.Millisecond) }),
 		withWarm(func(ctx context.Context) ([]string, error) { <-ctx.Done(); return nil, ctx.Err() }))
 	stuck.awaitReady()
+}
+
+// awaitOverviewBuilds waits until the node has built n overviews.
+func (e *env) awaitOverviewBuilds(n float64) {
+	e.t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for e.metric("meridian_tiles_overview_builds_total") < n {
+		if time.Now().After(deadline) {
+			e.t.Fatalf("%v overviews built after 3 minutes, want %v", e.metric("meridian_tiles_overview_builds_total"), n)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // withWarm sets Deps.WarmConns.

@@ -54,39 +54,57 @@ func (e *Engine) warmPool(src *Source) {
 	go func() {
 		defer cancel()
 		start := time.Now()
-		n := int(min(pool.Config().MaxConns, 32))
-		conns := make([]*pgxpool.Conn, n)
-		var wg sync.WaitGroup
-		for i := range n {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				c, err := pool.Acquire(ctx)
-				if err != nil {
-					return
-				}
-				conns[i] = c
-				if _, err := c.Exec(ctx, warmStatement); err != nil {
-					return // no PostGIS here: tiles will say so
-				}
-				for _, sql := range stmts {
-					if _, err := c.Conn().Prepare(ctx, sql, sql); err != nil {
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		opened := 0
-		for _, c := range conns {
-			if c != nil {
-				c.Release()
-				opened++
+		opened, _ := onEachConn(ctx, pool, func(c *pgxpool.Conn) error {
+			if _, err := c.Exec(ctx, warmStatement); err != nil {
+				return err // no PostGIS here: tiles will say so
 			}
-		}
+			for _, sql := range stmts {
+				if _, err := c.Conn().Prepare(ctx, sql, sql); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
 		e.log.Debug("data connection warmed", "conn", src.Spec.Conn, "connections", opened,
 			"statements", len(stmts), "seconds", time.Since(start).Seconds())
 	}()
+}
+
+// onEachConn acquires all of pool's connections at once (at most 32), so
+// that each is a different backend, runs fn on each, releases them and
+// returns on how many fn succeeded and the first error.
+func onEachConn(ctx context.Context, pool *pgxpool.Pool, fn func(*pgxpool.Conn) error) (int, error) {
+	n := int(min(pool.Config().MaxConns, 32))
+	conns := make([]*pgxpool.Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := pool.Acquire(ctx)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			conns[i] = c
+			errs[i] = fn(c)
+		}()
+	}
+	wg.Wait()
+	ok := 0
+	var first error
+	for i, c := range conns {
+		if c != nil {
+			c.Release()
+		}
+		if errs[i] == nil {
+			ok++
+		} else if first == nil {
+			first = errs[i]
+		}
+	}
+	return ok, first
 }
 
 // WarmUp readies this node's pools before it takes traffic. For each data
@@ -127,47 +145,19 @@ func (e *Engine) warmConn(ctx context.Context, conn string) (int, error) {
 	if err != nil || len(stmts) == 0 {
 		return 0, err
 	}
-	n := int(min(pool.Config().MaxConns, 32))
-	conns := make([]*pgxpool.Conn, n)
-	errs := make([]error, n)
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c, err := pool.Acquire(ctx)
-			if err != nil {
-				errs[i] = err
-				return
-			}
-			conns[i] = c
-			if _, err := c.Exec(ctx, warmStatement); err != nil {
-				errs[i] = fmt.Errorf("loading PostGIS: %w", err)
-				return
-			}
-			for _, sql := range stmts {
-				if _, err := c.Exec(ctx, sql); err != nil {
-					errs[i] = fmt.Errorf("planning a read of an overview copy: %w", err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	warmed := 0
-	var failed error
-	for i, c := range conns {
-		if c != nil {
-			c.Release()
+	warmed, err := onEachConn(ctx, pool, func(c *pgxpool.Conn) error {
+		if _, err := c.Exec(ctx, warmStatement); err != nil {
+			return fmt.Errorf("loading PostGIS: %w", err)
 		}
-		if errs[i] == nil {
-			warmed++
-		} else if failed == nil {
-			failed = errs[i]
+		for _, sql := range stmts {
+			if _, err := c.Exec(ctx, sql); err != nil {
+				return fmt.Errorf("planning a read of an overview copy: %w", err)
+			}
 		}
-	}
+		return nil
+	})
 	e.metrics.warmBackends.Add(float64(warmed))
 	e.log.Info("data connection warmed", "conn", conn, "backends", warmed, "statements", len(stmts),
 		"seconds", time.Since(start).Seconds())
-	return warmed, failed
+	return warmed, err
 }
