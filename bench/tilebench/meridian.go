@@ -126,7 +126,8 @@ type Tiles struct {
 // until it answers /readyz with 200, as a load balancer would before
 // sending it work (a node warms its hot data connections first). The
 // process is detached from ctx (which bounds the wait only) and killed
-// after lifetime at the latest; call Stop. extraEnv ("K=V") is added to the process environment.
+// after lifetime at the latest; call Stop. extraEnv ("K=V") is added to
+// the process environment.
 func (m Meridian) StartTiles(ctx context.Context, lifetime time.Duration, extraEnv ...string) (*Tiles, error) {
 	addr, err := proc.FreeLoopbackAddr()
 	if err != nil {

@@ -123,6 +123,10 @@ func prefix(t Table) string {
 	return "o" + strconv.FormatUint(uint64(t.OID), 10) + "_" + fmt.Sprintf("%08x", h.Sum32()) + "_"
 }
 
+// sourceOIDSQL is the OID of the table a copy in Schema was made from, read
+// from the copy's name (pg_class c), in SQL: the name starts with prefix.
+const sourceOIDSQL = `substring(c.relname FROM '^o([0-9]+)_')::oid`
+
 // Name is the stem of the names of t's band tables in Schema. It carries
 // the version of their layout (formatVersion), so that a copy of an
 // earlier layout is dropped and built again like a stale one.
@@ -463,7 +467,7 @@ func (m *Manager) dropOld(ctx context.Context, pool *pgxpool.Pool, t Table) {
 	rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 		WHERE n.nspname = $1 AND c.relkind = 'r' AND (
 		  (starts_with(c.relname, $2) AND NOT starts_with(c.relname, $3))
-		  OR NOT EXISTS (SELECT 1 FROM pg_class s WHERE s.oid = substring(c.relname from '^o([0-9]+)_')::oid))`,
+		  OR NOT EXISTS (SELECT 1 FROM pg_class s WHERE s.oid = `+sourceOIDSQL+`))`,
 		Schema, prefix(t), Name(t)+"_")
 	if err != nil {
 		m.log.Warn("overview: listing old copies", "err", err)
@@ -620,7 +624,7 @@ func WarmStatements(ctx context.Context, q catalog.Querier) ([]string, error) {
 	rows, err := q.Query(ctx, `SELECT format('%I.%I', n.nspname, c.relname),
        EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'geom' AND NOT a.attisdropped),
        (SELECT format('%I.%I', sn.nspname, s.relname) FROM pg_class s JOIN pg_namespace sn ON sn.oid = s.relnamespace
-         WHERE s.oid = substring(c.relname FROM '^o([0-9]+)_')::oid)
+         WHERE s.oid = `+sourceOIDSQL+`)
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE n.nspname = $1 AND c.relkind = 'r' AND strpos(c.relname, $2) > 0
 ORDER BY c.oid DESC LIMIT $3`, Schema, "_"+formatVersion, warmCopies)
