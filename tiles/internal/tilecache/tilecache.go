@@ -84,8 +84,13 @@ func (c *Cache[K, V]) Put(k K, v V, size int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if old := s.m[k]; old != nil {
+		// A new item takes the old one's place: Get reads an item's value
+		// without the lock, so an item is never written once published.
+		it := &item[K, V]{key: k, val: v, size: size, idx: old.idx}
+		it.ref.Store(old.ref.Load())
+		s.m[k] = it
+		s.ring[old.idx] = it
 		s.bytes += size - old.size
-		old.val, old.size = v, size
 	} else {
 		it := &item[K, V]{key: k, val: v, size: size, idx: len(s.ring)}
 		s.m[k] = it

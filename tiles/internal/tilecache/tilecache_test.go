@@ -83,9 +83,11 @@ func TestConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range 5000 {
 				k := (i * (g + 1)) % 700
-				if _, ok := c.Get(k); !ok {
-					c.Put(k, k, 7)
+				if v, ok := c.Get(k); ok && v != k {
+					t.Errorf("Get(%d) = %d", k, v)
 				}
+				// Hits read the value unlocked while others replace it.
+				c.Put(k, k, 7)
 			}
 		}()
 	}
