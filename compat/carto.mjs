@@ -415,7 +415,8 @@ if (h3Table && h3Query) {
 // fullest cell of tile tileCell (its id as deck.gl's picked object has it:
 // a BigInt for quadbin, written in decimal by String(), H3 hex), then asks
 // getFeatures (pick) for its rows, and counts with featureIds on the table
-// and query sources and with the client's picked-cells spatial filter.
+// and query sources and with the client's picked-cells spatial filter;
+// for quadbin, the table widget's first cell ids as the page reads them.
 async function indexPick(tableSource, querySource, tileCell, type) {
   const src = await tableSource;
   const tile = await fetchSpatialTile(src, tileCell);
@@ -430,6 +431,10 @@ async function indexPick(tableSource, querySource, tileCell, type) {
     count: await ws.getFormula({operation: 'count', ...sel}),
     queryCount: await (await querySource).widgetSource.getFormula({operation: 'count', ...sel}),
     cellFilterCount: await ws.getFormula({operation: 'count', spatialFilter: {indexes: [id], type}}),
+    // The cell column itself, as the table widget lists it: quadbin ids
+    // exceed Number.MAX_SAFE_INTEGER, so they must come as strings.
+    cells: type === 'quadbin' ? (await ws.getTable({columns: ['quadbin'], sortBy: 'quadbin', limit: 3})).rows.map(
+      (r) => ({type: typeof r.quadbin, id: String(r.quadbin), big: BigInt(r.quadbin).toString()})) : [],
   };
 }
 

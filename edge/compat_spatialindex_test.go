@@ -208,8 +208,31 @@ func checkIndexPick(t *testing.T, u *upServer, out []byte, check string, holds f
 			Metadata struct{ Total float64 }
 		} `json:"picked"`
 		Count, QueryCount, CellFilterCount struct{ Value float64 }
+		Cells                              []struct{ Type, ID, Big string }
 	}
 	passedCheck(t, out, check, &c)
+	if check == "quadbinPick" {
+		// The cell ids reach the page exact: strings, not rounded numbers.
+		rs, err := u.data.Pool.Query(context.Background(), "SELECT quadbin::text FROM "+compatQuadbinTable+" ORDER BY quadbin LIMIT 3")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := pgx.CollectRows(rs, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, cell := range c.Cells {
+			if cell.Type != "string" || cell.Big != cell.ID {
+				t.Errorf("%s: table widget cell %+v, want a string BigInt reads as is", check, cell)
+			}
+			got = append(got, cell.ID)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%s: table widget cells %q, want %q", check, got, want)
+		}
+	}
+
 	rs, err := u.data.Pool.Query(context.Background(), "SELECT name, ST_X(p), ST_Y(p) FROM (SELECT name, ST_PointOnSurface(geom) AS p FROM public.countries) s")
 	if err != nil {
 		t.Fatal(err)

@@ -378,6 +378,17 @@ func checkIndexWidgets(t *testing.T, e *env, r wreq, where string, spatial bool)
 	if got := jsonPairs(rows, "name", "pop_max"); !samePairs(got, top) {
 		t.Errorf("table = %v, want %v", got, top)
 	}
+	// The cell ids, exact: quadbin and h3int ids exceed what a JavaScript
+	// number holds, so they come as decimal strings.
+	rows, _ = rowsOf(t, call("table", map[string]any{"column": []string{r.sdc, "name"}, "sortBy": "pop_max",
+		"sortDirection": "desc", "limit": 7, "offset": 1}))
+	cells := sqlPairs(t, e, "SELECT "+r.sdc+"::text, 1"+from+" ORDER BY pop_max DESC NULLS LAST, name LIMIT 7 OFFSET 1")
+	for _, row := range rows {
+		id, ok := row[r.sdc].(string)
+		if _, want := cells[id]; !ok || !want {
+			t.Errorf("table: cell %#v, want one of %v as a string", row[r.sdc], cells)
+		}
+	}
 	// scatterplot
 	rows, _ = rowsOf(t, call("scatterplot", map[string]any{"xAxisColumn": "pop_max", "yAxisColumn": "pop_min"}))
 	if want := math.Min(500, num(e.scalar("SELECT count(*)"+from+" AND pop_max IS NOT NULL AND pop_min IS NOT NULL"))); float64(len(rows)) != want {

@@ -25,6 +25,7 @@ import (
 	"github.com/meridian-gis/meridian/tiles/internal/catalog"
 	"github.com/meridian-gis/meridian/tiles/internal/render"
 	"github.com/meridian-gis/meridian/tiles/internal/source"
+	"github.com/meridian-gis/meridian/tiles/internal/widget"
 )
 
 // sqlQuery answers GET|POST /v3/sql/{conn}/query (CARTO_API.md §3.1): the
@@ -185,8 +186,9 @@ func (r *queryRun) close() {
 	r.conn.Release()
 }
 
-// values returns the current row as JSON-friendly values; geometry
-// columns become orb geometries (or their raw text when undecodable).
+// values returns the current row as JSON-friendly values (widget.Plain:
+// integers beyond 2^53 as decimal strings); geometry columns become orb
+// geometries (or their raw text when undecodable).
 func (r *queryRun) values() ([]any, error) {
 	vals, err := r.rows.Values()
 	if err != nil {
@@ -194,8 +196,8 @@ func (r *queryRun) values() ([]any, error) {
 	}
 	for i, v := range vals {
 		switch x := v.(type) {
-		case [16]byte: // uuid
-			vals[i] = fmt.Sprintf("%x-%x-%x-%x-%x", x[0:4], x[4:6], x[6:8], x[8:10], x[10:16])
+		default:
+			vals[i] = widget.Plain(v)
 		case pgtype.Numeric:
 			if f, err := x.Float64Value(); err == nil && f.Valid {
 				vals[i] = f.Float64

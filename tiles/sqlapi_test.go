@@ -47,6 +47,15 @@ func TestSQLJSON(t *testing.T) {
 			t.Errorf("schema[%d] = %s, want %s", i, got, w)
 		}
 	}
+	// Integers JavaScript cannot hold exactly (quadbin ids) come as
+	// decimal strings; smaller ones stay numbers.
+	sql = "SELECT 5256684166837174271::bigint AS cell, 9007199254740991::bigint AS safe, -9007199254740993::bigint AS neg"
+	for _, format := range []string{"json", "ndjson"} {
+		r := e.get("/api/v3/sql/pg/query?"+q("q", sql, "format", format), bearer(e.all))
+		if want := `{"cell":"5256684166837174271","safe":9007199254740991,"neg":"-9007199254740993"}`; r.status != 200 || !bytes.Contains(r.body, []byte(want)) {
+			t.Errorf("%s big integers: %d %s, want %s", format, r.status, r.body, want)
+		}
+	}
 	if body.Meta["totalBytesProcessed"] != "0" || r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("meta = %v, Cache-Control %q", body.Meta, r.header.Get("Cache-Control"))
 	}

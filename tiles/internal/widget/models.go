@@ -292,7 +292,7 @@ func (b *builder) category(params json.RawMessage, lim Limits) (*Plan, error) {
 			return nil, clienterr.Errorf(ErrTooManyRows, ": more than %d categories: add othersThreshold or filters", lim.MaxRows)
 		}
 		if threshold > 0 {
-			out.Metadata = map[string]any{"others": plain(othersVal)}
+			out.Metadata = map[string]any{"others": Plain(othersVal)}
 		}
 		return out, nil
 	}}, nil

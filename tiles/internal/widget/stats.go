@@ -93,7 +93,7 @@ func Stats(src *Source, scope Scope, column string) (*Plan, error) {
 				return nil, err
 			}
 			out := map[string]any{"attribute": column, "type": "Number", "count": row[0],
-				"min": plain(row[1]), "max": plain(row[2]), "avg": plain(row[3]), "sum": plain(row[4])}
+				"min": Plain(row[1]), "max": Plain(row[2]), "avg": Plain(row[3]), "sum": Plain(row[4])}
 			if breaks := floats(row[5]); len(breaks) == len(quantileFractions) {
 				q := map[string][]float64{}
 				for n := MinQuantiles; n <= MaxQuantiles; n++ {
@@ -119,7 +119,7 @@ func Stats(src *Source, scope Scope, column string) (*Plan, error) {
 			if err != nil {
 				return nil, err
 			}
-			return map[string]any{"attribute": column, "type": "Timestamp", "count": row[0], "min": plain(row[1]), "max": plain(row[2])}, nil
+			return map[string]any{"attribute": column, "type": "Timestamp", "count": row[0], "min": Plain(row[1]), "max": Plain(row[2])}, nil
 		}}, nil
 	}
 

@@ -300,11 +300,26 @@ func number(c catalog.Column) (string, error) {
 // Z (what JavaScript's Date.prototype.toISOString returns).
 func ISOTime(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
-// plain turns a decoded value into one encoding/json writes as the client
+// maxExactInt is the largest integer a JavaScript number (a float64)
+// holds exactly: Number.MAX_SAFE_INTEGER.
+const maxExactInt = 1<<53 - 1
+
+// Plain turns a decoded value into one encoding/json writes as the client
 // expects: times as ISO strings, non-finite floats as null, byte arrays
-// (uuid) as text.
-func plain(v any) any {
+// (uuid) as text, and integers JavaScript cannot hold exactly (quadbin
+// and h3int cell ids, 64-bit hashes) as decimal strings, which the
+// client can turn into a BigInt without loss, instead of numbers that
+// JSON.parse would round.
+func Plain(v any) any {
 	switch x := v.(type) {
+	case int64:
+		if x > maxExactInt || x < -maxExactInt {
+			return strconv.FormatInt(x, 10)
+		}
+	case uint64:
+		if x > maxExactInt {
+			return strconv.FormatUint(x, 10)
+		}
 	case time.Time:
 		return ISOTime(x)
 	case float64:
@@ -320,10 +335,10 @@ func plain(v any) any {
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = plain(e)
+			out[i] = Plain(e)
 		}
 		return out
-	case nil, bool, string, int, int8, int16, int32, int64, uint8, uint16, uint32, uint64, map[string]any:
+	case nil, bool, string, int, int8, int16, int32, uint8, uint16, uint32, map[string]any:
 	case fmt.Stringer:
 		return x.String()
 	default:
@@ -351,7 +366,7 @@ func (r Row) MarshalJSON() ([]byte, error) {
 		kb, _ := json.Marshal(k)
 		b = append(b, kb...)
 		b = append(b, ':')
-		vb, err := json.Marshal(plain(r.Vals[i]))
+		vb, err := json.Marshal(Plain(r.Vals[i]))
 		if err != nil {
 			return nil, err
 		}

@@ -368,6 +368,11 @@ func TestResponses(t *testing.T) {
 		{"table", "table", `{"column":["name","revenue"]}`,
 			[]Result{{Columns: []string{"total"}, Rows: [][]any{{int64(8142)}}}, {Columns: []string{"name", "revenue"}, Rows: [][]any{{"Store 1", 1200.5}}}},
 			`{"rows":[{"name":"Store 1","revenue":1200.5}],"metadata":{"total":8142}}`},
+		{"table of big integers", "table", `{"column":["name","revenue"]}`,
+			[]Result{{Columns: []string{"total"}, Rows: [][]any{{int64(3)}}}, {Columns: []string{"name", "revenue"}, Rows: [][]any{
+				{int64(5256684166837174271), int64(1<<53 - 1)}, {int64(-(1 << 53)), uint64(1 << 63)}, {[]any{int64(1 << 60)}, int64(-(1<<53 - 1))}}}},
+			`{"rows":[{"name":"5256684166837174271","revenue":9007199254740991},{"name":"-9007199254740992","revenue":"9223372036854775808"},` +
+				`{"name":["1152921504606846976"],"revenue":-9007199254740991}],"metadata":{"total":3}}`},
 		{"empty table page", "table", `{"column":["name"]}`,
 			[]Result{{Columns: []string{"total"}, Rows: [][]any{{int64(0)}}}, {Columns: []string{"name"}}},
 			`{"rows":[],"metadata":{"total":0}}`},
