@@ -29,6 +29,7 @@ func Register(r *bench.Registry) error {
 		r.Register(newMapPublic),
 		r.Register(newLDS),
 		r.Register(newSessionHit),
+		r.Register(newCacheTests),
 	)
 }
 

@@ -463,6 +463,43 @@ http://127.0.0.1:%d {
 	}
 }
 
+// TestStaleIfErrorDefault: without a stale_if_error setting, a stored
+// response past its freshness is served when the origin fails (RFC 5861
+// with the default window); "stale_if_error": -1 (Caddyfile: off) passes
+// the origin's error on.
+func TestStaleIfErrorDefault(t *testing.T) {
+	o := newOrigin(t)
+	o.handle(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("ETag", `"x"`)
+		w.Header().Set("Age", "120") // stale on arrival, 60 s past its lifetime
+		if r.Header.Get("If-None-Match") == `"x"` {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprint(w, "stored")
+	})
+	for _, tt := range []struct {
+		name    string
+		handler map[string]any
+		want    int
+	}{
+		{"default", nil, http.StatusOK},
+		{"off", map[string]any{"stale_if_error": -1}, http.StatusServiceUnavailable},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			port := freePort(t)
+			load(t, edge{port: port, origin: o.addr(), handler: tt.handler})
+			url := fmt.Sprintf("http://127.0.0.1:%d/sie-%s", port, tt.name)
+			send(t, "GET", url, nil)
+			r := send(t, "GET", url, nil)
+			if r.status != tt.want || (tt.want == http.StatusOK && (r.body != "stored" || !strings.Contains(r.cacheStatus(), "stale-if-error"))) {
+				t.Errorf("origin failing: %d %q %q, want %d", r.status, r.body, r.cacheStatus(), tt.want)
+			}
+		})
+	}
+}
+
 func TestCoalescingThroughCaddy(t *testing.T) {
 	o := newOrigin(t)
 	release := make(chan struct{})

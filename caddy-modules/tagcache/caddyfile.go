@@ -31,7 +31,7 @@ func parseHandler(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 //		max_entry_size         <size>
 //		authorization_checked
 //		stale_while_revalidate <duration>
-//		stale_if_error         <duration>
+//		stale_if_error         <duration>|off
 //		key_drop_query         <param...>
 //		fill_timeout           <duration>
 //		purge_quarantine       <duration>|off
@@ -62,7 +62,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "stale_while_revalidate":
 			err = parseDuration(d, &h.StaleWhileRevalidate)
 		case "stale_if_error":
-			err = parseDuration(d, &h.StaleIfError)
+			err = parseDurationOrOff(d, &h.StaleIfError)
 		case "key_drop_query":
 			args := d.RemainingArgs()
 			if len(args) == 0 {
@@ -72,16 +72,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		case "fill_timeout":
 			err = parseDuration(d, &h.FillTimeout)
 		case "purge_quarantine":
-			var v string
-			if v, err = oneArg(d); err == nil {
-				if v == "off" {
-					h.PurgeQuarantine = -1
-				} else if dur, perr := caddy.ParseDuration(v); perr != nil {
-					err = d.Errf("parsing purge_quarantine %q: %v", v, perr)
-				} else {
-					h.PurgeQuarantine = caddy.Duration(dur)
-				}
-			}
+			err = parseDurationOrOff(d, &h.PurgeQuarantine)
 		case "max_tags":
 			err = parseInt(d, &h.MaxTags)
 		default:
@@ -162,10 +153,24 @@ func oneArg(d *caddyfile.Dispenser) (string, error) {
 }
 
 func parseDuration(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	return durationArg(d, dst, false)
+}
+
+// parseDurationOrOff is parseDuration where "off" sets -1: the setting's
+// feature turned off.
+func parseDurationOrOff(d *caddyfile.Dispenser, dst *caddy.Duration) error {
+	return durationArg(d, dst, true)
+}
+
+func durationArg(d *caddyfile.Dispenser, dst *caddy.Duration, off bool) error {
 	name := d.Val()
 	v, err := oneArg(d)
 	if err != nil {
 		return err
+	}
+	if off && v == "off" {
+		*dst = -1
+		return nil
 	}
 	dur, err := caddy.ParseDuration(v)
 	if err != nil {

@@ -51,9 +51,12 @@ type Handler struct {
 	// is served while one background request refreshes it, when the
 	// response has no stale-while-revalidate directive. Default: 0.
 	StaleWhileRevalidate caddy.Duration `json:"stale_while_revalidate,omitempty"`
-	// StaleIfError is the window during which a stale response is served
-	// when the origin fails, when the response has no stale-if-error
-	// directive. Default: 0.
+	// StaleIfError is the window, past a stored response's freshness,
+	// during which it is served when the origin fails (500, 502, 503, 504
+	// or unreachable) and the response has no stale-if-error directive of
+	// its own (RFC 5861; never for must-revalidate, no-cache or s-maxage
+	// responses, hard-purged ones or callers without a grant). Default:
+	// 10m; negative turns it off (Caddyfile: stale_if_error off).
 	StaleIfError caddy.Duration `json:"stale_if_error,omitempty"`
 	// KeyDropQuery lists the query parameters left out of the cache key.
 	// When set it replaces the default: access_token, client, v,
@@ -135,7 +138,7 @@ func (h *Handler) cacheConfig(ctx caddy.Context) httpcache.Config {
 // Validate checks the configuration.
 func (h *Handler) Validate() error {
 	if h.TTLDefault < 0 || h.HeuristicMax < 0 || h.MaxEntrySize < 0 || h.StaleWhileRevalidate < 0 ||
-		h.StaleIfError < 0 || h.FillTimeout < 0 || h.MaxTags < 0 {
+		h.FillTimeout < 0 || h.MaxTags < 0 {
 		return fmt.Errorf("meridian_cache: sizes, counts and durations must not be negative")
 	}
 	for _, p := range h.KeyDropQuery {

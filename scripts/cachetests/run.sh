@@ -44,6 +44,14 @@ if [[ ! -f $suite/test-engine/cli.mjs ]]; then
 	mkdir -p "$suite"
 	git --git-dir="$mirror" archive HEAD | tar -x -C "$suite"
 fi
+# The suite's origin listens on every interface (server.listen(port)):
+# this copy listens on loopback only.
+server=$suite/test-engine/server/server.mjs
+sed -i "s/server\.listen(port)\$/server.listen(port, '127.0.0.1')/" "$server"
+if ! grep -q "server.listen(port, '127.0.0.1')" "$server"; then
+	echo "cachetests: could not make $server listen on 127.0.0.1 only" >&2
+	exit 1
+fi
 if [[ ! -d $suite/node_modules/undici ]]; then # the interim-response test needs it
 	(cd "$suite" && npm install --omit=dev --no-audit --no-fund >/dev/null)
 fi

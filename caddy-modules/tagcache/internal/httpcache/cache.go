@@ -35,6 +35,7 @@ const (
 	DefaultHeuristicMax = 24 * time.Hour
 	DefaultFillTimeout  = time.Minute
 	DefaultMaxTags      = 256
+	DefaultStaleIfError = 10 * time.Minute
 )
 
 // Config configures a Cache. Zero values get the documented defaults.
@@ -56,12 +57,20 @@ type Config struct {
 	// other authorized requests without public/s-maxage/must-revalidate
 	// (RFC 9111 §3.5 otherwise). The token is never part of the key.
 	AuthorizationChecked bool
-	// StaleWhileRevalidate and StaleIfError are the windows applied when a
-	// response has no stale-while-revalidate / stale-if-error directive
-	// of its own (and no must-revalidate, proxy-revalidate, no-cache or
-	// s-maxage). Default: 0.
+	// StaleWhileRevalidate is the window applied when a response has no
+	// stale-while-revalidate directive of its own (and no must-revalidate,
+	// proxy-revalidate, no-cache or s-maxage). Default: 0.
 	StaleWhileRevalidate time.Duration
-	StaleIfError         time.Duration
+	// StaleIfError is the window, past a stored response's freshness,
+	// during which it is served when the origin fails (500, 502, 503,
+	// 504, or no answer), for responses without a stale-if-error
+	// directive of their own and under the same conditions (RFC 5861 §4).
+	// It keeps cached maps up through a short origin outage, bounded so
+	// that a long one shows. Hard-purged responses and responses the
+	// caller has no grant for are never served. Default:
+	// DefaultStaleIfError; negative turns it off (stale only where the
+	// response or the request allows it).
+	StaleIfError time.Duration
 	// DropQuery lists query parameters left out of the key. Default:
 	// DefaultDropQuery().
 	DropQuery []string
@@ -129,6 +138,12 @@ func (c *Cache) SetCopyHeaderValues(on bool) { c.copyValues.Store(on) }
 func New(store *Store, cfg Config) *Cache {
 	if cfg.PurgeQuarantine == 0 {
 		cfg.PurgeQuarantine = 2 * time.Second
+	}
+	switch {
+	case cfg.StaleIfError == 0:
+		cfg.StaleIfError = DefaultStaleIfError
+	case cfg.StaleIfError < 0:
+		cfg.StaleIfError = 0
 	}
 	if cfg.HeuristicMax == 0 {
 		cfg.HeuristicMax = DefaultHeuristicMax

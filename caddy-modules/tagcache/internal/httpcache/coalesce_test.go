@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/meridian-gis/meridian/internal/cachetag"
 )
 
 // concurrentGets sends n GETs for path at once and returns their results.
@@ -207,22 +209,32 @@ func TestStaleIfError(t *testing.T) {
 		reqHeader []string
 		advance   time.Duration
 		failure   string // "503" or "unreachable"
+		purge     bool   // hard-purge the response's tag before the failure
 		wantStale bool
 	}{
-		{"directive, 503", "max-age=1, stale-if-error=60", 0, nil, 5 * time.Second, "503", true},
-		{"directive, unreachable", "max-age=1, stale-if-error=60", 0, nil, 5 * time.Second, "unreachable", true},
-		{"directive, beyond window", "max-age=1, stale-if-error=60", 0, nil, 100 * time.Second, "503", false},
-		{"config default", "max-age=1", time.Minute, nil, 5 * time.Second, "503", true},
-		{"request directive", "max-age=1", 0, []string{"Cache-Control: stale-if-error=60"}, 5 * time.Second, "503", true},
-		{"none", "max-age=1", 0, nil, 5 * time.Second, "503", false},
-		{"must-revalidate wins", "max-age=1, must-revalidate, stale-if-error=60", 0, nil, 5 * time.Second, "503", false},
+		{"directive, 503", "max-age=1, stale-if-error=60", -1, nil, 5 * time.Second, "503", false, true},
+		{"directive, unreachable", "max-age=1, stale-if-error=60", -1, nil, 5 * time.Second, "unreachable", false, true},
+		{"directive, beyond window", "max-age=1, stale-if-error=60", 0, nil, 100 * time.Second, "503", false, false},
+		{"config window", "max-age=1", time.Minute, nil, 5 * time.Second, "503", false, true},
+		{"config window passed", "max-age=1", time.Minute, nil, 2 * time.Minute, "503", false, false},
+		{"default window", "max-age=1", 0, nil, 9 * time.Minute, "503", false, true},
+		{"default window, unreachable", "max-age=1", 0, nil, 9 * time.Minute, "unreachable", false, true},
+		{"default window passed", "max-age=1", 0, nil, DefaultStaleIfError + 2*time.Second, "503", false, false},
+		{"default, hard-purged", "max-age=1", 0, nil, 5 * time.Second, "503", true, false},
+		{"request directive", "max-age=1", -1, []string{"Cache-Control: stale-if-error=60"}, 5 * time.Second, "503", false, true},
+		{"off", "max-age=1", -1, nil, 5 * time.Second, "503", false, false},
+		{"must-revalidate wins", "max-age=1, must-revalidate, stale-if-error=60", 0, nil, 5 * time.Second, "503", false, false},
+		{"s-maxage wins over the default", "s-maxage=1", 0, nil, 5 * time.Second, "503", false, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := newEnv(t, Config{StaleIfError: tt.config})
-			e.respond(200, "good", "Cache-Control: "+tt.cc)
+			e.respond(200, "good", "Cache-Control: "+tt.cc, "Surrogate-Key: sie")
 			e.get("/sie")
 			e.clock.Advance(tt.advance)
+			if tt.purge {
+				e.store.PurgeTags([]string{"sie"}, false)
+			}
 			if tt.failure == "503" {
 				e.respond(503, "down")
 			} else {
@@ -237,6 +249,24 @@ func TestStaleIfError(t *testing.T) {
 				t.Errorf("Cache-Status %q, want detail=stale-if-error", r.cacheStatus())
 			}
 		})
+	}
+}
+
+// TestStaleIfErrorNeedsGrant: the default stale-if-error window serves a
+// stored response through an origin failure only to callers granted its
+// source; the others get the origin's error.
+func TestStaleIfErrorNeedsGrant(t *testing.T) {
+	e := newEnv(t, Config{Authorizer: func(r *http.Request) cachetag.Authorizer { return grantHeader{r} }})
+	e.respond(200, "good", "Cache-Control: max-age=1", "Surrogate-Key: src:c/public.t")
+	e.get("/g", "X-Grant: yes")
+	waitFor(t, "the fill to be stored", func() bool { return e.store.Stats().Stores >= 1 })
+	e.clock.Advance(5 * time.Second)
+	e.respond(503, "down")
+	if r := e.get("/g", "X-Grant: no"); r.status != 503 || r.body != "down" {
+		t.Errorf("without a grant: %d %q %q, want the origin's 503", r.status, r.body, r.cacheStatus())
+	}
+	if r := e.get("/g", "X-Grant: yes"); r.status != 200 || r.body != "good" || !strings.Contains(r.cacheStatus(), "stale-if-error") {
+		t.Errorf("granted: %d %q %q, want the stale response", r.status, r.body, r.cacheStatus())
 	}
 }
 
