@@ -223,10 +223,11 @@ func TestClientGoneAcrossNodes(t *testing.T) {
 		spec := nodes[0].slowQuerySource(m, 30*time.Second)
 		own, asker := owner(spec)
 		c := asker.rawGet("/api/v3/maps/pg/query/0/0/0?k=" + spec.Key())
-		waitFor(t, "the owner renders", func() bool { return asker.activeQueries(m) == 1 })
-		if n := own.metric("meridian_tiles_peer_requests_total"); n != 1 {
-			t.Fatalf("owner's peer requests = %v, want 1", n)
-		}
+		// The asker compiling the source (its EXPLAIN carries the marker)
+		// is an active query too: wait for the owner's render itself.
+		waitFor(t, "the owner renders for the asker", func() bool {
+			return own.metric("meridian_tiles_peer_requests_total") == 1 && asker.activeQueries(m) == 1
+		})
 		c.Close()
 		waitFor(t, "the owner's render is cancelled", func() bool { return asker.activeQueries(m) == 0 })
 		waitFor(t, "both fills are abandoned", func() bool {
