@@ -198,6 +198,8 @@ func (r *queryRun) values() ([]any, error) {
 		switch x := v.(type) {
 		default:
 			vals[i] = widget.Plain(v)
+		case time.Time:
+			// Kept whole: every format writes it to the microsecond.
 		case pgtype.Numeric:
 			if f, err := x.Float64Value(); err == nil && f.Valid {
 				vals[i] = f.Float64

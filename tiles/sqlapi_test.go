@@ -56,6 +56,15 @@ func TestSQLJSON(t *testing.T) {
 			t.Errorf("%s big integers: %d %s, want %s", format, r.status, r.body, want)
 		}
 	}
+	// Times keep their microseconds.
+	r = e.get("/api/v3/sql/pg/query?"+q("q", "SELECT '2024-01-02 03:04:05.123456+00'::timestamptz AS t"), bearer(e.all))
+	var ts struct{ Rows []struct{ T string } }
+	if err := json.Unmarshal(r.body, &ts); err != nil || len(ts.Rows) != 1 {
+		t.Fatalf("time: %d %s (%v)", r.status, r.body, err)
+	}
+	if got, err := time.Parse(time.RFC3339Nano, ts.Rows[0].T); err != nil || !got.Equal(time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC)) {
+		t.Errorf("time = %q (%v), want 2024-01-02T03:04:05.123456Z", ts.Rows[0].T, err)
+	}
 	if body.Meta["totalBytesProcessed"] != "0" || r.header.Get("Cache-Control") != "no-store" {
 		t.Errorf("meta = %v, Cache-Control %q", body.Meta, r.header.Get("Cache-Control"))
 	}
