@@ -1,7 +1,10 @@
 package pubsubbroker_test
 
 import (
+	"bufio"
 	"context"
+	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -53,13 +56,86 @@ func TestContract(t *testing.T) {
 const crashAddrEnv = "PUBSUBBROKER_CRASH_ADDR"
 
 func TestCrashedSubscriber(t *testing.T) {
-	srv := newServer(t)
-	b := newBroker(t, srv.Addr)
+	addr := newServerProcess(t)
+	b := newBroker(t, addr)
 	brokertest.RunCrash(t, b, func(env []string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestCrashChild$", "-test.v")
-		cmd.Env = append(append(os.Environ(), crashAddrEnv+"="+srv.Addr), env...)
+		cmd.Env = append(append(os.Environ(), crashAddrEnv+"="+addr), env...)
 		return cmd
 	})
+}
+
+// fakeServerEnv makes this test binary a process that serves the Pub/Sub
+// fake only (TestFakeServer).
+const fakeServerEnv = "PUBSUBBROKER_FAKE_SERVER"
+
+// fakeAddrPrefix starts the line where TestFakeServer prints its address.
+const fakeAddrPrefix = "pstest listening on "
+
+// newServerProcess runs the pstest fake in a child process of this test
+// binary and returns its address; the child stops with the test. The
+// fake has a data race of its own on redeliveries under a dead-letter
+// policy (tryDeliverMessage sets DeliveryAttempt on a message a stream may
+// still be marshalling): in a child process the race detector reports it
+// there, instead of failing the test of our broker that only talks to it.
+func newServerProcess(t *testing.T) string {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFakeServer$")
+	cmd.Env = append(os.Environ(), fakeServerEnv+"=1")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("starting the Pub/Sub fake: %v", err)
+	}
+	t.Cleanup(func() {
+		stdin.Close() // the child stops when its input ends
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), fakeAddrPrefix); ok {
+				addr <- a
+			}
+		}
+		close(addr)
+	}()
+	select {
+	case a, ok := <-addr:
+		if !ok {
+			t.Fatal("the Pub/Sub fake process exited without an address")
+		}
+		return a
+	case <-time.After(30 * time.Second):
+		t.Fatal("the Pub/Sub fake process printed no address in 30 s")
+	}
+	return ""
+}
+
+// TestFakeServer is the process newServerProcess starts: the pstest fake,
+// until its standard input ends.
+func TestFakeServer(t *testing.T) {
+	if os.Getenv(fakeServerEnv) == "" {
+		t.Skip("the Pub/Sub fake process of TestCrashedSubscriber")
+	}
+	srv := pstest.NewServer()
+	defer srv.Close()
+	fmt.Println(fakeAddrPrefix + srv.Addr)
+	io.Copy(io.Discard, os.Stdin)
 }
 
 // TestCrashChild is the subscriber process TestCrashedSubscriber kills.
