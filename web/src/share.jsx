@@ -1,7 +1,7 @@
 // share.jsx: who sees the map (private, the organization, named people,
 // everyone with the link), whether collaborators edit it, and publishing:
 // the public link, the embed snippet and the fetchMap call.
-import {useEffect, useState} from 'preact/hooks';
+import {useEffect, useRef, useState} from 'preact/hooks';
 import {maps, users as listUsers} from './api.js';
 
 export function SharePanel({map, me, onPublish, onChange}) {
@@ -14,12 +14,22 @@ export function SharePanel({map, me, onPublish, onChange}) {
   }, []);
   const p = map.privacy;
   const modeOf = (pr) => (pr.privacy === 'shared' ? pr.sharingScope : pr.privacy);
+  const pickedOf = (pr) => (pr.sharingScope === 'users' ? pr.users || [] : []);
   // The chosen audience; "specific people" waits for the first person.
   const [mode, setMode] = useState(modeOf(p));
-  useEffect(() => setMode(modeOf(p)), [p.privacy, p.sharingScope]);
   // The people picked, shown at once while the server saves them.
-  const [picked, setPicked] = useState(p.sharingScope === 'users' ? p.users || [] : []);
-  useEffect(() => setPicked(p.sharingScope === 'users' ? p.users || [] : []), [JSON.stringify(p)]);
+  const [picked, setPicked] = useState(pickedOf(p));
+  // Follow what the server saved, but only when it changes: an effect run
+  // on mount lands after the first paint and would undo a choice made in
+  // between (a quick click on "Specific people" vanished with it).
+  const savedKey = JSON.stringify(p);
+  const lastKey = useRef(savedKey);
+  useEffect(() => {
+    if (lastKey.current === savedKey) return;
+    lastKey.current = savedKey;
+    setMode(modeOf(p));
+    setPicked(pickedOf(p));
+  }, [savedKey]);
   const run = async (fn, ok) => {
     setBusy(true);
     setMsg(null);
@@ -39,7 +49,7 @@ export function SharePanel({map, me, onPublish, onChange}) {
     } catch (err) {
       // Refused: show what is saved.
       setMode(modeOf(p));
-      setPicked(p.sharingScope === 'users' ? p.users || [] : []);
+      setPicked(pickedOf(p));
       throw err;
     }
   }, 'Sharing updated.');
