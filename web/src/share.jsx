@@ -1,7 +1,8 @@
 // share.jsx: who sees the map (private, the organization, named people,
 // everyone with the link), whether collaborators edit it, and publishing:
 // the public link, the embed snippet and the fetchMap call.
-import {useEffect, useRef, useState} from 'preact/hooks';
+import {useEffect, useState} from 'preact/hooks';
+import {useOnChange} from './hooks.js';
 import {maps, users as listUsers} from './api.js';
 
 export function SharePanel({map, me, onPublish, onChange}) {
@@ -19,17 +20,11 @@ export function SharePanel({map, me, onPublish, onChange}) {
   const [mode, setMode] = useState(modeOf(p));
   // The people picked, shown at once while the server saves them.
   const [picked, setPicked] = useState(pickedOf(p));
-  // Follow what the server saved, but only when it changes: an effect run
-  // on mount lands after the first paint and would undo a choice made in
-  // between (a quick click on "Specific people" vanished with it).
-  const savedKey = JSON.stringify(p);
-  const lastKey = useRef(savedKey);
-  useEffect(() => {
-    if (lastKey.current === savedKey) return;
-    lastKey.current = savedKey;
+  // Follow what the server saved when it changes.
+  useOnChange(JSON.stringify(p), () => {
     setMode(modeOf(p));
     setPicked(pickedOf(p));
-  }, [savedKey]);
+  });
   const run = async (fn, ok) => {
     setBusy(true);
     setMsg(null);

@@ -6,6 +6,7 @@
 import {useEffect, useState} from 'preact/hooks';
 import {addFilter, removeFilter, FilterType} from '@carto/api-client';
 import {formatValue} from './mapview.jsx';
+import {useOnChange} from './hooks.js';
 
 export const WIDGET_TYPES = [
   {type: 'formula', label: 'Formula', numeric: true},
@@ -125,12 +126,12 @@ function Histogram({source, widget, filters, spatialFilter, onFilter}) {
 function Range({source, widget, filters, spatialFilter, onFilter}) {
   const s = useWidgetData(source, widget, filters, spatialFilter, (o) => source.getRange({...o, column: widget.column}));
   const sel = selectionOf(filters, widget)?.[0];
-  const [lo, setLo] = useState('');
-  const [hi, setHi] = useState('');
-  useEffect(() => {
+  const [lo, setLo] = useState(sel ? String(sel[0]) : '');
+  const [hi, setHi] = useState(sel ? String(sel[1]) : '');
+  useOnChange(JSON.stringify(sel), () => {
     setLo(sel ? String(sel[0]) : '');
     setHi(sel ? String(sel[1]) : '');
-  }, [JSON.stringify(sel)]);
+  });
   const apply = (e) => {
     e.preventDefault();
     const a = lo === '' ? s.data?.min : Number(lo), b = hi === '' ? s.data?.max : Number(hi);
