@@ -56,10 +56,24 @@ func (e *env) rawGet(path string) net.Conn {
 // activeQueries counts the statements running on the data database whose
 // text contains m (other than this one).
 func (e *env) activeQueries(m string) int {
+	return e.countQueries(m, "")
+}
+
+// sleepingQueries counts those of activeQueries that sleep in pg_sleep:
+// they are executing. A statement is also active while it is parsed (the
+// warm-up prepares it) and planned, and a cancel request that reaches the
+// server between two protocol messages, before the execution starts, is
+// dropped by PostgreSQL: a test that hangs up then waits for a
+// cancellation hangs up on a sleeping statement.
+func (e *env) sleepingQueries(m string) int {
+	return e.countQueries(m, "PgSleep")
+}
+
+func (e *env) countQueries(m, waitEvent string) int {
 	e.t.Helper()
 	var n int
 	err := e.db.Pool.QueryRow(context.Background(),
-		"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND strpos(query, $1) > 0", m).Scan(&n)
+		"SELECT count(*) FROM pg_stat_activity WHERE state = 'active' AND pid <> pg_backend_pid() AND strpos(query, $1) > 0 AND ($2 = '' OR wait_event = $2)", m, waitEvent).Scan(&n)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -98,7 +112,7 @@ func TestClientGoneCancelsSQL(t *testing.T) {
 		t.Run(format, func(t *testing.T) {
 			m := marker("gone_sql")
 			c := e.rawGet("/api/v3/sql/pg/query?" + q("q", "SELECT pg_sleep(30) AS "+m, "format", format))
-			waitFor(t, "the query runs", func() bool { return e.activeQueries(m) == 1 })
+			waitFor(t, "the query runs", func() bool { return e.sleepingQueries(m) == 1 })
 			c.Close()
 			waitFor(t, "the query is cancelled", func() bool { return e.activeQueries(m) == 0 })
 			if n := e.metric("meridian_tiles_client_gone_total"); n != float64(i+1) {
@@ -119,7 +133,7 @@ func TestClientGoneCancelsTile(t *testing.T) {
 	m := marker("gone_tile")
 	spec := e.slowQuerySource(m, 30*time.Second)
 	c := e.rawGet("/api/v3/maps/pg/query/0/0/0?k=" + spec.Key())
-	waitFor(t, "the render runs", func() bool { return e.activeQueries(m) == 1 })
+	waitFor(t, "the render runs", func() bool { return e.sleepingQueries(m) == 1 })
 	c.Close()
 	waitFor(t, "the render is cancelled", func() bool { return e.activeQueries(m) == 0 })
 	waitFor(t, "the fill is counted as abandoned", func() bool { return e.metric("meridian_tiles_fills_abandoned_total") == 1 })
@@ -145,7 +159,7 @@ func TestClientGoneSharedTileGoesOn(t *testing.T) {
 
 	// The first client starts the render; the second joins it.
 	first := e.rawGet(path)
-	waitFor(t, "the render runs", func() bool { return e.activeQueries(m) == 1 })
+	waitFor(t, "the render runs", func() bool { return e.sleepingQueries(m) == 1 })
 	second := e.rawGet(path)
 	waitFor(t, "the second request waits", func() bool { return e.metric("meridian_tiles_cache_lookups_total") == 2 })
 	time.Sleep(100 * time.Millisecond) // from the cache miss into the shared fill
@@ -226,7 +240,7 @@ func TestClientGoneAcrossNodes(t *testing.T) {
 		// The asker compiling the source (its EXPLAIN carries the marker)
 		// is an active query too: wait for the owner's render itself.
 		waitFor(t, "the owner renders for the asker", func() bool {
-			return own.metric("meridian_tiles_peer_requests_total") == 1 && asker.activeQueries(m) == 1
+			return own.metric("meridian_tiles_peer_requests_total") == 1 && asker.sleepingQueries(m) == 1
 		})
 		c.Close()
 		waitFor(t, "the owner's render is cancelled", func() bool { return asker.activeQueries(m) == 0 })
@@ -244,7 +258,7 @@ func TestClientGoneAcrossNodes(t *testing.T) {
 		abandoned := own.metric("meridian_tiles_fills_abandoned_total")
 		askerAbandoned := asker.metric("meridian_tiles_fills_abandoned_total")
 		staying := own.rawGet(path)
-		waitFor(t, "the owner renders", func() bool { return own.activeQueries(m) == 1 })
+		waitFor(t, "the owner renders", func() bool { return own.sleepingQueries(m) == 1 })
 		leaving := asker.rawGet(path)
 		waitFor(t, "the other node asks the owner", func() bool { return own.metric("meridian_tiles_peer_requests_total") == peerReqs+1 })
 		time.Sleep(100 * time.Millisecond) // from the peer request into the shared fill

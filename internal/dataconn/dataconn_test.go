@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/meridian-gis/meridian/internal/pgdb/pgtest"
 	"github.com/meridian-gis/meridian/internal/secret"
@@ -371,4 +372,76 @@ func TestPools(t *testing.T) {
 func isCode(err error, code string) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == code
+}
+
+// A query whose client closed its connection without a cancel request
+// (a request abandoned while the cancel raced the start of the statement)
+// stops on the server instead of running to its end.
+func TestPoolsClientCheck(t *testing.T) {
+	meta := pgtest.Meta(t)
+	data := pgtest.Data(t)
+	ctx := t.Context()
+	s := New(meta.Pool, keyring(t, secret.GenerateKey()))
+	if _, err := s.Create(ctx, Connection{Name: "gis", URL: data.URL}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		interval time.Duration
+		want     string
+	}{{0, "1s"}, {250 * time.Millisecond, "250ms"}, {-1, "0"}} {
+		pools := NewPools(s, PoolsConfig{ClientCheckInterval: tc.interval}, testLog(t))
+		pool, err := pools.Pool(ctx, "gis")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got string
+		if err := pool.QueryRow(ctx, "SELECT current_setting('client_connection_check_interval')").Scan(&got); err != nil || got != tc.want {
+			t.Errorf("ClientCheckInterval %v: client_connection_check_interval = %q, %v; want %q", tc.interval, got, err, tc.want)
+		}
+		pools.Close()
+	}
+
+	pools := NewPools(s, PoolsConfig{}, testLog(t))
+	defer pools.Close()
+	pool, err := pools.Pool(ctx, "gis")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Taken from the pool and from the driver, which would send a cancel
+	// request when its socket fails: this client just goes.
+	hc, err := conn.Hijack().PgConn().Hijack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := hc.PID
+	hc.Frontend.Send(&pgproto3.Query{String: "SELECT pg_sleep(30)"})
+	if err := hc.Frontend.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	running := func() bool {
+		var n int
+		if err := data.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'active' AND query LIKE '%pg_sleep(30)%'", pid).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for !running() {
+		if time.Now().After(deadline) {
+			t.Fatal("the query never ran")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	hc.Conn.Close() // no cancel request, no Terminate
+	deadline = time.Now().Add(15 * time.Second)
+	for running() {
+		if time.Now().After(deadline) {
+			t.Fatal("the query of a closed connection still runs after 15 s of its 30")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }

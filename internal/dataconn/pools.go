@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/meridian-gis/meridian/internal/pgdb"
 )
 
 // PoolsConfig tunes Pools. Zero fields take the defaults given.
@@ -30,6 +32,14 @@ type PoolsConfig struct {
 	// updated_at with the open pools', to re-open pools of connections
 	// changed by another node. Default: 30s.
 	RefreshInterval time.Duration `json:"-"`
+	// ClientCheckInterval is how often PostgreSQL checks, while a query
+	// runs, that the session's client is still connected
+	// (client_connection_check_interval): a query whose connection the
+	// driver closed — its request abandoned, and the cancel request lost
+	// in the protocol's race with the start of the statement — stops
+	// within it instead of running to statement_timeout (pgdb.ClientCheck).
+	// Default: 1s; negative: off.
+	ClientCheckInterval time.Duration `json:"-"`
 	// Configure, if set, is called on each pool's configuration before it
 	// opens (to add a tracer, AfterConnect hooks, type registrations).
 	Configure func(name string, cfg *pgxpool.Config) `json:"-"`
@@ -80,6 +90,9 @@ func NewPools(store *Store, cfg PoolsConfig, log *slog.Logger) *Pools {
 	}
 	if cfg.RefreshInterval <= 0 {
 		cfg.RefreshInterval = 30 * time.Second
+	}
+	if cfg.ClientCheckInterval == 0 {
+		cfg.ClientCheckInterval = time.Second
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -218,6 +231,9 @@ func (p *Pools) poolConfig(c *Connection) (*pgxpool.Config, error) {
 	}
 	if p.cfg.Configure != nil {
 		p.cfg.Configure(c.Name, cfg)
+	}
+	if ci := p.cfg.ClientCheckInterval; ci > 0 {
+		cfg.AfterConnect = pgdb.ClientCheck(ci, cfg.AfterConnect, p.log.With("conn", c.Name))
 	}
 	return cfg, nil
 }

@@ -28,6 +28,9 @@ type PoolConfig struct {
 	// SlowQuery logs queries slower than this at warn level. Default: 1s;
 	// negative disables.
 	SlowQuery time.Duration `json:"-"`
+	// ClientCheckInterval, when positive, is the sessions'
+	// client_connection_check_interval (ClientCheck). Zero: off.
+	ClientCheckInterval time.Duration `json:"-"`
 }
 
 // ErrBadURL is returned for a database URL that cannot be parsed.
@@ -58,6 +61,9 @@ func NewPool(ctx context.Context, dbURL string, pc PoolConfig, log *slog.Logger)
 	cfg.ConnConfig.RuntimeParams["application_name"] = pc.ApplicationName
 	if log != nil && pc.SlowQuery > 0 {
 		cfg.ConnConfig.Tracer = &tracer{log: log, slow: pc.SlowQuery}
+	}
+	if pc.ClientCheckInterval > 0 {
+		cfg.AfterConnect = ClientCheck(pc.ClientCheckInterval, cfg.AfterConnect, log)
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {

@@ -143,7 +143,8 @@ func New(t testing.TB) *DB {
 		defer c.Close(context.Background())
 		c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
 	})
-	db.Pool, err = pgdb.NewPool(ctx, u, pgdb.PoolConfig{MaxConns: 8}, nil)
+	// Sessions check their client as data connections do (dataconn.Pools).
+	db.Pool, err = pgdb.NewPool(ctx, u, pgdb.PoolConfig{MaxConns: 8, ClientCheckInterval: time.Second}, nil)
 	if err != nil {
 		t.Fatalf("opening geodata copy: %v", err)
 	}
