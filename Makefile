@@ -77,11 +77,13 @@ run: deps static build
 # Chromium or MapLibre build for the compatibility tests in edge/). go
 # test's own output is printed as is (CI reads its closing lines).
 # The multi-host cluster test (internal/netcluster) runs bin/meridian (built
-# without -race) on network namespaces.
+# without -race) on network namespaces. -timeout 30m: edge/ (the browser
+# tests) takes 7.5 minutes on 2 cores under -race, too near go test's
+# 10-minute default.
 test: deps static build
 	@scripts/ensure-deps.sh browser
 	$(GO) vet $(PKGS)
-	MERIDIAN_REQUIRE_DB=1 MERIDIAN_BINARY=$(CURDIR)/bin/meridian $(GO) run ./internal/pgcluster/withpg -- $(GO) test -race $(TESTFLAGS) $(PKGS)
+	MERIDIAN_REQUIRE_DB=1 MERIDIAN_BINARY=$(CURDIR)/bin/meridian $(GO) run ./internal/pgcluster/withpg -- $(GO) test -race -timeout 30m $(TESTFLAGS) $(PKGS)
 	@# The Helm chart, rendered and checked by its own Go module (Helm's deps stay out of ours).
 	@if [ "$(PKGS)" = "./..." ]; then cd deploy/helm/check && MERIDIAN_REQUIRE_DB=1 MERIDIAN_BINARY=$(CURDIR)/bin/meridian $(GO) test ./...; fi
 

@@ -3,8 +3,10 @@ package connections_test
 import (
 	"context"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/meridian-gis/meridian/control/controltest"
 	"github.com/meridian-gis/meridian/internal/identity"
@@ -25,11 +27,18 @@ func TestConnectionsAPI(t *testing.T) {
 	password, _ := u.User.Password()
 	if password == "" {
 		// Give the test a password to hunt for in answers and logs.
+		// Roles belong to the cluster: one per run, dropped after it.
 		password = "s3cret-Pa55word"
-		if _, err := data.Pool.Exec(ctx, `CREATE ROLE conn_tester LOGIN SUPERUSER PASSWORD '`+password+`'`); err != nil {
+		role := "conn_tester_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+		if _, err := data.Pool.Exec(ctx, `CREATE ROLE `+role+` LOGIN SUPERUSER PASSWORD '`+password+`'`); err != nil {
 			t.Fatal(err)
 		}
-		u.User = url.UserPassword("conn_tester", password)
+		t.Cleanup(func() {
+			// Best effort: a role that still owns objects stays (its
+			// name is unique).
+			data.Pool.Exec(context.Background(), "DROP ROLE IF EXISTS "+role)
+		})
+		u.User = url.UserPassword(role, password)
 	}
 
 	res, raw := ed.Do(t, "POST", "/api/v3/connections", map[string]any{"name": "warehouse", "provider_id": "postgres", "privacy": "private",
@@ -102,7 +111,7 @@ func TestConnectionsAPI(t *testing.T) {
 	res, raw = ed.Do(t, "POST", "/api/v3/connections", map[string]any{"name": "x", "credentials": map[string]any{"url": "mysql://h/db"}})
 	controltest.Want(t, "bad scheme", res, raw, 400)
 	res, raw = ed.Do(t, "POST", "/api/v3/connections", map[string]any{"name": "parts", "credentials": map[string]any{
-		"host": u.Hostname(), "port": mustPort(t, u), "database": strings.TrimPrefix(u.Path, "/"), "username": "conn_tester", "password": password}})
+		"host": u.Hostname(), "port": mustPort(t, u), "database": strings.TrimPrefix(u.Path, "/"), "username": u.User.Username(), "password": password}})
 	parts := controltest.Want(t, "create from parts", res, raw, 201)
 	res, raw = ed.Do(t, "POST", "/api/v3/connections/"+parts["id"].(string)+"/test", nil)
 	if m := controltest.Want(t, "test parts", res, raw, 200); m["ok"] != true {
