@@ -488,6 +488,7 @@ try {
     await page.locator('input[name="privacy"][value="users"]').check();
     await page.locator(`input[name="share-user"][value="${viewer.email}"]`).check();
     await page.getByText('Sharing updated.').waitFor();
+    await shot(page, 'builder-share');
     return {published: await page.locator('[data-testid="public-link"]').count() > 0};
   });
 

@@ -67,7 +67,7 @@ export function SharePanel({map, me, onPublish, onChange}) {
               const users = e.currentTarget.checked ? [...picked, u.id] : picked.filter((x) => x !== u.id);
               setPicked(users);
               setPrivacy(users.length ? {privacy: 'shared', sharingScope: 'users', users} : {privacy: 'private'});
-            }} /> {u.name || u.email} <span class="muted">{u.email} · {u.role}</span></label>)}
+            }} /> <span class="who">{u.name || u.email} <span class="muted">{u.name ? `${u.email} · ` : ''}{u.role}</span></span></label>)}
         </div>}
         <label class="check"><input type="radio" name="privacy" value="public" checked={mode === 'public'} onChange={() => { setMode('public'); setPrivacy({privacy: 'public'}); }} /> Public: anyone with the link</label>
         <label class="check"><input type="checkbox" name="collaborative" checked={map.collaborative} onChange={(e) => { const v = e.currentTarget.checked; run(async () => { await maps.patch(map.id, {collaborative: v}); onChange({collaborative: v}); }, v ? 'Editors it is shared with can now edit it.' : 'Only you edit it now.'); }} /> Collaborators edit it too</label>
